@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Make sure the system programs Bulwark drives for real are present:
+# HAProxy (data plane), PostgreSQL (store tests), iproute2 (network
+# namespaces), wrk (benchmarks). As root on Debian they are installed with
+# apt-get; otherwise the exact command to run is printed.
+set -euo pipefail
+declare -A need=(
+  [haproxy]=haproxy
+  [/usr/lib/postgresql/15/bin/postgres]=postgresql
+  [ip]=iproute2
+  [wrk]=wrk
+  [pkill]=procps
+)
+missing=()
+for bin in "${!need[@]}"; do
+  if [[ "$bin" == /* ]]; then
+    [ -x "$bin" ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=("${need[$bin]}")
+  else
+    command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "prereqs: installing ${pkgs}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends ${pkgs} >/dev/null
+else
+  echo "prereqs: missing ${pkgs}; install them with: sudo apt-get install -y ${pkgs}" >&2
+  exit 1
+fi
