@@ -1,0 +1,115 @@
+/**
+ * Rules JSON Schema cannot express: uniqueness inside lists, references
+ * between fields, and combinations that make no sense. Written defensively:
+ * it also runs on documents that failed the schema, so users see every
+ * problem in one pass.
+ */
+import type { RawIssue } from './issues.ts';
+import type { PathSegment } from './paths.ts';
+import { formatPath } from './paths.ts';
+import { parseMemory } from './defaults.ts';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** Report the second and later occurrences of the same value of `field` in `items`. */
+function duplicates(
+  items: unknown[],
+  field: string,
+  base: PathSegment[],
+  what: string,
+  out: RawIssue[],
+): void {
+  const first = new Map<unknown, number>();
+  items.forEach((it, i) => {
+    if (!isObj(it) || it[field] === undefined) return;
+    const v = it[field];
+    const seen = first.get(v);
+    if (seen === undefined) first.set(v, i);
+    else
+      out.push({
+        segments: [...base, i, field],
+        message: `duplicate ${what} ${JSON.stringify(v)} (already used by ${formatPath([...base, seen])})`,
+        fix: `${what}s must be unique`,
+      });
+  });
+}
+
+function checkProbe(
+  probe: unknown,
+  at: PathSegment[],
+  portNames: string[],
+  wlPath: string,
+  out: RawIssue[],
+): void {
+  if (!isObj(probe)) return;
+  for (const action of ['http', 'tcp'] as const) {
+    const a = probe[action];
+    if (!isObj(a) || typeof a.port !== 'string') continue;
+    if (portNames.includes(a.port)) continue;
+    out.push({
+      segments: [...at, action, 'port'],
+      message: `unknown port '${a.port}' (${portNames.length ? `declared: ${portNames.join(', ')}` : 'no ports declared'})`,
+      fix: portNames.length
+        ? `use one of ${portNames.join(', ')} or declare '${a.port}' in ${wlPath}.ports`
+        : `declare it in ${wlPath}.ports, e.g. { name: ${a.port}, port: 8080 }`,
+    });
+  }
+}
+
+function checkWorkload(w: unknown, i: number, out: RawIssue[]): void {
+  if (!isObj(w)) return;
+  const at: PathSegment[] = ['spec', 'workloads', i];
+  const wlPath = formatPath(at);
+  const ports = list(w.ports);
+  duplicates(ports, 'name', [...at, 'ports'], 'port name', out);
+  duplicates(ports, 'port', [...at, 'ports'], 'port number', out);
+  const portNames = [
+    ...new Set(ports.filter(isObj).flatMap((p) => (typeof p.name === 'string' ? [p.name] : []))),
+  ];
+  if (isObj(w.health)) {
+    checkProbe(w.health.readiness, [...at, 'health', 'readiness'], portNames, wlPath, out);
+    checkProbe(w.health.liveness, [...at, 'health', 'liveness'], portNames, wlPath, out);
+  }
+  if ((w.type === 'service' || w.type === 'stateful') && w.run === undefined && w.image === undefined) {
+    out.push({
+      segments: at,
+      message: `a ${w.type} workload needs 'run' or 'image'`,
+      fix: 'add run.command (local runtime), e.g. run: { command: [node, server.ts] }, or image (Kubernetes)',
+    });
+  }
+  if (w.type === 'job' && w.restartPolicy === 'Always') {
+    out.push({
+      segments: [...at, 'restartPolicy'],
+      message: 'a job cannot use restartPolicy Always (it would run again forever)',
+      fix: 'use OnFailure or Never, or make the workload a service',
+    });
+  }
+  if (isObj(w.resources) && typeof w.resources.memory === 'string') {
+    try {
+      if (parseMemory(w.resources.memory) === 0) {
+        out.push({
+          segments: [...at, 'resources', 'memory'],
+          message: 'must be more than 0 bytes',
+          fix: "e.g. '128Mi'",
+        });
+      }
+    } catch {
+      // The schema's pattern error already explains it.
+    }
+  }
+}
+
+/** Semantic checks of one resource (cross-resource rules live in `validate.ts`). */
+export function semanticIssues(r: unknown): RawIssue[] {
+  const out: RawIssue[] = [];
+  if (!isObj(r) || r.kind !== 'App' || !isObj(r.spec)) return out;
+  const workloads = list(r.spec.workloads);
+  duplicates(workloads, 'name', ['spec', 'workloads'], 'workload name', out);
+  workloads.forEach((w, i) => checkWorkload(w, i, out));
+  if (isObj(r.spec.placement)) {
+    duplicates(list(r.spec.placement.sites), 'name', ['spec', 'placement', 'sites'], 'site', out);
+  }
+  return out;
+}

@@ -1,0 +1,190 @@
+/**
+ * The resource model: what users declare (spec) and what controllers report
+ * (status). Every persisted resource has the same envelope so the store, the
+ * API and the change stream treat all kinds alike.
+ */
+
+export const API_VERSION = 'bulwark.io/v1' as const;
+
+export type Kind = 'Site' | 'Project' | 'App';
+
+export interface Metadata {
+  /** DNS-label name: lowercase letters, digits and '-', 1..63 chars. */
+  name: string;
+  /** Project the resource belongs to. Required for App, absent for Site and Project. */
+  project?: string;
+  labels?: Record<string, string>;
+  /** Set by the server: bumps each time the spec changes. */
+  generation?: number;
+  /** Set by the server: bumps on every write (spec or status); used for optimistic concurrency. */
+  resourceVersion?: number;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** Kubernetes-style condition: the controllers' explanation of what they see. */
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+// ---------------------------------------------------------------- Site
+
+export interface SiteSpec {
+  /** `local`: this machine's runtime driver. `kubernetes` is reserved for the Kubernetes driver. */
+  kind: 'local';
+  /** Human-readable data-center name, e.g. "Shanghai DC1". */
+  displayName?: string;
+  /** Port of the site's HAProxy HTTP gateway (services and users call services through it). */
+  gatewayPort?: number;
+}
+
+export interface SiteStatus {
+  conditions: Condition[];
+  gateway?: { url: string };
+  observedGeneration?: number;
+}
+
+// ---------------------------------------------------------------- Project
+
+export interface ProjectSpec {
+  /** Tenant (department) the team belongs to. */
+  tenant: string;
+  displayName?: string;
+}
+
+export interface ProjectStatus {
+  conditions: Condition[];
+  observedGeneration?: number;
+}
+
+// ---------------------------------------------------------------- App
+
+export type WorkloadType = 'service' | 'stateful' | 'job';
+
+export interface HttpProbe {
+  http: { path: string; port: string };
+}
+export interface TcpProbe {
+  tcp: { port: string };
+}
+export interface ExecProbe {
+  exec: { command: string[] };
+}
+export type ProbeAction = HttpProbe | TcpProbe | ExecProbe;
+
+export type Probe = ProbeAction & {
+  /** @default 1000 */
+  intervalMs?: number;
+  /** @default 1000 */
+  timeoutMs?: number;
+  /** Consecutive failures before the probe is failing. @default 3 */
+  failureThreshold?: number;
+  /** Consecutive successes before the probe is passing. @default 1 */
+  successThreshold?: number;
+  /** @default 0 */
+  initialDelayMs?: number;
+};
+
+export interface PortSpec {
+  /** Name used by probes and routing, e.g. "http". */
+  name: string;
+  /** Port the instance listens on inside its network namespace (or a hint on loopback). */
+  port: number;
+  /** Only http is routed by the gateway for now. @default "http" */
+  protocol?: 'http' | 'tcp';
+}
+
+export interface Resources {
+  /** CPU limit in cores, e.g. 0.5. */
+  cpu?: number;
+  /** Memory limit, e.g. "128Mi", "1Gi". */
+  memory?: string;
+}
+
+export interface Placement {
+  sites: { name: string; weight?: number }[];
+}
+
+export interface Workload {
+  name: string;
+  type: WorkloadType;
+  /** @default 1 */
+  replicas?: number;
+  /** Command line for the local runtime (argv form). */
+  run?: { command: string[]; cwd?: string };
+  /** Container image for the Kubernetes driver. */
+  image?: string;
+  ports?: PortSpec[];
+  env?: Record<string, string>;
+  health?: { readiness?: Probe; liveness?: Probe };
+  resources?: Resources;
+  /** @default "Always" for service/stateful, "OnFailure" for job */
+  restartPolicy?: 'Always' | 'OnFailure' | 'Never';
+  /** Grace period between SIGTERM and SIGKILL. @default 10000 */
+  terminationGracePeriodMs?: number;
+}
+
+export interface AppSpec {
+  workloads: Workload[];
+  placement?: Placement;
+}
+
+export interface WorkloadStatus {
+  name: string;
+  replicas: number;
+  readyReplicas: number;
+  instances: InstanceSummary[];
+}
+
+export interface InstanceSummary {
+  id: string;
+  site: string;
+  phase: string;
+  ready: boolean;
+  address?: string;
+  pid?: number;
+  restarts: number;
+  lastExitReason?: string;
+}
+
+export interface AppStatus {
+  conditions: Condition[];
+  observedGeneration?: number;
+  workloads?: WorkloadStatus[];
+}
+
+// ---------------------------------------------------------------- envelope
+
+export interface ResourceOf<K extends Kind, S, St> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: Metadata;
+  spec: S;
+  status?: St;
+}
+
+export type SiteResource = ResourceOf<'Site', SiteSpec, SiteStatus>;
+export type ProjectResource = ResourceOf<'Project', ProjectSpec, ProjectStatus>;
+export type AppResource = ResourceOf<'App', AppSpec, AppStatus>;
+export type Resource = SiteResource | ProjectResource | AppResource;
+
+/** Identity of a resource in the store. Site and Project are cluster-scoped (project = ''). */
+export interface ResourceKey {
+  kind: Kind;
+  project: string;
+  name: string;
+}
+
+export function keyOf(r: Resource): ResourceKey {
+  return { kind: r.kind, project: r.metadata.project ?? '', name: r.metadata.name };
+}
+
+export function formatKey(k: ResourceKey): string {
+  return k.project ? `${k.kind}/${k.project}/${k.name}` : `${k.kind}/${k.name}`;
+}

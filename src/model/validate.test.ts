@@ -1,0 +1,462 @@
+import { describe, expect, it } from 'vitest';
+import { ManifestError, formatIssue, parseManifests, validateResource } from './validate.ts';
+import type { AppResource } from './types.ts';
+
+// Tests break manifests on purpose, which no static type allows.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = any;
+
+function goodApp(): AppResource {
+  return {
+    apiVersion: 'bulwark.io/v1',
+    kind: 'App',
+    metadata: { name: 'gateway', project: 'bank' },
+    spec: {
+      workloads: [
+        {
+          name: 'api',
+          type: 'service',
+          replicas: 2,
+          run: { command: ['node', 'server.ts'] },
+          ports: [{ name: 'http', port: 8080 }],
+          health: {
+            readiness: { http: { path: '/healthz', port: 'http' }, intervalMs: 500 },
+            liveness: { tcp: { port: 'http' } },
+          },
+          resources: { cpu: 0.5, memory: '128Mi' },
+        },
+        { name: 'migrate', type: 'job', run: { command: ['node', 'migrate.ts'] } },
+      ],
+    },
+  };
+}
+
+/** Validate `goodApp()` after `mutate` and return `path: message` lines. */
+function errorsAfter(mutate: (app: Loose) => void): string[] {
+  const app = goodApp() as unknown as Loose;
+  mutate(app);
+  const r = validateResource(app);
+  return r.errors.map((e) => `${e.path}: ${e.message}`);
+}
+
+function caught(fn: () => unknown): ManifestError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ManifestError) return err;
+    throw err;
+  }
+  throw new Error('expected a ManifestError');
+}
+
+describe('validateResource', () => {
+  it('accepts a complete App, a Site and a Project', () => {
+    expect(validateResource(goodApp())).toMatchObject({ valid: true, errors: [] });
+    const site = {
+      apiVersion: 'bulwark.io/v1',
+      kind: 'Site',
+      metadata: { name: 'local' },
+      spec: { kind: 'local', gatewayPort: 8080 },
+    };
+    expect(validateResource(site).valid).toBe(true);
+    const project = {
+      apiVersion: 'bulwark.io/v1',
+      kind: 'Project',
+      metadata: { name: 'bank' },
+      spec: { tenant: 'retail' },
+    };
+    expect(validateResource(project).valid).toBe(true);
+  });
+
+  it('accepts server-set metadata and status on resources read back from the API', () => {
+    expect(
+      errorsAfter((a) => {
+        a.metadata.generation = 3;
+        a.metadata.resourceVersion = 9;
+        a.metadata.createdAt = '2026-01-01T00:00:00Z';
+        a.status = { conditions: [] };
+      }),
+    ).toEqual([]);
+  });
+
+  it.each([
+    [
+      'probe interval below 100 ms',
+      (a: Loose) => (a.spec.workloads[0].health.readiness.intervalMs = 50),
+      'spec.workloads[0].health.readiness.intervalMs: must be >= 100',
+    ],
+    [
+      'probe timeout below 50 ms',
+      (a: Loose) => (a.spec.workloads[0].health.liveness.timeoutMs = 10),
+      'spec.workloads[0].health.liveness.timeoutMs: must be >= 50',
+    ],
+    [
+      'zero failure threshold',
+      (a: Loose) => (a.spec.workloads[0].health.liveness.failureThreshold = 0),
+      'spec.workloads[0].health.liveness.failureThreshold: must be >= 1',
+    ],
+    [
+      'too many replicas',
+      (a: Loose) => (a.spec.workloads[0].replicas = 101),
+      'spec.workloads[0].replicas: must be <= 100',
+    ],
+    [
+      'negative replicas',
+      (a: Loose) => (a.spec.workloads[0].replicas = -1),
+      'spec.workloads[0].replicas: must be >= 0',
+    ],
+    [
+      'fractional replicas',
+      (a: Loose) => (a.spec.workloads[0].replicas = 1.5),
+      'spec.workloads[0].replicas: must be an integer (got number)',
+    ],
+    [
+      'replicas as text',
+      (a: Loose) => (a.spec.workloads[0].replicas = '2'),
+      'spec.workloads[0].replicas: must be an integer (got string)',
+    ],
+    [
+      'port 0',
+      (a: Loose) => (a.spec.workloads[0].ports[0].port = 0),
+      'spec.workloads[0].ports[0].port: must be >= 1',
+    ],
+    [
+      'port above 65535',
+      (a: Loose) => (a.spec.workloads[0].ports[0].port = 65536),
+      'spec.workloads[0].ports[0].port: must be <= 65535',
+    ],
+    [
+      'cpu 0',
+      (a: Loose) => (a.spec.workloads[0].resources.cpu = 0),
+      'spec.workloads[0].resources.cpu: must be > 0',
+    ],
+    [
+      'cpu above 64',
+      (a: Loose) => (a.spec.workloads[0].resources.cpu = 65),
+      'spec.workloads[0].resources.cpu: must be <= 64',
+    ],
+    [
+      'bad memory unit',
+      (a: Loose) => (a.spec.workloads[0].resources.memory = '128MB'),
+      "spec.workloads[0].resources.memory: must be a memory quantity: bytes with an optional unit Ki, Mi, Gi, Ti, k, M, G, T (got '128MB')",
+    ],
+    [
+      'zero memory',
+      (a: Loose) => (a.spec.workloads[0].resources.memory = '0Mi'),
+      'spec.workloads[0].resources.memory: must be more than 0 bytes',
+    ],
+    [
+      'upper-case name',
+      (a: Loose) => (a.metadata.name = 'Gateway'),
+      "metadata.name: must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit (got 'Gateway')",
+    ],
+    [
+      'name too long',
+      (a: Loose) => (a.metadata.name = 'a'.repeat(64)),
+      'metadata.name: must be at most 63 characters (got 64)',
+    ],
+    ['empty name', (a: Loose) => (a.metadata.name = ''), 'metadata.name: must not be empty'],
+    ['missing project', (a: Loose) => delete a.metadata.project, 'metadata.project: is required'],
+    [
+      'unknown workload type',
+      (a: Loose) => (a.spec.workloads[0].type = 'daemon'),
+      "spec.workloads[0].type: must be one of 'service', 'stateful', 'job' (got 'daemon')",
+    ],
+    [
+      'wrong apiVersion',
+      (a: Loose) => (a.apiVersion = 'v1'),
+      "apiVersion: must be 'bulwark.io/v1' (got 'v1')",
+    ],
+    ['no workloads', (a: Loose) => (a.spec.workloads = []), 'spec.workloads: must have at least 1 item'],
+    [
+      'probe path without slash',
+      (a: Loose) => (a.spec.workloads[0].health.readiness.http.path = 'healthz'),
+      "spec.workloads[0].health.readiness.http.path: must start with '/' (got 'healthz')",
+    ],
+    [
+      'probe without action',
+      (a: Loose) => (a.spec.workloads[0].health.readiness = { intervalMs: 500 }),
+      'spec.workloads[0].health.readiness: must set one of http, tcp or exec',
+    ],
+    [
+      'probe with two actions',
+      (a: Loose) => (a.spec.workloads[0].health.liveness.exec = { command: ['true'] }),
+      'spec.workloads[0].health.liveness: must set only one of http, tcp or exec (found tcp and exec)',
+    ],
+    [
+      'placement weight above 100',
+      (a: Loose) => (a.spec.placement = { sites: [{ name: 'local', weight: 101 }] }),
+      'spec.placement.sites[0].weight: must be <= 100',
+    ],
+    [
+      'env name starting with a digit',
+      (a: Loose) => (a.spec.workloads[0].env = { '1X': 'v' }),
+      `spec.workloads[0].env["1X"]: invalid key: must be an environment variable name: letters, digits and '_', not starting with a digit (got '1X')`,
+    ],
+    [
+      'env value not a string',
+      (a: Loose) => (a.spec.workloads[0].env = { PORT: 8080 }),
+      'spec.workloads[0].env.PORT: must be a string (got integer)',
+    ],
+  ])('rejects %s', (_name, mutate, expected) => {
+    expect(errorsAfter(mutate)).toEqual([expected]);
+  });
+
+  it('gives the offending value in the fix of a range error', () => {
+    const app = goodApp();
+    app.spec.workloads[1]!.health = { readiness: { exec: { command: ['true'] }, intervalMs: 50 } };
+    expect(validateResource(app).errors).toEqual([
+      {
+        path: 'spec.workloads[1].health.readiness.intervalMs',
+        message: 'must be >= 100',
+        fix: 'got 50; use a value >= 100',
+      },
+    ]);
+  });
+
+  it('names the allowed fields and suggests the nearest one for an unknown field', () => {
+    const r = validateResource({ ...goodApp(), spec: { ...goodApp().spec, workload: [] } });
+    expect(r.errors).toContainEqual({
+      path: 'spec.workload',
+      message: "unknown field 'workload' (allowed: workloads, placement)",
+      fix: "did you mean 'workloads'?",
+    });
+  });
+
+  it('says remove for an unknown field with no near match', () => {
+    const errs = validateResource({ ...goodApp(), foo: 1 }).errors;
+    expect(errs).toEqual([
+      {
+        path: 'foo',
+        message: "unknown field 'foo' (allowed: apiVersion, kind, metadata, spec, status)",
+        fix: "remove 'foo'",
+      },
+    ]);
+  });
+
+  it('suggests a valid DNS label for a bad name', () => {
+    const app = goodApp();
+    app.metadata.name = 'My_Gateway';
+    const r = validateResource(app);
+    expect(r.errors[0]?.fix).toBe("use e.g. 'my-gateway'");
+  });
+
+  it.each([
+    ['spec.autoscaling', (a: Loose) => (a.spec.autoscaling = { min: 1 }), 'autoscale controller'],
+    ['spec.isolation', (a: Loose) => (a.spec.isolation = {}), 'isolation controller'],
+    ['spec.rollout', (a: Loose) => (a.spec.rollout = { strategy: 'canary' }), 'rollout controller'],
+    ['spec.workloads[0].volumes', (a: Loose) => (a.spec.workloads[0].volumes = []), 'stateful volumes'],
+  ])('rejects planned field %s as not supported yet', (path, mutate, capability) => {
+    expect(errorsAfter(mutate)).toEqual([`${path}: not supported yet (planned: ${capability})`]);
+  });
+
+  it('rejects Site kind kubernetes as not supported yet', () => {
+    const site = {
+      apiVersion: 'bulwark.io/v1',
+      kind: 'Site',
+      metadata: { name: 'k8s' },
+      spec: { kind: 'kubernetes' },
+    };
+    expect(validateResource(site).errors).toEqual([
+      { path: 'spec.kind', message: "'kubernetes' is not supported yet (planned: Kubernetes driver)" },
+    ]);
+  });
+
+  it('forbids metadata.project on Site and Project', () => {
+    const project = {
+      apiVersion: 'bulwark.io/v1',
+      kind: 'Project',
+      metadata: { name: 'bank', project: 'x' },
+      spec: { tenant: 'retail' },
+    };
+    expect(validateResource(project).errors).toEqual([
+      {
+        path: 'metadata.project',
+        message: 'must not be set (Site and Project are not inside a project)',
+        fix: "remove 'project'",
+      },
+    ]);
+  });
+
+  it('requires kind and explains the choices', () => {
+    expect(validateResource({ apiVersion: 'bulwark.io/v1', kind: 'Deployment' }).errors).toEqual([
+      {
+        path: 'kind',
+        message: "must be one of 'Site', 'Project', 'App' (got 'Deployment')",
+        fix: 'set kind to Site, Project or App',
+      },
+    ]);
+    expect(validateResource('hello').errors[0]?.message).toBe(
+      'must be a mapping with apiVersion, kind, metadata and spec',
+    );
+  });
+
+  describe('semantic rules', () => {
+    it('rejects duplicate workload names', () => {
+      expect(errorsAfter((a) => (a.spec.workloads[1].name = 'api'))).toEqual([
+        'spec.workloads[1].name: duplicate workload name "api" (already used by spec.workloads[0])',
+      ]);
+    });
+
+    it('rejects duplicate port names and numbers in a workload', () => {
+      expect(errorsAfter((a) => a.spec.workloads[0].ports.push({ name: 'http', port: 8080 }))).toEqual([
+        'spec.workloads[0].ports[1].name: duplicate port name "http" (already used by spec.workloads[0].ports[0])',
+        'spec.workloads[0].ports[1].port: duplicate port number 8080 (already used by spec.workloads[0].ports[0])',
+      ]);
+    });
+
+    it('rejects a probe on an undeclared port and lists the declared ones', () => {
+      const r = validateResource(
+        (() => {
+          const a = goodApp();
+          a.spec.workloads[0]!.health!.readiness = { http: { path: '/healthz', port: 'web' } };
+          return a;
+        })(),
+      );
+      expect(r.errors).toEqual([
+        {
+          path: 'spec.workloads[0].health.readiness.http.port',
+          message: "unknown port 'web' (declared: http)",
+          fix: "use one of http or declare 'web' in spec.workloads[0].ports",
+        },
+      ]);
+    });
+
+    it('requires run or image for a service', () => {
+      expect(errorsAfter((a) => delete a.spec.workloads[0].run)).toEqual([
+        "spec.workloads[0]: a service workload needs 'run' or 'image'",
+      ]);
+    });
+
+    it('rejects restartPolicy Always for a job', () => {
+      expect(errorsAfter((a) => (a.spec.workloads[1].restartPolicy = 'Always'))).toEqual([
+        'spec.workloads[1].restartPolicy: a job cannot use restartPolicy Always (it would run again forever)',
+      ]);
+    });
+  });
+
+  it('reports every error at once, schema and semantic', () => {
+    const errs = errorsAfter((a) => {
+      a.spec.workloads[0].replicas = 500;
+      a.spec.workloads[0].health.readiness.http.port = 'nope';
+      a.spec.rollout = {};
+    });
+    expect(errs).toHaveLength(3);
+  });
+});
+
+describe('parseManifests', () => {
+  const good = `apiVersion: bulwark.io/v1
+kind: Project
+metadata:
+  name: bank
+spec:
+  tenant: retail
+---
+apiVersion: bulwark.io/v1
+kind: App
+metadata:
+  name: ledger
+  project: bank
+spec:
+  workloads:
+    - name: api
+      type: service
+      run:
+        command: [node, ledger.ts]
+`;
+
+  it('returns every resource of a multi-document YAML file in order', () => {
+    const rs = parseManifests(`${good}---\n`, 'bank.yaml');
+    expect(rs.map((r) => `${r.kind}/${r.metadata.name}`)).toEqual(['Project/bank', 'App/ledger']);
+  });
+
+  it('accepts JSON, including a list of resources', () => {
+    const project = {
+      apiVersion: 'bulwark.io/v1',
+      kind: 'Project',
+      metadata: { name: 'bank' },
+      spec: { tenant: 'retail' },
+    };
+    expect(parseManifests(JSON.stringify(project))).toHaveLength(1);
+    const site = {
+      apiVersion: 'bulwark.io/v1',
+      kind: 'Site',
+      metadata: { name: 'local' },
+      spec: { kind: 'local' },
+    };
+    expect(parseManifests(JSON.stringify([project, site], null, 2))).toHaveLength(2);
+  });
+
+  it('locates each error at its document and line', () => {
+    const text = good
+      .replace('tenant: retail', 'tenant: retail\n  owner: me')
+      .replace('type: service', 'type: service\n      replicas: 1000');
+    const err = caught(() => parseManifests(text, 'bank.yaml'));
+    expect(err.errors).toEqual([
+      {
+        path: 'spec.owner',
+        message: "unknown field 'owner' (allowed: tenant, displayName)",
+        fix: "remove 'owner'",
+        source: 'bank.yaml',
+        document: 1,
+        line: 7,
+        column: 3,
+        resource: 'Project/bank',
+      },
+      {
+        path: 'spec.workloads[0].replicas',
+        message: 'must be <= 100',
+        fix: 'got 1000; use a value <= 100',
+        source: 'bank.yaml',
+        document: 2,
+        line: 18,
+        column: 17,
+        resource: 'App/bank/ledger',
+      },
+    ]);
+    expect(err.message).toContain(
+      'bank.yaml:18 (document 2, App/bank/ledger) spec.workloads[0].replicas: must be <= 100',
+    );
+  });
+
+  it('locates a missing field at its parent', () => {
+    const err = caught(() => parseManifests(good.replace('  tenant: retail\n', '  displayName: Bank\n')));
+    expect(err.errors[0]).toMatchObject({ path: 'spec.tenant', message: 'is required', line: 5 });
+  });
+
+  it('rejects the same resource twice in one file', () => {
+    const err = caught(() => parseManifests(`${good}---\n${good}`, 'x.yaml'));
+    expect(err.errors.map(formatIssue)).toEqual([
+      'x.yaml:23 (document 3, Project/bank) metadata.name: duplicate resource Project/bank (first defined in document 1); fix: remove one of them or give it another name',
+      'x.yaml:30 (document 4, App/bank/ledger) metadata.name: duplicate resource App/bank/ledger (first defined in document 2); fix: remove one of them or give it another name',
+    ]);
+  });
+
+  it('reports invalid YAML with its line', () => {
+    const err = caught(() => parseManifests('kind: App\nmetadata: {name: x\n'));
+    expect(err.errors[0]?.message).toMatch(/^invalid YAML: /);
+    expect(err.errors[0]?.line).toBeGreaterThan(0);
+  });
+
+  it('rejects duplicate keys in a mapping', () => {
+    const err = caught(() => parseManifests('kind: App\nkind: Site\n'));
+    expect(err.errors[0]?.message).toMatch(/^invalid YAML: Map keys must be unique/);
+  });
+
+  it('rejects text with no resource', () => {
+    expect(caught(() => parseManifests('---\n# nothing\n', 'empty.yaml')).errors).toEqual([
+      {
+        path: '',
+        message: 'no resources found',
+        fix: 'add a document with apiVersion, kind, metadata and spec',
+        source: 'empty.yaml',
+      },
+    ]);
+  });
+
+  it('collects errors of all documents, not just the first', () => {
+    const bad = good.replace('tenant: retail', 'tenant: Retail').replace('type: service', 'type: svc');
+    expect(caught(() => parseManifests(bad)).errors.map((e) => e.document)).toEqual([1, 2]);
+  });
+});
