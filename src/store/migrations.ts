@@ -1,0 +1,140 @@
+/**
+ * The one ordered list of schema migrations, shared by PGlite and PostgreSQL.
+ * Append only: never edit a migration that has shipped, add a new version.
+ */
+import type { SqlExecutor } from './sql.ts';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE resources (
+        kind             text        NOT NULL,
+        project          text        NOT NULL DEFAULT '',
+        name             text        NOT NULL,
+        spec             jsonb       NOT NULL,
+        labels           jsonb       NOT NULL DEFAULT '{}'::jsonb,
+        status           jsonb,
+        generation       bigint      NOT NULL,
+        resource_version bigint      NOT NULL,
+        created_at       timestamptz NOT NULL,
+        updated_at       timestamptz NOT NULL,
+        PRIMARY KEY (kind, project, name)
+      );
+      CREATE INDEX resources_by_project ON resources (kind, project);
+
+      -- seq is assigned from change_counter (not a sequence) inside the
+      -- writing transaction: sequences leak values on rollback and hand them
+      -- out in start order rather than commit order, so a feed reader could
+      -- skip a change that commits late. A counter row is transactional and
+      -- its row lock orders writers by commit, so seq is gap-free and a
+      -- reader that saw seq N has seen everything below N.
+      CREATE TABLE changes (
+        seq      bigint      PRIMARY KEY,
+        type     text        NOT NULL CHECK (type IN ('created', 'updated', 'status', 'deleted')),
+        kind     text        NOT NULL,
+        project  text        NOT NULL,
+        name     text        NOT NULL,
+        resource jsonb       NOT NULL,
+        at       timestamptz NOT NULL
+      );
+      CREATE TABLE change_counter (
+        id  integer PRIMARY KEY CHECK (id = 1),
+        seq bigint  NOT NULL
+      );
+      INSERT INTO change_counter (id, seq) VALUES (1, 0);
+
+      CREATE TABLE instances (
+        id         text        PRIMARY KEY,
+        site       text        NOT NULL,
+        project    text        NOT NULL,
+        app        text        NOT NULL,
+        workload   text        NOT NULL,
+        data       jsonb       NOT NULL,
+        updated_at timestamptz NOT NULL
+      );
+      CREATE INDEX instances_by_site ON instances (site);
+
+      CREATE TABLE tokens (
+        id         text        PRIMARY KEY,
+        name       text        NOT NULL,
+        hash       text        NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL
+      );
+    `,
+  },
+];
+
+/** Arbitrary constant key for pg_advisory_xact_lock: "bulwark" migrations. */
+const MIGRATION_LOCK_KEY = 0x62756c77;
+
+export interface MigrationReport {
+  /** Versions applied by this call (empty when already up to date). */
+  applied: number[];
+  /** Schema version after the call. */
+  version: number;
+}
+
+/**
+ * Bring the schema up to date in one transaction. Idempotent. Two processes
+ * starting at once against one PostgreSQL serialise on an advisory lock: the
+ * second waits, then finds nothing left to do.
+ */
+export async function migrate(
+  db: SqlExecutor,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationReport> {
+  checkOrder(migrations);
+  return await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    await tx.query(`
+      CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer     PRIMARY KEY,
+        name       text        NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    const { rows } = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const done = new Set(rows.map((r) => Number(r.version)));
+    const latestKnown = migrations.at(-1)?.version ?? 0;
+    const newest = Math.max(0, ...done);
+    if (newest > latestKnown) {
+      throw new Error(
+        `the database schema is at version ${newest} but this build only knows up to ${latestKnown}; ` +
+          'upgrade Bulwark or point it at the right database',
+      );
+    }
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      try {
+        await tx.query(m.sql);
+      } catch (err) {
+        throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    return { applied, version: Math.max(newest, ...applied) };
+  });
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  let prev = 0;
+  for (const m of migrations) {
+    if (!Number.isInteger(m.version) || m.version <= prev) {
+      throw new Error(
+        `migration versions must be increasing integers; ${m.version} (${m.name}) follows ${prev}`,
+      );
+    }
+    prev = m.version;
+  }
+}

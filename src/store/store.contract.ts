@@ -1,0 +1,399 @@
+/**
+ * The behaviour every Store must have, run by each backend's test file
+ * (`pglite.test.ts`, `postgres.test.ts`). Tests use names unique to each test
+ * and measure the change log relative to where it stood, so they share one
+ * open store per file (opening PGlite is slow) without clearing it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppResource, ProjectResource, Resource, SiteResource } from '../model/types.ts';
+import { migrate } from './migrations.ts';
+import type { SqlExecutor } from './sql.ts';
+import { SqlStore } from './sql-store.ts';
+import { ConflictError } from './store.ts';
+import type { Store } from './store.ts';
+
+let counter = 0;
+/** A name no other test in this run uses. */
+function unique(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${counter}`;
+}
+
+export function app(
+  project: string,
+  name: string,
+  replicas = 1,
+  extra: Partial<AppResource['metadata']> = {},
+): AppResource {
+  return {
+    apiVersion: 'bulwark.io/v1',
+    kind: 'App',
+    metadata: { name, project, ...extra },
+    spec: {
+      workloads: [{ name: 'web', type: 'service', replicas, run: { command: ['node', 'server.js'] } }],
+    },
+  };
+}
+
+function project(name: string, tenant = 'payments'): ProjectResource {
+  return { apiVersion: 'bulwark.io/v1', kind: 'Project', metadata: { name }, spec: { tenant } };
+}
+
+function site(name: string): SiteResource {
+  return {
+    apiVersion: 'bulwark.io/v1',
+    kind: 'Site',
+    metadata: { name },
+    spec: { kind: 'local', gatewayPort: 8080 },
+  };
+}
+
+const appKey = (p: string, n: string) => ({ kind: 'App' as const, project: p, name: n });
+
+/** An executor that fails any statement matching `pattern`, to prove transactions roll back. */
+function failingOn(pattern: RegExp, inner: SqlExecutor): SqlExecutor {
+  return {
+    description: inner.description,
+    query: (text, params) =>
+      pattern.test(text)
+        ? Promise.reject(new Error(`injected failure on: ${text}`))
+        : inner.query(text, params),
+    transaction: (fn) => inner.transaction((tx) => fn(failingOn(pattern, tx))),
+    close: () => Promise.resolve(),
+  };
+}
+
+export function runStoreContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+
+    beforeAll(async () => {
+      store = await open();
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    it('creates a resource at generation 1 and resourceVersion 1 in the full envelope, with a created event', async () => {
+      const p = unique('p');
+      const before = await store.latestSeq();
+      const res = await store.apply(app(p, 'api'));
+      expect(res.action).toBe('created');
+      expect(res.resource).toMatchObject({
+        apiVersion: 'bulwark.io/v1',
+        kind: 'App',
+        metadata: { name: 'api', project: p, generation: 1, resourceVersion: 1 },
+        spec: app(p, 'api').spec,
+      });
+      expect(res.resource.metadata.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(res.resource.metadata.updatedAt).toBe(res.resource.metadata.createdAt);
+      expect(await store.get(appKey(p, 'api'))).toEqual(res.resource);
+
+      const events = await store.changesSince(before);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ seq: before + 1, type: 'created', key: appKey(p, 'api') });
+      expect(events[0]!.resource).toEqual(res.resource);
+      expect(await store.latestSeq()).toBe(before + 1);
+    });
+
+    it("returns from apply exactly what get reads back, detached from the caller's object", async () => {
+      const p = unique('p');
+      const input = app(p, 'api');
+      input.spec.workloads[0]!.image = undefined;
+      const res = await store.apply(input);
+      input.spec.workloads[0]!.replicas = 99;
+      expect(await store.get(appKey(p, 'api'))).toStrictEqual(res.resource);
+      expect((res.resource as AppResource).spec.workloads[0]!.replicas).toBe(1);
+    });
+
+    it('returns unchanged and writes nothing when spec and labels are equal in a different key order', async () => {
+      const p = unique('p');
+      const first = await store.apply(app(p, 'api', 2, { labels: { tier: 'gold', team: 'core' } }));
+      const before = await store.latestSeq();
+      const reordered: AppResource = {
+        kind: 'App',
+        spec: {
+          workloads: [{ run: { command: ['node', 'server.js'] }, replicas: 2, type: 'service', name: 'web' }],
+        },
+        metadata: { labels: { team: 'core', tier: 'gold' }, project: p, name: 'api' },
+        apiVersion: 'bulwark.io/v1',
+      };
+      const res = await store.apply(reordered);
+      expect(res.action).toBe('unchanged');
+      expect(res.resource).toEqual(first.resource);
+      expect(await store.latestSeq()).toBe(before);
+      expect(await store.get(appKey(p, 'api'))).toEqual(first.resource);
+    });
+
+    it('bumps generation and resourceVersion on a spec change and emits an updated event with the new resource', async () => {
+      const p = unique('p');
+      await store.apply(app(p, 'api', 1));
+      const before = await store.latestSeq();
+      const res = await store.apply(app(p, 'api', 3));
+      expect(res.action).toBe('updated');
+      expect(res.resource.metadata).toMatchObject({ generation: 2, resourceVersion: 2 });
+      expect((res.resource as AppResource).spec.workloads[0]!.replicas).toBe(3);
+      const events = await store.changesSince(before);
+      expect(events.map((e) => [e.seq, e.type])).toEqual([[before + 1, 'updated']]);
+      expect(events[0]!.resource).toEqual(res.resource);
+    });
+
+    it('treats a label change as a new generation and ignores server-owned metadata on input', async () => {
+      const p = unique('p');
+      await store.apply(
+        app(p, 'api', 1, { generation: 40, resourceVersion: 41, createdAt: '2000-01-01T00:00:00.000Z' }),
+      );
+      const got = await store.get(appKey(p, 'api'));
+      expect(got!.metadata).toMatchObject({ generation: 1, resourceVersion: 1 });
+      expect(got!.metadata.createdAt).not.toBe('2000-01-01T00:00:00.000Z');
+      const res = await store.apply(app(p, 'api', 1, { labels: { env: 'prod' } }));
+      expect(res.action).toBe('updated');
+      expect(res.resource.metadata).toMatchObject({
+        labels: { env: 'prod' },
+        generation: 2,
+        resourceVersion: 2,
+      });
+      expect(res.resource.metadata.createdAt).toBe(got!.metadata.createdAt);
+    });
+
+    it('updates status without a new generation, emits a status event only when the status changed', async () => {
+      const p = unique('p');
+      await store.apply(app(p, 'api'));
+      const before = await store.latestSeq();
+      const status: AppResource['status'] = {
+        observedGeneration: 1,
+        conditions: [
+          { type: 'Ready', status: 'True', reason: 'AllReady', message: '', lastTransitionTime: 'x' },
+        ],
+      };
+      expect(await store.updateStatus(appKey(p, 'api'), status)).toBe(true);
+      const got = await store.get(appKey(p, 'api'));
+      expect(got!.status).toEqual(status);
+      expect(got!.metadata).toMatchObject({ generation: 1, resourceVersion: 2 });
+      // Same status, keys reordered: no write, no event.
+      expect(
+        await store.updateStatus(appKey(p, 'api'), { conditions: status.conditions, observedGeneration: 1 }),
+      ).toBe(true);
+      const events = await store.changesSince(before);
+      expect(events.map((e) => e.type)).toEqual(['status']);
+      expect(events[0]!.resource.status).toEqual(status);
+      expect((await store.get(appKey(p, 'api')))!.metadata.resourceVersion).toBe(2);
+      // A later spec apply keeps the status controllers wrote.
+      const applied = await store.apply(app(p, 'api', 5));
+      expect(applied.resource.status).toEqual(status);
+      expect(applied.resource.metadata).toMatchObject({ generation: 2, resourceVersion: 3 });
+    });
+
+    it('returns false from updateStatus for a missing resource and writes no event', async () => {
+      const before = await store.latestSeq();
+      expect(await store.updateStatus(appKey(unique('p'), 'ghost'), { conditions: [] })).toBe(false);
+      expect(await store.latestSeq()).toBe(before);
+    });
+
+    it('rejects a write with a stale expectedResourceVersion with ConflictError and writes nothing', async () => {
+      const p = unique('p');
+      const created = await store.apply(app(p, 'api', 1));
+      await store.updateStatus(appKey(p, 'api'), { conditions: [] }); // resourceVersion 2
+      const before = await store.latestSeq();
+      await expect(store.apply(app(p, 'api', 9), { expectedResourceVersion: 1 })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      expect(await store.latestSeq()).toBe(before);
+      expect((await store.get(appKey(p, 'api')))!.spec).toEqual(created.resource.spec);
+      const ok = await store.apply(app(p, 'api', 9), { expectedResourceVersion: 2 });
+      expect(ok.action).toBe('updated');
+      expect(ok.resource.metadata.resourceVersion).toBe(3);
+    });
+
+    it('treats expectedResourceVersion 0 as create-only and any other version on a missing resource as a conflict', async () => {
+      const p = unique('p');
+      await expect(store.apply(app(p, 'api'), { expectedResourceVersion: 4 })).rejects.toThrow(
+        /does not exist/,
+      );
+      expect((await store.apply(app(p, 'api'), { expectedResourceVersion: 0 })).action).toBe('created');
+      await expect(store.apply(app(p, 'api', 2), { expectedResourceVersion: 0 })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+    });
+
+    it('lists by kind, optionally by project, sorted by name', async () => {
+      const p1 = unique('p');
+      const p2 = unique('p');
+      await store.apply(app(p1, 'zeta'));
+      await store.apply(app(p1, 'alpha'));
+      await store.apply(app(p2, 'mid'));
+      const s = unique('s');
+      await store.apply(site(s));
+      expect((await store.list('App', { project: p1 })).map((r) => r.metadata.name)).toEqual([
+        'alpha',
+        'zeta',
+      ]);
+      expect((await store.list('App', { project: p2 })).map((r) => r.metadata.name)).toEqual(['mid']);
+      const all = await store.list('App');
+      expect(all.filter((r) => r.metadata.project === p1 || r.metadata.project === p2)).toHaveLength(3);
+      const sites = await store.list('Site');
+      expect(sites.find((r) => r.metadata.name === s)).toMatchObject({
+        kind: 'Site',
+        spec: { kind: 'local' },
+      });
+      expect(sites.every((r) => r.metadata.project === undefined)).toBe(true);
+      expect(await store.get({ kind: 'App', project: p1, name: 'nope' })).toBeUndefined();
+    });
+
+    it('deletes a resource, returning it and emitting a deleted event; deleting again is a no-op', async () => {
+      const pr = unique('proj');
+      const created = await store.apply(project(pr));
+      const key = { kind: 'Project' as const, project: '', name: pr };
+      const before = await store.latestSeq();
+      expect(await store.delete(key)).toEqual(created.resource);
+      expect(await store.get(key)).toBeUndefined();
+      const events = await store.changesSince(before);
+      expect(events.map((e) => [e.type, e.key])).toEqual([['deleted', key]]);
+      expect(events[0]!.resource).toEqual(created.resource);
+      expect(await store.delete(key)).toBeUndefined();
+      expect(await store.latestSeq()).toBe(before + 1);
+      // Re-creating starts a fresh history.
+      expect((await store.apply(project(pr))).resource.metadata).toMatchObject({
+        generation: 1,
+        resourceVersion: 1,
+      });
+    });
+
+    it('numbers changes gap-free in order under concurrent writers, and pages with changesSince', async () => {
+      const p = unique('p');
+      const before = await store.latestSeq();
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 8; i++) writes.push(store.apply(app(p, `a${i}`)));
+      // Concurrent creates and updates of one key must serialise, not fail.
+      for (let i = 0; i < 4; i++) writes.push(store.apply(app(p, 'shared', i + 1)));
+      await Promise.all(writes);
+      const events = await store.changesSince(before);
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => before + 1 + i));
+      expect(await store.latestSeq()).toBe(before + events.length);
+      const shared = events.filter((e) => e.key.name === 'shared');
+      expect(shared[0]!.type).toBe('created');
+      // Every change of `shared` is one resourceVersion step, in seq order.
+      expect(shared.map((e) => e.resource.metadata.resourceVersion)).toEqual(shared.map((_, i) => i + 1));
+      expect((await store.get(appKey(p, 'shared')))!.metadata.resourceVersion).toBe(shared.length);
+
+      const page1 = await store.changesSince(before, 5);
+      const page2 = await store.changesSince(page1.at(-1)!.seq, 5);
+      expect([...page1, ...page2].map((e) => e.seq)).toEqual(events.slice(0, 10).map((e) => e.seq));
+    });
+
+    it('leaves no row and no event when the database rejects a write', async () => {
+      const p = unique('p');
+      const before = await store.latestSeq();
+      const bad = app(p, 'api');
+      bad.spec.workloads[0]!.env = { BAD: 'nul\u0000byte' }; // jsonb cannot hold \u0000
+      await expect(store.apply(bad)).rejects.toThrow();
+      expect(await store.get(appKey(p, 'api'))).toBeUndefined();
+      expect(await store.latestSeq()).toBe(before);
+      expect((await store.apply(app(p, 'api'))).action).toBe('created');
+      expect(await store.latestSeq()).toBe(before + 1);
+    });
+
+    it('rejects a resource without its key fields with an error naming the field', async () => {
+      const noProject = app('x', 'api');
+      delete noProject.metadata.project;
+      await expect(store.apply(noProject)).rejects.toThrow(/metadata\.project is required/);
+      await expect(store.apply({ ...site('s'), metadata: { name: '' } })).rejects.toThrow(/metadata\.name/);
+      await expect(store.apply({ ...site('s'), kind: 'Bogus' } as unknown as Resource)).rejects.toThrow(
+        /kind must be/,
+      );
+      await expect(store.changesSince(-1)).rejects.toThrow(/afterSeq/);
+    });
+
+    it('rolls back the resource write when its change event cannot be written', async () => {
+      if (!(store instanceof SqlStore)) return;
+      const p = unique('p');
+      await store.apply(app(p, 'kept', 1));
+      const before = await store.latestSeq();
+      const broken = new SqlStore(failingOn(/INSERT INTO changes/, store.executor));
+      await expect(broken.apply(app(p, 'new'))).rejects.toThrow(/injected failure/);
+      await expect(broken.apply(app(p, 'kept', 7))).rejects.toThrow(/injected failure/);
+      await expect(broken.updateStatus(appKey(p, 'kept'), { conditions: [] })).rejects.toThrow(/injected/);
+      await expect(broken.delete(appKey(p, 'kept'))).rejects.toThrow(/injected failure/);
+      expect(await store.get(appKey(p, 'new'))).toBeUndefined();
+      const kept = await store.get(appKey(p, 'kept'));
+      expect(kept!.metadata).toMatchObject({ generation: 1, resourceVersion: 1 });
+      expect(kept!.status).toBeUndefined();
+      // The counter rolled back too: the next change takes the very next seq.
+      expect(await store.latestSeq()).toBe(before);
+      await store.apply(app(p, 'new'));
+      expect((await store.changesSince(before)).map((e) => e.seq)).toEqual([before + 1]);
+    });
+
+    it('applies no migration the second time', async () => {
+      if (!(store instanceof SqlStore)) return;
+      const report = await migrate(store.executor);
+      expect(report.applied).toEqual([]);
+      expect(report.version).toBeGreaterThanOrEqual(1);
+    });
+
+    it('stores, replaces, lists by site and deletes instance records', async () => {
+      const s1 = unique('site');
+      const s2 = unique('site');
+      const base = { project: 'p', app: 'api', workload: 'web' };
+      await store.putInstance({ id: `${s1}-b`, site: s1, ...base, data: { pid: 1 } });
+      await store.putInstance({ id: `${s1}-a`, site: s1, ...base, data: { pid: 2, netns: 'ns1' } });
+      await store.putInstance({ id: `${s2}-a`, site: s2, ...base, data: {} });
+      await store.putInstance({ id: `${s1}-b`, site: s1, ...base, data: { pid: 3 } });
+      const list = await store.listInstances(s1);
+      expect(list.map((r) => [r.id, r.data])).toEqual([
+        [`${s1}-a`, { pid: 2, netns: 'ns1' }],
+        [`${s1}-b`, { pid: 3 }],
+      ]);
+      expect(list[0]!.updatedAt).toMatch(/Z$/);
+      expect((await store.listInstances()).filter((r) => r.site === s2)).toHaveLength(1);
+      await store.deleteInstance(`${s1}-a`);
+      await store.deleteInstance(`${s1}-missing`);
+      expect((await store.listInstances(s1)).map((r) => r.id)).toEqual([`${s1}-b`]);
+    });
+
+    it('stores tokens by hash, finds and counts them, and refuses a duplicate secret', async () => {
+      const n = await store.countTokens();
+      const hash = (Date.now().toString(16) + unique('t'))
+        .replace(/[^0-9a-f]/g, '')
+        .padEnd(64, 'a')
+        .slice(0, 64);
+      const rec = { id: unique('tok'), name: 'ci', hash, createdAt: '2026-01-02T03:04:05.000Z' };
+      await store.addToken(rec);
+      expect(await store.findTokenByHash(hash)).toEqual(rec);
+      expect(await store.findTokenByHash('f'.repeat(64))).toBeUndefined();
+      expect(await store.countTokens()).toBe(n + 1);
+      await expect(store.addToken({ ...rec, id: unique('tok') })).rejects.toBeInstanceOf(ConflictError);
+      await expect(store.addToken({ ...rec, id: unique('tok'), hash: 'secret' })).rejects.toThrow(/sha256/);
+      expect(await store.countTokens()).toBe(n + 1);
+    });
+
+    it('keeps resources, the change log, instances and tokens across close and reopen', async () => {
+      const p = unique('p');
+      const res = await store.apply(app(p, 'durable'));
+      await store.updateStatus(appKey(p, 'durable'), { conditions: [] });
+      await store.putInstance({
+        id: unique('inst'),
+        site: p,
+        project: p,
+        app: 'durable',
+        workload: 'web',
+        data: { x: 1 },
+      });
+      const seq = await store.latestSeq();
+      const tokens = await store.countTokens();
+      const events = await store.changesSince(seq - 2);
+      await store.close();
+      store = await open();
+      const got = await store.get(appKey(p, 'durable'));
+      expect(got).toMatchObject({
+        spec: res.resource.spec,
+        metadata: { resourceVersion: 2 },
+        status: { conditions: [] },
+      });
+      expect(await store.latestSeq()).toBe(seq);
+      expect(await store.changesSince(seq - 2)).toEqual(events);
+      expect(await store.listInstances(p)).toHaveLength(1);
+      expect(await store.countTokens()).toBe(tokens);
+    });
+  });
+}

@@ -1,0 +1,90 @@
+/**
+ * The Store seam: desired state (specs), observed state (status), the change
+ * log that feeds the SSE stream, API tokens and the runtime's instance
+ * records. Implemented once over a tiny SQL executor so PGlite (embedded) and
+ * PostgreSQL (server) share one schema, one migration set and one set of
+ * queries; see `sql-store.ts`.
+ */
+import type { Kind, Resource, ResourceKey } from '../model/types.ts';
+
+export type ChangeType = 'created' | 'updated' | 'status' | 'deleted';
+
+/** One entry of the change log. `seq` is strictly increasing and gap-free per store. */
+export interface ChangeEvent {
+  seq: number;
+  type: ChangeType;
+  key: ResourceKey;
+  /** The resource after the change (before it, for `deleted`). */
+  resource: Resource;
+  at: string;
+}
+
+export interface ApplyResult {
+  action: 'created' | 'updated' | 'unchanged';
+  resource: Resource;
+}
+
+/** Record the local runtime keeps so a restarted control plane can re-adopt its processes. */
+export interface InstanceRecord {
+  id: string;
+  site: string;
+  project: string;
+  app: string;
+  workload: string;
+  /** Opaque driver state (pid, start time, netns, cgroup path, ...), JSON. */
+  data: Record<string, unknown>;
+  updatedAt?: string;
+}
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  /** sha256 hex of the secret; the secret itself is never stored. */
+  hash: string;
+  createdAt: string;
+}
+
+export class ConflictError extends Error {
+  readonly code = 'Conflict';
+}
+export class NotFoundError extends Error {
+  readonly code = 'NotFound';
+}
+
+export interface Store {
+  /** Human-readable backend name for logs and `status`: "pglite:/path" or "postgres://host:port/db". */
+  readonly description: string;
+
+  /**
+   * Create-or-update by key in one transaction with its change event.
+   * Metadata the server owns (generation, resourceVersion, timestamps) is
+   * ignored on input. Unchanged spec and labels yield `unchanged` and no event.
+   * `expectedResourceVersion`, when given, makes the write conditional
+   * (ConflictError on mismatch).
+   */
+  apply(resource: Resource, opts?: { expectedResourceVersion?: number }): Promise<ApplyResult>;
+  get(key: ResourceKey): Promise<Resource | undefined>;
+  list(kind: Kind, opts?: { project?: string }): Promise<Resource[]>;
+  /** Returns the deleted resource, or undefined when it did not exist. */
+  delete(key: ResourceKey): Promise<Resource | undefined>;
+  /**
+   * Replace the status of a resource (not its spec). No-op returning false when
+   * the resource is gone. Emits a `status` event only when the status changed.
+   */
+  updateStatus(key: ResourceKey, status: Resource['status']): Promise<boolean>;
+
+  /** Change events with seq > `afterSeq`, oldest first, at most `limit`. */
+  changesSince(afterSeq: number, limit?: number): Promise<ChangeEvent[]>;
+  /** Highest seq written so far (0 when empty). */
+  latestSeq(): Promise<number>;
+
+  putInstance(rec: InstanceRecord): Promise<void>;
+  listInstances(site?: string): Promise<InstanceRecord[]>;
+  deleteInstance(id: string): Promise<void>;
+
+  addToken(rec: TokenRecord): Promise<void>;
+  findTokenByHash(hash: string): Promise<TokenRecord | undefined>;
+  countTokens(): Promise<number>;
+
+  close(): Promise<void>;
+}
