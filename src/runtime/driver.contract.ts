@@ -1,0 +1,277 @@
+/**
+ * The contract every RuntimeDriver runs (like hono's common router cases):
+ *
+ * ```ts
+ * runDriverContract({
+ *   name: 'local (unprivileged)',
+ *   site: 'test',
+ *   newDriver: () => LocalDriver.create({ ... }),
+ *   app: { command: [process.execPath, 'src/runtime/local/testdata/app.ts'] },
+ *   badApp: { command: ['no-such-binary-xyz'], badName: 'no-such-binary-xyz' },
+ * });
+ * ```
+ *
+ * The test app is `src/runtime/local/testdata/app.ts` (or an image with the
+ * same behaviour for Kubernetes): an HTTP server on $PORT whose misbehaviour
+ * is selected with APP_* environment variables. Assertions use only the
+ * RuntimeDriver interface and the network (never pids), so they hold for
+ * processes and pods alike.
+ */
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DriverEvent, InstanceSpec, InstanceStatus, RuntimeDriver } from './driver.ts';
+import { sleep, waitFor } from '../util/time.ts';
+
+export interface DriverContractOptions {
+  name: string;
+  site: string;
+  /** A fresh driver per test; the contract closes it with `stopInstances: true`. */
+  newDriver: () => Promise<RuntimeDriver>;
+  /** How to run the test app: `command` (local) or `image` (Kubernetes). */
+  app: Pick<InstanceSpec, 'command' | 'image' | 'cwd'>;
+  /** Something that cannot start; `badName` must appear in the reported message. */
+  badApp: Pick<InstanceSpec, 'command' | 'image'> & { badName: string };
+  /** Multiplies every wait, for slower drivers. @default 1 */
+  timeScale?: number;
+  /** Test names to skip, with the reason kept by the caller. */
+  skip?: string[];
+}
+
+export function runDriverContract(o: DriverContractOptions): void {
+  const scale = o.timeScale ?? 1;
+  const t = (ms: number): number => ms * scale;
+
+  describe(`RuntimeDriver contract: ${o.name}`, () => {
+    let driver: RuntimeDriver;
+    const test = (name: string, fn: () => Promise<void>): void => {
+      if (o.skip?.includes(name)) it.skip(name, fn);
+      else it(name, fn);
+    };
+
+    beforeEach(async () => {
+      driver = await o.newDriver();
+    });
+    afterEach(async () => {
+      await driver.close({ stopInstances: true });
+    });
+
+    const spec = (name: string, over: Partial<InstanceSpec> = {}): InstanceSpec => {
+      const id = `ct-${name}-${randomBytes(3).toString('hex')}`;
+      return {
+        id,
+        site: o.site,
+        project: 'contract',
+        app: 'app',
+        workload: name,
+        ordinal: 0,
+        ...o.app,
+        env: {},
+        ports: [{ name: 'http', port: 8080 }],
+        restartPolicy: 'Always',
+        terminationGracePeriodMs: 2000,
+        specHash: 'h1',
+        ...over,
+      };
+    };
+    const fast = { intervalMs: 100, timeoutMs: 500, failureThreshold: 2, successThreshold: 1 };
+    const readiness = { http: { path: '/healthz', port: 'http' }, ...fast };
+    const until = (what: string, id: string, pred: (s: InstanceStatus) => boolean, ms = 10_000) =>
+      waitFor(
+        what,
+        () => {
+          const s = driver.get(id);
+          return s && pred(s) ? s : undefined;
+        },
+        { timeoutMs: t(ms) },
+      );
+
+    test('ensure starts an instance that turns ready through its readiness probe', async () => {
+      const s = spec('ready', { env: { APP_READY_AFTER_MS: '300', GREETING: 'hi' }, readiness });
+      const first = await driver.ensure(s);
+      expect(first.phase).toBe('starting');
+      expect(first.ready).toBe(false);
+      const st = await until('ready', s.id, (x) => x.phase === 'ready');
+      expect(st.ready).toBe(true);
+      const env = JSON.parse(await get(st.ip, st.ports.http!, '/env')) as Record<string, string>;
+      expect(env.GREETING).toBe('hi');
+      expect(env.BULWARK_INSTANCE_ID).toBe(s.id);
+      expect(env.PORT).toBe(String(st.ports.http));
+      expect(env.BULWARK_PORT_HTTP).toBe(String(st.ports.http));
+      expect(env.BULWARK_HOST_IP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    });
+
+    test('ensure is idempotent for the same spec hash', async () => {
+      const s = spec('idem', { readiness: { tcp: { port: 'http' }, ...fast } });
+      await driver.ensure(s);
+      const a = await until('ready', s.id, (x) => x.phase === 'ready');
+      const b = await driver.ensure(s);
+      expect(b.startedAt).toBe(a.startedAt);
+      expect(b.restarts).toBe(0);
+      expect(driver.list().filter((x) => x.id === s.id)).toHaveLength(1);
+    });
+
+    test('ensure with a changed spec hash replaces the instance', async () => {
+      const s = spec('replace', { readiness, env: { V: '1' } });
+      await driver.ensure(s);
+      const a = await until('ready', s.id, (x) => x.phase === 'ready');
+      await driver.ensure({ ...s, env: { V: '2' }, specHash: 'h2' });
+      const b = await until('ready again', s.id, (x) => x.phase === 'ready' && x.specHash === 'h2');
+      const env = JSON.parse(await get(b.ip, b.ports.http!, '/env')) as Record<string, string>;
+      expect(env.V).toBe('2');
+      expect(b.restarts).toBe(0);
+      expect(a.specHash).toBe('h1');
+    });
+
+    test('remove stops the instance, forgets it and is idempotent', async () => {
+      const s = spec('remove', {
+        readiness,
+        env: { APP_IGNORE_SIGTERM: '1' },
+        terminationGracePeriodMs: 300,
+      });
+      await driver.ensure(s);
+      const st = await until('ready', s.id, (x) => x.phase === 'ready');
+      const events: DriverEvent[] = [];
+      driver.watch((e) => events.push(e));
+      const t0 = Date.now();
+      await driver.remove(s.id);
+      expect(Date.now() - t0).toBeLessThan(t(5000)); // SIGKILL after the 300 ms grace, not the default 10 s
+      expect(driver.get(s.id)).toBeUndefined();
+      expect(events.some((e) => e.type === 'removed' && e.id === s.id)).toBe(true);
+      await expect(get(st.ip, st.ports.http!, '/live', 500)).rejects.toThrow();
+      await driver.remove(s.id);
+    });
+
+    test('a crashed instance is restarted and its restarts are counted', async () => {
+      const s = spec('crash', { readiness });
+      await driver.ensure(s);
+      const st = await until('ready', s.id, (x) => x.phase === 'ready');
+      await get(st.ip, st.ports.http!, '/crash');
+      const after = await until('restarted and ready', s.id, (x) => x.restarts >= 1 && x.phase === 'ready');
+      expect(after.lastExit?.reason).toBe('exited');
+      expect(after.lastExit?.code).toBe(3);
+    });
+
+    test('a crash loop backs off instead of restarting hot', async () => {
+      const s = spec('loop', { env: { APP_EXIT_AFTER_MS: '0' } });
+      await driver.ensure(s);
+      const b = await until('backoff', s.id, (x) => x.phase === 'backoff');
+      expect(b.nextRestartAt).toBeDefined();
+      expect(Date.parse(b.nextRestartAt!)).toBeGreaterThan(Date.parse(b.lastExit!.at));
+      await sleep(t(3000));
+      const later = driver.get(s.id)!;
+      expect(later.restarts).toBeGreaterThanOrEqual(1);
+      expect(later.restarts).toBeLessThanOrEqual(5);
+    });
+
+    test('Never policy leaves a failed instance failed, and exit 0 succeeded', async () => {
+      const bad = spec('never-bad', {
+        restartPolicy: 'Never',
+        env: { APP_EXIT_AFTER_MS: '100', APP_EXIT_CODE: '5' },
+      });
+      const good = spec('never-ok', {
+        restartPolicy: 'Never',
+        env: { APP_EXIT_AFTER_MS: '100', APP_EXIT_CODE: '0' },
+      });
+      await driver.ensure(bad);
+      await driver.ensure(good);
+      const f = await until('failed', bad.id, (x) => x.phase === 'failed');
+      expect(f.lastExit).toMatchObject({ reason: 'exited', code: 5 });
+      const g = await until('succeeded', good.id, (x) => x.phase === 'succeeded');
+      expect(g.lastExit?.code).toBe(0);
+      await sleep(t(1000));
+      expect(driver.get(bad.id)).toMatchObject({ phase: 'failed', restarts: 0 });
+    });
+
+    test('OnFailure policy restarts failures but not success', async () => {
+      const ok = spec('onfail-ok', {
+        restartPolicy: 'OnFailure',
+        env: { APP_EXIT_AFTER_MS: '100', APP_EXIT_CODE: '0' },
+      });
+      const bad = spec('onfail-bad', {
+        restartPolicy: 'OnFailure',
+        env: { APP_EXIT_AFTER_MS: '100', APP_EXIT_CODE: '1' },
+      });
+      await driver.ensure(ok);
+      await driver.ensure(bad);
+      await until('succeeded', ok.id, (x) => x.phase === 'succeeded');
+      await until('restarted', bad.id, (x) => x.restarts >= 1);
+    });
+
+    test('liveness failure restarts the instance with reason liveness-failed', async () => {
+      const s = spec('liveness', {
+        env: { APP_HANG_AFTER_MS: '600' },
+        terminationGracePeriodMs: 500,
+        liveness: {
+          http: { path: '/live', port: 'http' },
+          intervalMs: 150,
+          timeoutMs: 200,
+          failureThreshold: 2,
+        },
+      });
+      await driver.ensure(s);
+      const st = await until('restart after liveness failure', s.id, (x) => x.restarts >= 1, 15_000);
+      expect(st.lastExit?.reason).toBe('liveness-failed');
+    });
+
+    test('logs returns the last lines per stream', async () => {
+      const s = spec('logs', { readiness, env: { APP_LINES: '50' } });
+      await driver.ensure(s);
+      await until('ready', s.id, (x) => x.phase === 'ready');
+      const out = await waitFor('50 lines', async () => {
+        const l = await driver.logs(s.id, { tail: 3, stream: 'stdout' });
+        return l.at(-1) === 'line 50' ? l : undefined;
+      });
+      expect(out).toEqual(['line 48', 'line 49', 'line 50']);
+      expect(await driver.logs(s.id, { stream: 'stderr' })).toContain('stderr hello');
+      const both = await driver.logs(s.id, { tail: 100 });
+      expect(both).toContain('stderr hello');
+      expect(both).toContain('line 1');
+    });
+
+    test('watch reports phase changes, and unsubscribe stops them', async () => {
+      const s = spec('watch', { readiness });
+      const seen: string[] = [];
+      const off = driver.watch((e) => {
+        if (e.type === 'changed' && e.instance.id === s.id) seen.push(e.instance.phase);
+      });
+      await driver.ensure(s);
+      await waitFor('ready event', () => seen.includes('ready'), { timeoutMs: t(10_000) });
+      off();
+      const n = seen.length;
+      await driver.remove(s.id);
+      expect(seen.length).toBe(n);
+      expect(driver.list().some((x) => x.id === s.id)).toBe(false);
+    });
+
+    test('a command that cannot start is reported as start-failed naming it', async () => {
+      const s = spec('bad', { ...o.badApp, restartPolicy: 'Never' });
+      delete (s as { badName?: string }).badName;
+      await driver.ensure(s).catch(() => {});
+      const st = await until('start failure', s.id, (x) => x.lastExit?.reason === 'start-failed');
+      expect(['failed', 'backoff']).toContain(st.phase);
+      expect(st.lastExit?.message).toContain(o.badApp.badName);
+      // The driver keeps working.
+      const ok = spec('after-bad', { readiness });
+      await driver.ensure(ok);
+      await until('ready', ok.id, (x) => x.phase === 'ready');
+    });
+  });
+}
+
+/** GET over a fresh connection; rejects on connection errors and non-2xx. */
+export function get(host: string, port: number, path: string, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        if ((res.statusCode ?? 0) >= 300) reject(new Error(`GET ${path} -> ${res.statusCode}`));
+        else resolve(body);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}

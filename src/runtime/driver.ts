@@ -1,0 +1,121 @@
+/**
+ * The RuntimeDriver seam: runs instances of workloads somewhere (processes on
+ * this machine, pods on a Kubernetes cluster). Controllers speak only this
+ * interface; the contract suite in `driver.contract.ts` pins its behaviour and
+ * every implementation runs it.
+ *
+ * The driver is level-triggered like the controllers: `ensure` is idempotent
+ * (calling it again with the same spec changes nothing), and `list` is the
+ * truth about what runs.
+ */
+import type { Probe } from '../model/types.ts';
+
+export interface InstanceSpec {
+  /** Unique, stable instance id chosen by the controller, e.g. "bank.accounts.api-0-k3f9". DNS-safe. */
+  id: string;
+  site: string;
+  project: string;
+  app: string;
+  workload: string;
+  ordinal: number;
+  /** Local runtime: argv. */
+  command?: string[];
+  cwd?: string;
+  /** Kubernetes runtime. */
+  image?: string;
+  env: Record<string, string>;
+  ports: { name: string; port: number }[];
+  readiness?: Probe;
+  liveness?: Probe;
+  /** CPU cores (e.g. 0.5) and memory bytes; undefined = unlimited. */
+  cpu?: number;
+  memoryBytes?: number;
+  restartPolicy: 'Always' | 'OnFailure' | 'Never';
+  /** @default 10000 */
+  terminationGracePeriodMs?: number;
+  /** Hash of the fields above; a changed hash means "replace", not "mutate". */
+  specHash: string;
+}
+
+export type InstancePhase =
+  | 'starting' // process launched, not yet ready
+  | 'running' // alive, readiness failing or not yet passed
+  | 'ready' // alive and readiness passing (or no readiness probe)
+  | 'backoff' // exited, waiting to restart
+  | 'succeeded' // exited 0 and will not restart
+  | 'failed' // exited non-zero and will not restart (or cannot start)
+  | 'stopping'
+  | 'quarantined'; // reserved for fault isolation: alive but out of traffic
+
+export type ExitReason = 'exited' | 'signaled' | 'oom-killed' | 'liveness-failed' | 'start-failed';
+
+export interface ExitInfo {
+  reason: ExitReason;
+  code: number | null;
+  signal: string | null;
+  at: string;
+  message: string;
+}
+
+export interface InstanceStatus {
+  id: string;
+  site: string;
+  project: string;
+  app: string;
+  workload: string;
+  ordinal: number;
+  specHash: string;
+  phase: InstancePhase;
+  ready: boolean;
+  pid?: number;
+  /** Address other components use to reach the instance: its netns IP, or 127.0.0.1. */
+  ip: string;
+  /** Port name -> actual port reachable at `ip`. */
+  ports: Record<string, number>;
+  restarts: number;
+  lastExit?: ExitInfo;
+  /** When a restart is scheduled during backoff. */
+  nextRestartAt?: string;
+  /** Isolation of this instance as actually applied. */
+  isolation: { netns?: string; cgroup?: string };
+  startedAt?: string;
+  message?: string;
+}
+
+export type DriverEvent = { type: 'changed'; instance: InstanceStatus } | { type: 'removed'; id: string };
+
+export interface Capability {
+  available: boolean;
+  /** Why it is unavailable, and how to get it. */
+  reason?: string;
+}
+
+export interface DriverCapabilities {
+  networkNamespaces: Capability;
+  cgroups: Capability;
+}
+
+export interface LogQuery {
+  /** Last N lines. @default 100 */
+  tail?: number;
+  stream?: 'stdout' | 'stderr' | 'both';
+}
+
+export interface RuntimeDriver {
+  readonly kind: 'local' | 'kubernetes';
+  capabilities(): DriverCapabilities;
+  /** Start the instance if it does not run; no-op if it runs with the same specHash. */
+  ensure(spec: InstanceSpec): Promise<InstanceStatus>;
+  /** Graceful stop (SIGTERM, then SIGKILL after the grace period) and cleanup. Idempotent. */
+  remove(id: string): Promise<void>;
+  get(id: string): InstanceStatus | undefined;
+  list(): InstanceStatus[];
+  /** Subscribe to instance changes; returns the unsubscribe function. */
+  watch(listener: (ev: DriverEvent) => void): () => void;
+  logs(id: string, query?: LogQuery): Promise<string[]>;
+  /**
+   * Stop supervising without stopping instances (control-plane restart keeps
+   * workloads running) unless `stopInstances` is true.
+   */
+  close(opts?: { stopInstances?: boolean }): Promise<void>;
+}

@@ -1,0 +1,187 @@
+/**
+ * cgroup v1 limits and accounting for instances: memory and cpu controllers
+ * under `<root>/<controller>/<parent>/<id>`, cpu usage from cpuacct. The
+ * child joins its cgroups itself before exec (see launch-argv.ts), so no
+ * instance code ever runs outside its limits.
+ *
+ * cgroup v2-only hosts are reported unavailable for now (the unified
+ * hierarchy here has no controllers enabled in hybrid mode).
+ */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Capability } from '../driver.ts';
+import { sleep } from '../../util/time.ts';
+
+export interface CgroupPaths {
+  memory: string;
+  cpu: string;
+  /** Absent when the cpuacct controller is not mounted separately or at all. */
+  cpuacct?: string;
+}
+
+export interface CgroupStats {
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  cpuUsageNs?: number;
+}
+
+const CFS_PERIOD_US = 100_000;
+/** Larger than any real limit: v1 reports "unlimited" as a huge page-aligned number. */
+const UNLIMITED_THRESHOLD = 2 ** 60;
+
+function readNum(file: string): number | undefined {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class CgroupsV1 {
+  readonly root: string;
+  readonly parent: string;
+
+  constructor(opts: { root?: string; parent?: string } = {}) {
+    this.root = opts.root ?? '/sys/fs/cgroup';
+    this.parent = opts.parent ?? 'bulwark';
+  }
+
+  /** Whether limits can be applied here, and why not. Creates the parent cgroups when it can. */
+  detect(): Capability {
+    if (process.getuid?.() !== 0) {
+      return {
+        available: false,
+        reason: 'not running as root: run the control plane as root to get cgroup limits',
+      };
+    }
+    if (existsSync(path.join(this.root, 'cgroup.controllers'))) {
+      return {
+        available: false,
+        reason: 'host uses cgroup v2 only; the local driver supports cgroup v1 (hybrid) hosts for now',
+      };
+    }
+    for (const c of ['memory', 'cpu'] as const) {
+      const dir = path.join(this.root, c);
+      if (!existsSync(path.join(dir, 'cgroup.procs'))) {
+        return { available: false, reason: `cgroup v1 '${c}' controller not mounted at ${dir}` };
+      }
+      try {
+        mkdirSync(path.join(dir, this.parent), { recursive: true });
+      } catch (err) {
+        return { available: false, reason: `cannot create ${path.join(dir, this.parent)}: ${String(err)}` };
+      }
+    }
+    return { available: true };
+  }
+
+  pathsFor(id: string): CgroupPaths {
+    const p: CgroupPaths = {
+      memory: path.join(this.root, 'memory', this.parent, id),
+      cpu: path.join(this.root, 'cpu', this.parent, id),
+    };
+    const acct = path.join(this.root, 'cpuacct');
+    // With cpu,cpuacct co-mounted the cpu directory carries cpuacct.usage itself.
+    if (
+      existsSync(path.join(acct, 'cpuacct.usage')) &&
+      !existsSync(path.join(this.root, 'cpu', 'cpuacct.usage'))
+    ) {
+      p.cpuacct = path.join(acct, this.parent, id);
+    }
+    return p;
+  }
+
+  /** Create (or reuse) the instance's cgroups and apply limits; undefined limit = unlimited. */
+  create(id: string, limits: { cpu?: number; memoryBytes?: number }): CgroupPaths {
+    const p = this.pathsFor(id);
+    for (const dir of this.dirs(p)) mkdirSync(dir, { recursive: true });
+    if (limits.memoryBytes !== undefined) {
+      writeFileSync(path.join(p.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      // Without swap accounting the limit would spill into swap instead of OOM-killing.
+      const memsw = path.join(p.memory, 'memory.memsw.limit_in_bytes');
+      if (existsSync(memsw)) {
+        try {
+          writeFileSync(memsw, String(limits.memoryBytes));
+        } catch {
+          // swap accounting disabled in the kernel: the memory limit still holds
+        }
+      }
+    }
+    writeFileSync(path.join(p.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+    const quota = limits.cpu !== undefined ? Math.max(1000, Math.round(limits.cpu * CFS_PERIOD_US)) : -1;
+    writeFileSync(path.join(p.cpu, 'cpu.cfs_quota_us'), String(quota));
+    return p;
+  }
+
+  /** cgroup.procs files a process writes its pid into to join. */
+  procsFiles(p: CgroupPaths): string[] {
+    return this.dirs(p).map((d) => path.join(d, 'cgroup.procs'));
+  }
+
+  /** Kernel OOM kills in this cgroup so far (monotonic; compare before/after a run). */
+  oomKills(p: CgroupPaths): number {
+    try {
+      const m = /oom_kill (\d+)/.exec(readFileSync(path.join(p.memory, 'memory.oom_control'), 'utf8'));
+      if (m) return Number(m[1]);
+    } catch {
+      // cgroup gone
+    }
+    // Older kernels lack the counter: hitting the limit is the best evidence left.
+    return readNum(path.join(p.memory, 'memory.failcnt')) ?? 0;
+  }
+
+  stats(p: CgroupPaths): CgroupStats | undefined {
+    const memoryBytes = readNum(path.join(p.memory, 'memory.usage_in_bytes'));
+    if (memoryBytes === undefined) return undefined;
+    const s: CgroupStats = { memoryBytes };
+    const limit = readNum(path.join(p.memory, 'memory.limit_in_bytes'));
+    if (limit !== undefined && limit < UNLIMITED_THRESHOLD) s.memoryLimitBytes = limit;
+    const cpu = readNum(path.join(p.cpuacct ?? p.cpu, 'cpuacct.usage'));
+    if (cpu !== undefined) s.cpuUsageNs = cpu;
+    return s;
+  }
+
+  pids(p: CgroupPaths): number[] {
+    try {
+      return readFileSync(path.join(p.memory, 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** SIGKILL everything left in the cgroup (stragglers that escaped the process group). */
+  killAll(p: CgroupPaths): void {
+    for (const pid of this.pids(p)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Kill what is left and remove the cgroups; retries while the kernel still reports members. */
+  async remove(p: CgroupPaths): Promise<void> {
+    for (const dir of this.dirs(p)) {
+      for (let i = 0; i < 40; i++) {
+        try {
+          rmdirSync(dir);
+          break;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') break;
+          if (code !== 'EBUSY' || i === 39) throw err;
+          this.killAll(p);
+          await sleep(50);
+        }
+      }
+    }
+  }
+
+  private dirs(p: CgroupPaths): string[] {
+    return p.cpuacct ? [p.memory, p.cpu, p.cpuacct] : [p.memory, p.cpu];
+  }
+}

@@ -1,0 +1,478 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { InstanceSpec, InstanceStatus } from '../driver.ts';
+import { get, runDriverContract } from '../driver.contract.ts';
+import { sleep, waitFor } from '../../util/time.ts';
+import { LocalDriver, type LocalDriverOptions } from './local-driver.ts';
+import { identify, isAlive } from './proc.ts';
+import { FileInstanceRecords, MemoryInstanceRecords } from './records.ts';
+import { FILES, readJson, writeJsonAtomic, type ChildFile } from './shim-protocol.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const APP = path.join(here, 'testdata', 'app.ts');
+const DRIVER_A = path.join(here, 'testdata', 'driver-a.ts');
+const isRoot = process.getuid?.() === 0;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'bulwark-local-'));
+
+// Privileged tests use their own bridge, subnet and cgroup parent so they never touch a real control plane's.
+const BRIDGE = 'bwtest0';
+const SUBNET = '10.239.0.0/24';
+const GATEWAY = '10.239.0.1';
+const CG_PARENT = 'bulwark-test';
+const fastBackoff = { initialMs: 300, maxMs: 5000, resetAfterMs: 60_000 };
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+  if (isRoot) {
+    try {
+      execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
+    } catch {
+      // never created
+    }
+    for (const c of ['memory', 'cpu', 'cpuacct']) {
+      try {
+        rmdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}`);
+      } catch {
+        // absent or (a bug) not empty: the leftover check below reports it
+      }
+    }
+  }
+});
+
+let n = 0;
+const newDir = (): string => path.join(tmp, `d${n++}`);
+const privilegedOpts = { privileged: true, bridge: BRIDGE, subnet: SUBNET, cgroupParent: CG_PARENT };
+
+runDriverContract({
+  name: 'local (unprivileged)',
+  site: 'test',
+  newDriver: () =>
+    LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+      backoff: fastBackoff,
+    }),
+  app: { command: [process.execPath, APP] },
+  badApp: { command: ['no-such-binary-xyz'], badName: 'no-such-binary-xyz' },
+});
+
+if (isRoot) {
+  runDriverContract({
+    name: 'local (privileged: netns + cgroups)',
+    site: 'test',
+    newDriver: () =>
+      LocalDriver.create({
+        stateDir: newDir(),
+        site: 'test',
+        records: new MemoryInstanceRecords(),
+        backoff: fastBackoff,
+        ...privilegedOpts,
+      }),
+    app: { command: [process.execPath, APP] },
+    badApp: { command: ['/opt/nowhere/no-such-binary'], badName: 'no-such-binary' },
+  });
+}
+
+function spec(name: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
+  return {
+    id: `lt-${name}-${process.pid}`,
+    site: 'test',
+    project: 'p',
+    app: 'a',
+    workload: name,
+    ordinal: 0,
+    command: [process.execPath, APP],
+    env: {},
+    ports: [{ name: 'http', port: 8080 }],
+    readiness: { http: { path: '/healthz', port: 'http' }, intervalMs: 100, timeoutMs: 500 },
+    restartPolicy: 'Always',
+    terminationGracePeriodMs: 1000,
+    specHash: 'h1',
+    ...over,
+  };
+}
+
+const appPids = (id: string): number[] =>
+  execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(APP))
+    .map((l) => Number(l.trim().split(/\s+/)[0]))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`BULWARK_INSTANCE_ID=${id}`);
+      } catch {
+        return false;
+      }
+    });
+
+describe('local driver basics', () => {
+  let driver: LocalDriver | undefined;
+  afterEach(async () => {
+    await driver?.close({ stopInstances: true });
+    driver = undefined;
+  });
+
+  it('reports netns and cgroups unavailable with the reason when privileged mode is off', async () => {
+    driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    const caps = driver.capabilities();
+    expect(caps.networkNamespaces.available).toBe(false);
+    expect(caps.cgroups.available).toBe(false);
+    expect(caps.cgroups.reason).toMatch(/root|privileged/);
+    expect(driver.status().mode).toBe('unprivileged');
+  });
+
+  it('rejects a spec without a command, naming the field', async () => {
+    driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    await expect(driver.ensure(spec('nocmd', { command: [] }))).rejects.toThrow(/command/);
+    await expect(driver.ensure(spec('site', { site: 'other' }))).rejects.toThrow(/site/);
+  });
+
+  it('kills processes and removes state of an instance dir that has no record', async () => {
+    const stateDir = newDir();
+    const dir = path.join(stateDir, 'instances', 'orphan-x');
+    mkdirSync(dir, { recursive: true });
+    const p = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    const id = await waitFor('sleep started', () => identify(p.pid!));
+    writeJsonAtomic(path.join(dir, FILES.child), { ...id, at: new Date().toISOString() });
+    driver = await LocalDriver.create({
+      stateDir,
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    await waitFor('orphan killed', () => !isAlive(id));
+    expect(existsSync(dir)).toBe(false);
+    expect(driver.list()).toEqual([]);
+  });
+
+  it('exposes memory and cpu usage of an unprivileged instance from /proc', async () => {
+    driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    const s = spec('ustats');
+    await driver.ensure(s);
+    await waitFor('ready', () => driver!.get(s.id)?.phase === 'ready');
+    const st = driver.stats(s.id);
+    expect(st?.memoryBytes).toBeGreaterThan(1024 * 1024);
+    expect(st?.cpuUsageNs).toBeGreaterThan(0);
+  });
+});
+
+describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgroups', () => {
+  let driver: LocalDriver | undefined;
+  afterEach(async () => {
+    await driver?.close({ stopInstances: true });
+    driver = undefined;
+  });
+  const create = async (extra: Partial<LocalDriverOptions> = {}) =>
+    (driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      backoff: fastBackoff,
+      ...privilegedOpts,
+      ...extra,
+    }));
+
+  it('runs each instance in its own netns with its own IP, reachable from the host, reaching the host', async () => {
+    const d = await create();
+    const host = http.createServer((_req, res) => res.end('hello-from-host'));
+    await new Promise<void>((r) => host.listen(0, GATEWAY, r));
+    const hostPort = (host.address() as { port: number }).port;
+    try {
+      const a = spec('neta', { env: { APP_CALL_HOST_PORT: String(hostPort) } });
+      const b = spec('netb');
+      await d.ensure(a);
+      await d.ensure(b);
+      const sa = await waitFor('a ready', () => (d.get(a.id)?.phase === 'ready' ? d.get(a.id) : undefined));
+      const sb = await waitFor('b ready', () => (d.get(b.id)?.phase === 'ready' ? d.get(b.id) : undefined));
+      expect(sa.ip).toMatch(/^10\.239\.0\.\d+$/);
+      expect(sb.ip).not.toBe(sa.ip);
+      expect(sa.ports.http).toBe(8080); // same port in both: each has its own network stack
+      expect(await get(sa.ip, 8080, '/live')).toBe('alive');
+      const ns = execFileSync('ip', ['netns', 'identify', String(sa.pid)], { encoding: 'utf8' }).trim();
+      expect(ns).toBe(sa.isolation.netns);
+      const env = JSON.parse(await get(sa.ip, 8080, '/env')) as Record<string, string>;
+      expect(env.BULWARK_HOST_IP).toBe(GATEWAY);
+      await waitFor('host call logged', async () =>
+        (await d.logs(a.id)).includes('host said hello-from-host'),
+      );
+      const vethHost = execFileSync('ip', ['-o', 'link', 'show', 'master', BRIDGE], { encoding: 'utf8' });
+      expect(vethHost.split('\n').filter(Boolean)).toHaveLength(2);
+      await d.remove(a.id);
+      expect(existsSync(`/run/netns/${sa.isolation.netns}`)).toBe(false);
+      expect(
+        execFileSync('ip', ['-o', 'link', 'show', 'master', BRIDGE], { encoding: 'utf8' })
+          .split('\n')
+          .filter(Boolean),
+      ).toHaveLength(1);
+    } finally {
+      host.close();
+    }
+  });
+
+  it('gives instances ensured concurrently distinct addresses', async () => {
+    const d = await create();
+    const specs = ['para', 'parb', 'parc'].map((x) => spec(x, { readiness: undefined }));
+    const sts = await Promise.all(specs.map((x) => d.ensure(x)));
+    expect(new Set(sts.map((x) => x.ip)).size).toBe(3);
+  });
+
+  it('restarts an instance whose exec liveness probe fails, running the probe in its netns', async () => {
+    const d = await create();
+    // eth0 carries a bridge address only inside an instance's netns (the host's eth0 does not).
+    const ok = spec('execok', {
+      readiness: undefined,
+      liveness: {
+        exec: { command: ['sh', '-c', 'ip -o -4 addr show dev eth0 | grep -q " 10.239.0."'] },
+        intervalMs: 100,
+        failureThreshold: 1,
+      },
+    });
+    const bad = spec('execbad', {
+      readiness: undefined,
+      liveness: { exec: { command: ['false'] }, intervalMs: 100, failureThreshold: 1 },
+    });
+    await d.ensure(ok);
+    await d.ensure(bad);
+    const b = await waitFor('bad restarted', () =>
+      (d.get(bad.id)?.restarts ?? 0) >= 1 ? d.get(bad.id) : undefined,
+    );
+    expect(b.lastExit?.reason).toBe('liveness-failed');
+    expect(d.get(ok.id)?.restarts).toBe(0);
+  });
+
+  it('applies cpu and memory limits in the instance cgroup and reports usage', async () => {
+    const d = await create();
+    const s = spec('limits', { cpu: 0.5, memoryBytes: 256 * 1024 * 1024 });
+    await d.ensure(s);
+    const st = await waitFor('ready', () => (d.get(s.id)?.phase === 'ready' ? d.get(s.id) : undefined));
+    const mem = `/sys/fs/cgroup/memory/${CG_PARENT}/${s.id}`;
+    const cpu = `/sys/fs/cgroup/cpu/${CG_PARENT}/${s.id}`;
+    expect(readFileSync(`${mem}/memory.limit_in_bytes`, 'utf8').trim()).toBe(String(256 * 1024 * 1024));
+    expect(readFileSync(`${cpu}/cpu.cfs_quota_us`, 'utf8').trim()).toBe('50000');
+    expect(readFileSync(`${cpu}/cpu.cfs_period_us`, 'utf8').trim()).toBe('100000');
+    expect(readFileSync(`${mem}/cgroup.procs`, 'utf8').split('\n')).toContain(String(st.pid));
+    expect(readFileSync(`${cpu}/cgroup.procs`, 'utf8').split('\n')).toContain(String(st.pid));
+    const stats = d.stats(s.id);
+    expect(stats?.memoryBytes).toBeGreaterThan(1024 * 1024);
+    expect(stats?.memoryLimitBytes).toBe(256 * 1024 * 1024);
+    expect(stats?.cpuUsageNs).toBeGreaterThan(0);
+    expect(st.isolation.cgroup).toBe(`${CG_PARENT}/${s.id}`);
+    await d.remove(s.id);
+    expect(existsSync(mem)).toBe(false);
+    expect(existsSync(cpu)).toBe(false);
+  });
+
+  it('reports an instance that exceeds its memory limit as oom-killed and restarts it with backoff', async () => {
+    const d = await create();
+    const s = spec('oom', {
+      memoryBytes: 128 * 1024 * 1024,
+      env: { APP_ALLOC_MB: '1024' },
+      readiness: undefined,
+    });
+    await d.ensure(s);
+    const st = await waitFor(
+      'oom kill',
+      () => (d.get(s.id)?.lastExit?.reason === 'oom-killed' ? d.get(s.id) : undefined),
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    expect(st.lastExit?.signal).toBe('SIGKILL');
+    expect(['backoff', 'ready', 'starting']).toContain(st.phase);
+    await waitFor(
+      'second oom after a restart',
+      () => (d.get(s.id)?.restarts ?? 0) >= 1 && d.get(s.id)?.lastExit?.reason === 'oom-killed',
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    const later = d.get(s.id)!;
+    if (later.phase === 'backoff')
+      expect(Date.parse(later.nextRestartAt!)).toBeGreaterThan(Date.parse(later.lastExit!.at));
+  });
+
+  it('keeps the instance running and counts dropped log lines when the log disk is full', async () => {
+    const dir = newDir();
+    mkdirSync(dir, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir]);
+    try {
+      const d = await create({ stateDir: dir });
+      const s = spec('enospc', { env: { APP_LINES: '20000' } });
+      await d.ensure(s);
+      const st = await waitFor(
+        'dropped lines reported',
+        () => (d.status().droppedLogLines > 0 ? d.get(s.id) : undefined),
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      expect(st.message).toMatch(/log lines dropped/);
+      expect(st.phase).toBe('ready');
+      expect(await get(st.ip, 8080, '/live')).toBe('alive');
+      await d.close({ stopInstances: true });
+      driver = undefined;
+    } finally {
+      execFileSync('umount', ['-l', dir]);
+    }
+  });
+});
+
+describe.each(isRoot ? ['privileged', 'unprivileged'] : ['unprivileged'])(
+  'adoption across control-plane restarts (%s)',
+  (mode) => {
+    const extra = mode === 'privileged' ? privilegedOpts : { privileged: false };
+    let driverB: LocalDriver | undefined;
+    afterEach(async () => {
+      await driverB?.close({ stopInstances: true });
+      driverB = undefined;
+    });
+
+    it('re-adopts running instances after the control plane is SIGKILLed, replaces one whose shim died, and leaves no orphans', async () => {
+      const stateDir = newDir();
+      const recordsDir = path.join(stateDir, 'records');
+      const options = { stateDir, site: 'test', backoff: fastBackoff, ...extra };
+      const keep = spec('keep');
+      const lose = spec('lose');
+      const dies = spec('dies', {
+        restartPolicy: 'Never',
+        env: { APP_EXIT_AFTER_MS: '1500', APP_EXIT_CODE: '7' },
+      });
+      const a = spawn(
+        process.execPath,
+        [DRIVER_A, JSON.stringify({ options: { ...options, recordsDir }, specs: [keep, lose, dies] })],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      a.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      try {
+        await waitFor('driver A ready', () => out.includes('READY '), { timeoutMs: 30_000 });
+      } catch (err) {
+        a.kill('SIGKILL');
+        throw err;
+      }
+      const before = JSON.parse(out.slice(out.indexOf('READY ') + 6).split('\n')[0]!) as InstanceStatus[];
+      const pidOf = (id: string): number => before.find((s) => s.id === id)!.pid!;
+      a.kill('SIGKILL');
+      await new Promise((r) => a.once('exit', r));
+
+      // While no control plane runs: the instances keep serving; one shim dies too.
+      const keepStatus = before.find((s) => s.id === keep.id)!;
+      expect(await get(keepStatus.ip, keepStatus.ports.http!, '/live')).toBe('alive');
+      const loseShim = readJson<ChildFile>(path.join(stateDir, 'instances', lose.id, FILES.shim))!;
+      process.kill(loseShim.pid, 'SIGKILL');
+      await waitFor('dies exited unobserved', () => appPids(dies.id).length === 0, { timeoutMs: 5000 });
+      await sleep(100);
+
+      driverB = await LocalDriver.create({ ...options, records: new FileInstanceRecords(recordsDir) });
+      const k = driverB.get(keep.id)!;
+      expect(k.pid).toBe(pidOf(keep.id));
+      expect(k.phase).toBe('ready'); // readiness restored from the record: no traffic flap on a control-plane restart
+      expect(k.restarts).toBe(0);
+      expect(appPids(keep.id)).toEqual([pidOf(keep.id)]);
+      // The instance whose shim died was killed (no orphan) and is restarted under a new shim.
+      expect(isAlive(identify(pidOf(lose.id)))).toBe(false);
+      await waitFor(
+        'lose restarted',
+        () => driverB!.get(lose.id)?.phase === 'ready' && driverB!.get(lose.id)!.restarts === 1,
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      expect(appPids(lose.id)).toEqual([driverB.get(lose.id)!.pid]);
+      expect(driverB.get(lose.id)!.lastExit?.message).toMatch(/shim died/);
+
+      // The one that exited while nobody watched is reported with its real exit, not restarted (Never).
+      expect(driverB.get(dies.id)).toMatchObject({
+        phase: 'failed',
+        restarts: 0,
+        lastExit: { reason: 'exited', code: 7 },
+      });
+      expect(driverB.list()).toHaveLength(3);
+
+      // Addresses come from the records: a new instance does not collide with adopted ones.
+      const fresh = await driverB.ensure(spec('fresh', { readiness: undefined }));
+      if (mode === 'privileged') expect(before.map((b) => b.ip)).not.toContain(fresh.ip);
+      await driverB.remove(fresh.id);
+
+      // Removal through the new driver works and leaves nothing behind.
+      await driverB.remove(keep.id);
+      await driverB.remove(lose.id);
+      await driverB.remove(dies.id);
+      expect(appPids(keep.id)).toEqual([]);
+      expect(appPids(lose.id)).toEqual([]);
+      expect(await new FileInstanceRecords(recordsDir).listInstances()).toEqual([]);
+      if (isRoot) expect(existsSync(`/run/netns/bw-${keep.id}`)).toBe(false);
+    });
+
+    it('resumes a pending backoff restart after a graceful control-plane restart', async () => {
+      const stateDir = newDir();
+      const records = new MemoryInstanceRecords();
+      const opts = {
+        stateDir,
+        site: 'test',
+        records,
+        backoff: { initialMs: 800, maxMs: 800, resetAfterMs: 60_000 },
+        ...extra,
+      };
+      const a = await LocalDriver.create(opts);
+      const s = spec('resume', { readiness: undefined, env: { APP_EXIT_AFTER_MS: '0' } });
+      await a.ensure(s);
+      const st = await waitFor('backoff', () => (a.get(s.id)?.phase === 'backoff' ? a.get(s.id) : undefined));
+      await a.close();
+      driverB = await LocalDriver.create(opts);
+      expect(driverB.get(s.id)).toMatchObject({
+        phase: 'backoff',
+        nextRestartAt: st.nextRestartAt,
+        restarts: st.restarts,
+      });
+      await waitFor('restarted by B', () => (driverB!.get(s.id)?.restarts ?? 0) > st.restarts);
+    });
+
+    it('kills the child when its shim is killed while the driver runs, and restarts it', async () => {
+      driverB = await LocalDriver.create({
+        stateDir: newDir(),
+        site: 'test',
+        records: new MemoryInstanceRecords(),
+        backoff: fastBackoff,
+        ...extra,
+      });
+      const s = spec('shimkill');
+      await driverB.ensure(s);
+      const st = await waitFor('ready', () =>
+        driverB!.get(s.id)?.phase === 'ready' ? driverB!.get(s.id) : undefined,
+      );
+      const shim = readJson<ChildFile>(path.join(driverB.status().stateDir, 'instances', s.id, FILES.shim))!;
+      process.kill(shim.pid, 'SIGKILL');
+      await waitFor(
+        'restarted',
+        () => driverB!.get(s.id)?.phase === 'ready' && driverB!.get(s.id)!.restarts === 1,
+      );
+      expect(appPids(s.id)).toEqual([driverB.get(s.id)!.pid]);
+      expect(driverB.get(s.id)!.pid).not.toBe(st.pid);
+    });
+  },
+);

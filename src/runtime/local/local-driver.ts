@@ -1,0 +1,881 @@
+/**
+ * LocalDriver: runs instances as supervised processes on this machine.
+ *
+ * Each run of an instance is owned by a detached shim (shim.ts) that survives
+ * the control plane, so a restarted driver re-adopts what runs instead of
+ * starting duplicates. The driver keeps one record per instance (through the
+ * injected InstanceRecords) with the identities (pid + start time) of shim and
+ * child, its address, ports, netns and cgroup; `create()` reconciles those
+ * records against /proc and the shims' files.
+ *
+ * Privileged mode (root): own netns + IP on a bridge, cgroup v1 limits, OOM
+ * detection. Unprivileged: plain processes on 127.0.0.1 with allocated ports.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type {
+  DriverCapabilities,
+  DriverEvent,
+  ExitInfo,
+  InstancePhase,
+  InstanceSpec,
+  InstanceStatus,
+  LogQuery,
+  RuntimeDriver,
+} from '../driver.ts';
+import { freePort } from '../../util/ports.ts';
+import { sleep } from '../../util/time.ts';
+import { nextBackoff } from './backoff.ts';
+import { CgroupsV1, type CgroupPaths, type CgroupStats } from './cgroups.ts';
+import { resolveExecutable } from './executable.ts';
+import { launch } from './launcher.ts';
+import { tailLogs } from './log-reader.ts';
+import { BridgeNetwork, type InstanceNet } from './network.ts';
+import { compileOptions, validateSpec, type CompiledOptions, type LocalDriverOptions } from './options.ts';
+import { ProbeRunner, type ProbeTarget } from './probes.ts';
+import { isAlive, signalGroup, type ProcIdentity } from './proc.ts';
+import { FILES, readJson, type ChildFile, type ExitFile, type ShimStatusFile } from './shim-protocol.ts';
+
+export type { LocalDriverOptions } from './options.ts';
+
+/** What the driver persists per instance (InstanceRecord.data). */
+export interface LocalRecordData {
+  spec: InstanceSpec;
+  ip: string;
+  ports: Record<string, number>;
+  net?: InstanceNet;
+  cgroup?: CgroupPaths;
+  shim?: ProcIdentity;
+  child?: ProcIdentity;
+  restarts: number;
+  /** Consecutive crashes, for backoff. */
+  crashes: number;
+  runStartedAtMs?: number;
+  startedAt?: string;
+  /** OOM-kill counter of the cgroup when the current run started. */
+  oomBaseline: number;
+  lastExit?: ExitInfo;
+  nextRestartAtMs?: number;
+  terminal?: 'succeeded' | 'failed';
+  message?: string;
+  /** Last readiness verdict, restored on adoption so a control-plane restart does not flap traffic. */
+  lastReady?: boolean;
+}
+
+interface Inst {
+  data: LocalRecordData;
+  ready: boolean;
+  everReady: boolean;
+  stopping: boolean;
+  launching: boolean;
+  pendingReason?: 'liveness-failed';
+  readiness?: ProbeRunner;
+  liveness?: ProbeRunner;
+  restartTimer?: NodeJS.Timeout;
+  killTimer?: NodeJS.Timeout;
+  droppedLogLines: number;
+  logError?: string;
+  lastEmitted?: string;
+  persistChain: Promise<void>;
+}
+
+export interface InstanceStats {
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  cpuUsageNs?: number;
+}
+
+export interface LocalDriverStatus {
+  mode: 'privileged' | 'unprivileged';
+  stateDir: string;
+  site: string;
+  instances: number;
+  phases: Partial<Record<InstancePhase, number>>;
+  droppedLogLines: number;
+  capabilities: DriverCapabilities;
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+
+export class LocalDriver implements RuntimeDriver {
+  readonly kind = 'local' as const;
+  private readonly opts: CompiledOptions;
+  private readonly caps: DriverCapabilities;
+  private readonly network: BridgeNetwork | undefined;
+  private readonly cgroups: CgroupsV1 | undefined;
+  private readonly insts = new Map<string, Inst>();
+  private readonly listeners = new Set<(ev: DriverEvent) => void>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Addresses handed out whose instance is still being set up (not yet in `insts`). */
+  private readonly pendingIps = new Set<string>();
+  private monitor: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    opts: CompiledOptions,
+    caps: DriverCapabilities,
+    network: BridgeNetwork | undefined,
+    cgroups: CgroupsV1 | undefined,
+  ) {
+    this.opts = opts;
+    this.caps = caps;
+    this.network = network;
+    this.cgroups = cgroups;
+  }
+
+  /** Detect capabilities, prepare the bridge, and re-adopt (or clean up) instances from the records. */
+  static async create(options: LocalDriverOptions): Promise<LocalDriver> {
+    const opts = compileOptions(options);
+    mkdirSync(path.join(opts.stateDir, 'instances'), { recursive: true });
+    const root = process.getuid?.() === 0;
+    const privileged = opts.privileged ?? root;
+    const off = (what: string) => ({
+      available: false,
+      reason: root
+        ? `privileged mode disabled by option (privileged: false): enable it to get ${what}`
+        : `not running as root: run the control plane as root to get ${what}`,
+    });
+    let network: BridgeNetwork | undefined;
+    let cgroups: CgroupsV1 | undefined;
+    const caps: DriverCapabilities = {
+      networkNamespaces: off('network namespaces'),
+      cgroups: off('cgroup limits'),
+    };
+    if (privileged) {
+      const net = new BridgeNetwork({ bridge: opts.bridge, subnet: opts.subnet });
+      caps.networkNamespaces = net.detect();
+      if (caps.networkNamespaces.available) {
+        await net.ensureBridge();
+        network = net;
+      }
+      const cg = new CgroupsV1({ parent: opts.cgroupParent });
+      caps.cgroups = cg.detect();
+      if (caps.cgroups.available) cgroups = cg;
+    }
+    const d = new LocalDriver(opts, caps, network, cgroups);
+    await d.adoptAll();
+    d.monitor = setInterval(() => d.poll(), opts.pollIntervalMs);
+    return d;
+  }
+
+  capabilities(): DriverCapabilities {
+    return structuredClone(this.caps);
+  }
+
+  /**
+   * The address instances use to reach the host (and so the site gateway): the bridge
+   * gateway when instances live in their own network namespaces, loopback otherwise.
+   */
+  get hostIp(): string {
+    return this.network ? this.network.gateway : '127.0.0.1';
+  }
+
+  status(): LocalDriverStatus {
+    const phases: Partial<Record<InstancePhase, number>> = {};
+    let dropped = 0;
+    for (const inst of this.insts.values()) {
+      const p = this.toStatus(inst).phase;
+      phases[p] = (phases[p] ?? 0) + 1;
+      dropped += inst.droppedLogLines;
+    }
+    return {
+      mode: this.network || this.cgroups ? 'privileged' : 'unprivileged',
+      stateDir: this.opts.stateDir,
+      site: this.opts.site,
+      instances: this.insts.size,
+      phases,
+      droppedLogLines: dropped,
+      capabilities: this.capabilities(),
+    };
+  }
+
+  async ensure(spec: InstanceSpec): Promise<InstanceStatus> {
+    this.assertOpen();
+    validateSpec(spec, this.opts.site);
+    return await this.withLock(spec.id, async () => {
+      const existing = this.insts.get(spec.id);
+      if (existing && !existing.stopping && existing.data.spec.specHash === spec.specHash) {
+        return this.toStatus(existing);
+      }
+      if (existing) await this.removeLocked(spec.id);
+      const inst = await this.createInstance(structuredClone(spec));
+      await this.startRun(inst);
+      return this.toStatus(inst);
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.withLock(id, () => this.removeLocked(id));
+  }
+
+  get(id: string): InstanceStatus | undefined {
+    const inst = this.insts.get(id);
+    return inst ? this.toStatus(inst) : undefined;
+  }
+
+  list(): InstanceStatus[] {
+    return [...this.insts.values()].map((i) => this.toStatus(i));
+  }
+
+  watch(listener: (ev: DriverEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async logs(id: string, query: LogQuery = {}): Promise<string[]> {
+    if (!this.insts.has(id)) throw new Error(`unknown instance '${id}'`);
+    const stream = query.stream ?? 'both';
+    const streams = stream === 'both' ? ['stdout', 'stderr'] : [stream];
+    const lines = await tailLogs(path.join(this.dirOf(id), 'logs'), streams, {
+      tail: query.tail ?? 100,
+      files: this.opts.logFiles,
+    });
+    return lines.map((l) => l.text);
+  }
+
+  /** Memory and CPU accounting: from the cgroup when privileged, else from /proc of the main process. */
+  stats(id: string): InstanceStats | undefined {
+    const inst = this.insts.get(id);
+    if (!inst) return undefined;
+    if (inst.data.cgroup && this.cgroups)
+      return this.cgroups.stats(inst.data.cgroup) satisfies CgroupStats | undefined;
+    const child = inst.data.child;
+    if (!child || !isAlive(child)) return undefined;
+    try {
+      const st = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const rss = /VmRSS:\s+(\d+) kB/.exec(st);
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime + stime (fields 14, 15) are in clock ticks; USER_HZ is 100 on Linux.
+      const ticks = Number(f[11]) + Number(f[12]);
+      return { memoryBytes: rss ? Number(rss[1]) * 1024 : 0, cpuUsageNs: ticks * 10_000_000 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close(opts: { stopInstances?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    if (opts.stopInstances) {
+      await Promise.all([...this.insts.keys()].map((id) => this.remove(id)));
+    }
+    this.closed = true;
+    if (this.monitor) clearInterval(this.monitor);
+    for (const inst of this.insts.values()) {
+      this.stopProbes(inst);
+      if (inst.restartTimer) clearTimeout(inst.restartTimer);
+      if (inst.killTimer) clearTimeout(inst.killTimer);
+    }
+    await Promise.all([...this.insts.values()].map((i) => i.persistChain));
+    this.listeners.clear();
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  private async createInstance(spec: InstanceSpec): Promise<Inst> {
+    let ip = '127.0.0.1';
+    let ports: Record<string, number> = {};
+    let net: InstanceNet | undefined;
+    if (this.network) {
+      const used = [...this.insts.values()].map((i) => i.data.ip);
+      ip = this.network.allocate([...used, ...this.pendingIps]);
+      for (const p of spec.ports) ports[p.name] = p.port;
+      // Reserved synchronously: ensures of other ids run concurrently and must not get the same address.
+      this.pendingIps.add(ip);
+      try {
+        net = await this.network.setup(spec.id, ip);
+      } catch (err) {
+        this.pendingIps.delete(ip);
+        throw err;
+      }
+    } else {
+      for (const p of spec.ports) ports[p.name] = await freePort();
+    }
+    let cgroup: CgroupPaths | undefined;
+    try {
+      if (this.cgroups) {
+        const limits: { cpu?: number; memoryBytes?: number } = {};
+        if (spec.cpu !== undefined) limits.cpu = spec.cpu;
+        if (spec.memoryBytes !== undefined) limits.memoryBytes = spec.memoryBytes;
+        cgroup = this.cgroups.create(spec.id, limits);
+      }
+    } catch (err) {
+      if (net) await this.network?.teardown(net);
+      this.pendingIps.delete(ip);
+      throw err;
+    }
+    const data: LocalRecordData = { spec, ip, ports, restarts: 0, crashes: 0, oomBaseline: 0 };
+    if (net) data.net = net;
+    if (cgroup) data.cgroup = cgroup;
+    ports = data.ports;
+    mkdirSync(this.dirOf(spec.id), { recursive: true });
+    const inst = this.newInst(data);
+    this.insts.set(spec.id, inst);
+    this.pendingIps.delete(ip);
+    // Persist before launching so a crash right after launch still leaves a record to adopt from.
+    await this.persist(inst);
+    return inst;
+  }
+
+  private newInst(data: LocalRecordData): Inst {
+    return {
+      data,
+      ready: false,
+      everReady: false,
+      stopping: false,
+      launching: false,
+      droppedLogLines: 0,
+      persistChain: Promise.resolve(),
+    };
+  }
+
+  private envFor(d: LocalRecordData): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const k of this.opts.inheritEnv) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    Object.assign(env, d.spec.env);
+    const first = d.spec.ports[0];
+    if (first) env.PORT = String(d.ports[first.name]);
+    for (const p of d.spec.ports) {
+      env[`BULWARK_PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(d.ports[p.name]);
+    }
+    env.BULWARK_INSTANCE_ID = d.spec.id;
+    env.BULWARK_HOST_IP = this.hostIp;
+    return env;
+  }
+
+  /** Launch one run. Caller holds the instance lock and made sure no run is alive. */
+  private async startRun(inst: Inst): Promise<void> {
+    const d = inst.data;
+    const spec = d.spec;
+    const cwd = spec.cwd ?? process.cwd();
+    const env = this.envFor(d);
+    delete d.terminal;
+    delete d.nextRestartAtMs;
+    inst.pendingReason = undefined;
+    inst.ready = false;
+    inst.everReady = false;
+    const exe = resolveExecutable(spec.command![0]!, { cwd, pathEnv: env.PATH });
+    if ('error' in exe) {
+      this.onExit(inst, {
+        reason: 'start-failed',
+        code: null,
+        signal: null,
+        at: new Date().toISOString(),
+        message: `start-failed: ${exe.error}`,
+      });
+      return;
+    }
+    // The monitor leaves the instance alone until this run's outcome is recorded here,
+    // so an early exit is processed exactly once.
+    inst.launching = true;
+    try {
+      if (d.net && this.network && !existsSync(this.network.netnsPath(d.net.netns))) {
+        // The netns vanished (host reboot, manual cleanup): rebuild it at the same address.
+        d.net = await this.network.setup(spec.id, d.ip);
+      }
+      if (d.cgroup && this.cgroups) d.oomBaseline = this.cgroups.oomKills(d.cgroup);
+      // Recorded before the shim exists: if the control plane dies mid-launch, the next one
+      // finds no pending backoff in the record and adopts (or replaces) whatever the files show.
+      await this.persist(inst);
+      await this.launchRun(inst, exe.path, cwd, env);
+    } catch (err) {
+      // A host-side failure (netns setup, full state disk) is retried with backoff, never left hanging.
+      this.onExit(inst, {
+        reason: 'start-failed',
+        code: null,
+        signal: null,
+        at: new Date().toISOString(),
+        message: `start-failed: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    } finally {
+      inst.launching = false;
+    }
+  }
+
+  private async launchRun(
+    inst: Inst,
+    exePath: string,
+    cwd: string,
+    env: Record<string, string>,
+  ): Promise<void> {
+    const d = inst.data;
+    const spec = d.spec;
+    const r = await launch({
+      dir: this.dirOf(spec.id),
+      argv: [exePath, ...spec.command!.slice(1)],
+      cwd,
+      env,
+      ...(d.net && this.network ? { netnsPath: this.network.netnsPath(d.net.netns) } : {}),
+      ...(d.cgroup && this.cgroups ? { cgroupProcs: this.cgroups.procsFiles(d.cgroup) } : {}),
+      logMaxBytes: this.opts.logMaxBytes,
+      logFiles: this.opts.logFiles,
+      waitMs: this.opts.launchWaitMs,
+    });
+    d.runStartedAtMs = Date.now();
+    d.startedAt = new Date().toISOString();
+    delete d.message;
+    if (r.shim) d.shim = r.shim;
+    if (r.child) d.child = r.child;
+    inst.ready = !spec.readiness;
+    inst.everReady = inst.ready;
+    d.lastReady = inst.ready;
+    await this.persist(inst);
+    if (r.exit) this.processExitFile(inst, r.exit);
+    else if (!r.shim) {
+      this.onExit(inst, {
+        reason: 'start-failed',
+        code: null,
+        signal: null,
+        at: new Date().toISOString(),
+        message:
+          'start-failed: the shim process could not be started (see shim.log in the instance state dir)',
+      });
+    } else {
+      this.startProbes(inst);
+      this.emit(inst);
+    }
+  }
+
+  /** Classify a shim-reported exit and hand it to onExit. */
+  private processExitFile(inst: Inst, ef: ExitFile): void {
+    const d = inst.data;
+    let info: ExitInfo;
+    if (ef.spawnError) {
+      info = {
+        reason: 'start-failed',
+        code: null,
+        signal: null,
+        at: ef.at,
+        message: `start-failed: ${ef.spawnError}`,
+      };
+    } else if (inst.pendingReason === 'liveness-failed') {
+      info = {
+        reason: 'liveness-failed',
+        code: ef.code,
+        signal: ef.signal,
+        at: ef.at,
+        message: `killed after the liveness probe failed: ${inst.liveness?.lastMessage ?? ''}`.trim(),
+      };
+    } else if (
+      ef.signal === 'SIGKILL' &&
+      d.cgroup &&
+      this.cgroups &&
+      this.cgroups.oomKills(d.cgroup) > d.oomBaseline
+    ) {
+      info = {
+        reason: 'oom-killed',
+        code: null,
+        signal: ef.signal,
+        at: ef.at,
+        message: `OOM-killed: exceeded its memory limit of ${d.spec.memoryBytes ?? 'unlimited'} bytes`,
+      };
+    } else if (ef.signal) {
+      info = {
+        reason: 'signaled',
+        code: null,
+        signal: ef.signal,
+        at: ef.at,
+        message: `killed by ${ef.signal}`,
+      };
+    } else {
+      info = {
+        reason: 'exited',
+        code: ef.code,
+        signal: null,
+        at: ef.at,
+        message: `exited with code ${ef.code}`,
+      };
+    }
+    this.onExit(inst, info);
+  }
+
+  /** Record an exit and decide: restart after backoff, or stay succeeded/failed. */
+  private onExit(inst: Inst, info: ExitInfo): void {
+    const d = inst.data;
+    this.stopProbes(inst);
+    if (inst.killTimer) clearTimeout(inst.killTimer);
+    inst.killTimer = undefined;
+    if (d.cgroup && this.cgroups) this.cgroups.killAll(d.cgroup);
+    const ranForMs = d.runStartedAtMs !== undefined ? Date.now() - d.runStartedAtMs : 0;
+    delete d.shim;
+    delete d.child;
+    delete d.runStartedAtMs;
+    // This run's files are consumed: leaving them would make a later adoption replay the exit.
+    const dir = this.dirOf(d.spec.id);
+    for (const f of [FILES.exit, FILES.child, FILES.shim]) rmSync(path.join(dir, f), { force: true });
+    d.lastExit = info;
+    d.lastReady = false;
+    inst.ready = false;
+    inst.pendingReason = undefined;
+    if (!inst.stopping) {
+      const policy = d.spec.restartPolicy;
+      const success = info.reason === 'exited' && info.code === 0;
+      if (policy === 'Never' || (policy === 'OnFailure' && success)) {
+        d.terminal = success ? 'succeeded' : 'failed';
+        d.message = info.message;
+      } else {
+        const b = nextBackoff(this.opts.backoff, d.crashes, ranForMs);
+        d.crashes = b.crashes;
+        d.nextRestartAtMs = Date.now() + b.delayMs;
+        d.message = `${info.message}; restarting in ${b.delayMs} ms`;
+        this.scheduleRestart(inst);
+      }
+    }
+    void this.persist(inst);
+    this.emit(inst);
+  }
+
+  private scheduleRestart(inst: Inst): void {
+    if (this.closed || inst.data.nextRestartAtMs === undefined) return;
+    if (inst.restartTimer) clearTimeout(inst.restartTimer);
+    const id = inst.data.spec.id;
+    inst.restartTimer = setTimeout(
+      () => {
+        inst.restartTimer = undefined;
+        this.withLock(id, async () => {
+          if (this.closed || inst.stopping || this.insts.get(id) !== inst || inst.data.shim) return;
+          inst.data.restarts++;
+          await this.startRun(inst);
+        }).catch((err: unknown) => {
+          inst.data.message = `restart failed: ${String(err)}`;
+          this.emit(inst);
+        });
+      },
+      Math.max(0, inst.data.nextRestartAtMs - Date.now()),
+    );
+  }
+
+  private async removeLocked(id: string): Promise<void> {
+    const inst = this.insts.get(id);
+    if (!inst) return;
+    inst.stopping = true;
+    if (inst.restartTimer) clearTimeout(inst.restartTimer);
+    this.stopProbes(inst);
+    this.emit(inst);
+    await this.stopRun(inst, inst.data.spec.terminationGracePeriodMs ?? DEFAULT_GRACE_MS);
+    const d = inst.data;
+    if (d.net && this.network) await this.network.teardown(d.net);
+    if (d.cgroup && this.cgroups) await this.cgroups.remove(d.cgroup);
+    await inst.persistChain;
+    await this.opts.records.deleteInstance(id);
+    rmSync(this.dirOf(id), { recursive: true, force: true });
+    this.insts.delete(id);
+    this.emitRaw({ type: 'removed', id });
+  }
+
+  /** SIGTERM the child's process group, SIGKILL after the grace period, then make sure the shim is gone. */
+  private async stopRun(inst: Inst, graceMs: number): Promise<void> {
+    const d = inst.data;
+    const dir = this.dirOf(d.spec.id);
+    const shim = d.shim ?? readJson<ChildFile>(path.join(dir, FILES.shim));
+    let child = d.child ?? readJson<ChildFile>(path.join(dir, FILES.child));
+    if (!child && isAlive(shim)) {
+      // Launched a moment ago: give the shim a moment to report its child.
+      for (let i = 0; i < 50 && !child && isAlive(shim); i++) {
+        await sleep(20);
+        child = readJson<ChildFile>(path.join(dir, FILES.child));
+      }
+    }
+    if (child && isAlive(child)) {
+      signalGroup(child, 'SIGTERM');
+      const deadline = Date.now() + graceMs;
+      while (isAlive(child) && Date.now() < deadline) await sleep(25);
+      if (isAlive(child)) signalGroup(child, 'SIGKILL');
+    }
+    if (d.cgroup && this.cgroups) this.cgroups.killAll(d.cgroup);
+    // The shim exits right after recording the exit; wait for that, then insist.
+    for (let i = 0; i < 80 && isAlive(shim); i++) await sleep(25);
+    if (shim && isAlive(shim)) signalGroup(shim, 'SIGKILL');
+    const ef = readJson<ExitFile>(path.join(dir, FILES.exit));
+    if (d.shim || d.child) {
+      if (ef) this.processExitFile(inst, ef);
+      else
+        this.onExit(inst, {
+          reason: 'signaled',
+          code: null,
+          signal: 'SIGKILL',
+          at: new Date().toISOString(),
+          message: 'stopped',
+        });
+    }
+  }
+
+  // ------------------------------------------------------------ adoption
+
+  private async adoptAll(): Promise<void> {
+    const recs = await this.opts.records.listInstances(this.opts.site);
+    for (const rec of recs) {
+      const d = rec.data as unknown as LocalRecordData;
+      if (!d || typeof d !== 'object' || !d.spec || typeof d.spec.id !== 'string') {
+        await this.opts.records.deleteInstance(rec.id);
+        continue;
+      }
+      const inst = this.newInst(d);
+      this.insts.set(d.spec.id, inst);
+      await this.adoptOne(inst);
+    }
+    // Instance dirs without a record (the driver died between mkdir and persist): kill and remove.
+    const root = path.join(this.opts.stateDir, 'instances');
+    for (const name of readdirSync(root)) {
+      if (this.insts.has(name)) continue;
+      const dir = path.join(root, name);
+      const child = readJson<ChildFile>(path.join(dir, FILES.child));
+      const shim = readJson<ChildFile>(path.join(dir, FILES.shim));
+      if (child && isAlive(child)) signalGroup(child, 'SIGKILL');
+      if (shim && isAlive(shim)) signalGroup(shim, 'SIGKILL');
+      // Names are derived from the id, so isolation set up before the record was written can be found.
+      if (this.cgroups) await this.cgroups.remove(this.cgroups.pathsFor(name)).catch(() => {});
+      if (this.network)
+        await this.network.teardown({ netns: this.network.netnsFor(name), vethHost: '', ip: '' });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async adoptOne(inst: Inst): Promise<void> {
+    const d = inst.data;
+    const dir = this.dirOf(d.spec.id);
+    if (d.terminal) return;
+    const shim = d.shim ?? readJson<ChildFile>(path.join(dir, FILES.shim));
+    const childFile = readJson<ChildFile>(path.join(dir, FILES.child));
+    const child = d.child ?? (childFile ? { pid: childFile.pid, startTime: childFile.startTime } : undefined);
+    const ef = readJson<ExitFile>(path.join(dir, FILES.exit));
+    if (shim && isAlive(shim) && !ef) {
+      // Alive and ours: adopt without touching the process.
+      d.shim = { pid: shim.pid, startTime: shim.startTime };
+      if (child) d.child = child;
+      d.runStartedAtMs ??= Date.now();
+      inst.ready = !d.spec.readiness || d.lastReady === true;
+      inst.everReady = inst.ready;
+      this.startProbes(inst);
+      await this.persist(inst);
+      this.emit(inst);
+      return;
+    }
+    if (ef && (d.shim || shim)) {
+      d.shim ??= shim;
+      this.processExitFile(inst, ef);
+      return;
+    }
+    if (d.shim || shim || child) {
+      // The shim died while nobody watched: its child would be an orphan nobody logs or reaps.
+      if (child && isAlive(child)) signalGroup(child, 'SIGKILL');
+      if (d.cgroup && this.cgroups) this.cgroups.killAll(d.cgroup);
+      d.shim ??= shim;
+      this.onExit(inst, {
+        reason: 'signaled',
+        code: null,
+        signal: 'SIGKILL',
+        at: new Date().toISOString(),
+        message: 'shim died while the control plane was down; instance killed and replaced',
+      });
+      return;
+    }
+    // Waiting in backoff (or never launched): resume the schedule.
+    d.nextRestartAtMs ??= Date.now();
+    this.scheduleRestart(inst);
+    this.emit(inst);
+  }
+
+  // ------------------------------------------------------------ monitoring
+
+  private poll(): void {
+    for (const inst of this.insts.values()) {
+      if (inst.launching) continue;
+      const d = inst.data;
+      this.readShimStatus(inst);
+      if (!d.shim || inst.stopping) continue;
+      const dir = this.dirOf(d.spec.id);
+      const ef = readJson<ExitFile>(path.join(dir, FILES.exit));
+      if (ef) {
+        this.processExitFile(inst, ef);
+        continue;
+      }
+      if (!isAlive(d.shim)) {
+        const again = readJson<ExitFile>(path.join(dir, FILES.exit));
+        if (again) {
+          this.processExitFile(inst, again);
+          continue;
+        }
+        const child = d.child ?? readJson<ChildFile>(path.join(dir, FILES.child));
+        if (child && isAlive(child)) signalGroup(child, 'SIGKILL');
+        this.onExit(inst, {
+          reason: 'signaled',
+          code: null,
+          signal: 'SIGKILL',
+          at: new Date().toISOString(),
+          message: 'shim exited unexpectedly; instance killed so it does not run unsupervised',
+        });
+        continue;
+      }
+      if (!d.child) {
+        const c = readJson<ChildFile>(path.join(dir, FILES.child));
+        if (c) {
+          d.child = { pid: c.pid, startTime: c.startTime };
+          void this.persist(inst);
+          this.emit(inst);
+        }
+      }
+    }
+  }
+
+  private readShimStatus(inst: Inst): void {
+    const s = readJson<ShimStatusFile>(path.join(this.dirOf(inst.data.spec.id), FILES.status));
+    if (!s) return;
+    const before = inst.droppedLogLines;
+    inst.droppedLogLines = Math.max(inst.droppedLogLines, s.droppedLogLines);
+    inst.logError = s.lastLogError;
+    if (inst.droppedLogLines !== before) this.emit(inst);
+  }
+
+  private startProbes(inst: Inst): void {
+    this.stopProbes(inst);
+    const d = inst.data;
+    const target: ProbeTarget = {
+      ip: d.ip,
+      ports: d.ports,
+      env: this.envFor(d),
+      cwd: d.spec.cwd ?? process.cwd(),
+      ...(d.net && this.network ? { netnsPath: this.network.netnsPath(d.net.netns) } : {}),
+    };
+    if (d.spec.readiness) {
+      inst.readiness = new ProbeRunner(d.spec.readiness, target, inst.ready, (passing) => {
+        inst.ready = passing;
+        if (passing) inst.everReady = true;
+        d.lastReady = passing;
+        void this.persist(inst);
+        this.emit(inst);
+      });
+      inst.readiness.start();
+    }
+    if (d.spec.liveness) {
+      inst.liveness = new ProbeRunner(d.spec.liveness, target, true, (passing) => {
+        if (!passing) this.killForLiveness(inst);
+      });
+      inst.liveness.start();
+    }
+  }
+
+  private stopProbes(inst: Inst): void {
+    inst.readiness?.stop();
+    inst.liveness?.stop();
+    inst.readiness = undefined;
+    inst.liveness = undefined;
+  }
+
+  /** Liveness failed: stop the run gracefully; the exit is then reported as 'liveness-failed' and restarted per policy. */
+  private killForLiveness(inst: Inst): void {
+    const child = inst.data.child;
+    if (!child || inst.stopping) return;
+    inst.pendingReason = 'liveness-failed';
+    inst.ready = false;
+    this.emit(inst);
+    signalGroup(child, 'SIGTERM');
+    inst.killTimer = setTimeout(() => {
+      if (isAlive(child)) signalGroup(child, 'SIGKILL');
+      if (inst.data.cgroup && this.cgroups) this.cgroups.killAll(inst.data.cgroup);
+    }, inst.data.spec.terminationGracePeriodMs ?? DEFAULT_GRACE_MS);
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  private toStatus(inst: Inst): InstanceStatus {
+    const d = inst.data;
+    const s = d.spec;
+    let phase: InstancePhase;
+    if (inst.stopping) phase = 'stopping';
+    else if (d.terminal) phase = d.terminal;
+    else if (d.nextRestartAtMs !== undefined && !d.shim) phase = 'backoff';
+    else if (inst.ready) phase = 'ready';
+    else if (inst.everReady) phase = 'running';
+    else phase = 'starting';
+    const st: InstanceStatus = {
+      id: s.id,
+      site: s.site,
+      project: s.project,
+      app: s.app,
+      workload: s.workload,
+      ordinal: s.ordinal,
+      specHash: s.specHash,
+      phase,
+      ready: phase === 'ready',
+      ip: d.ip,
+      ports: { ...d.ports },
+      restarts: d.restarts,
+      isolation: {},
+    };
+    if (d.child) st.pid = d.child.pid;
+    if (d.lastExit) st.lastExit = { ...d.lastExit };
+    if (phase === 'backoff' && d.nextRestartAtMs !== undefined)
+      st.nextRestartAt = new Date(d.nextRestartAtMs).toISOString();
+    if (d.net) st.isolation.netns = d.net.netns;
+    if (d.cgroup) st.isolation.cgroup = `${this.opts.cgroupParent}/${s.id}`;
+    if (d.startedAt) st.startedAt = d.startedAt;
+    const msgs: string[] = [];
+    if (d.message) msgs.push(d.message);
+    if (inst.droppedLogLines > 0) {
+      msgs.push(`${inst.droppedLogLines} log lines dropped${inst.logError ? ` (${inst.logError})` : ''}`);
+    }
+    if (msgs.length) st.message = msgs.join('; ');
+    return st;
+  }
+
+  private emit(inst: Inst): void {
+    if (this.insts.get(inst.data.spec.id) !== inst) return;
+    const st = this.toStatus(inst);
+    const key = JSON.stringify(st);
+    if (key === inst.lastEmitted) return;
+    inst.lastEmitted = key;
+    this.emitRaw({ type: 'changed', instance: st });
+  }
+
+  private emitRaw(ev: DriverEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch {
+        // a faulty listener must not break supervision
+      }
+    }
+  }
+
+  private persist(inst: Inst): Promise<void> {
+    const d = inst.data;
+    const rec = {
+      id: d.spec.id,
+      site: d.spec.site,
+      project: d.spec.project,
+      app: d.spec.app,
+      workload: d.spec.workload,
+      data: structuredClone(d) as unknown as Record<string, unknown>,
+    };
+    inst.persistChain = inst.persistChain
+      .then(() => (this.insts.get(d.spec.id) === inst ? this.opts.records.putInstance(rec) : undefined))
+      .catch((err: unknown) => {
+        inst.data.message = `could not persist instance record: ${String(err)}`;
+      });
+    return inst.persistChain;
+  }
+
+  private dirOf(id: string): string {
+    return path.join(this.opts.stateDir, 'instances', id);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('LocalDriver is closed');
+  }
+
+  private async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.locks.set(id, tail);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Per-instance network namespaces on a host bridge: each instance gets its
+ * own netns, a veth pair whose host end is enslaved to the bridge, an address
+ * from the bridge subnet and a default route via the bridge address (the
+ * gateway, `.1`), where it reaches host services. Uses iproute2 only.
+ */
+import { existsSync } from 'node:fs';
+import type { Capability } from '../driver.ts';
+import { run } from './exec.ts';
+
+export interface NetworkOptions {
+  /** @default "bulwark0" */
+  bridge?: string;
+  /** IPv4 CIDR, prefix 8..30. @default "10.213.0.0/16" */
+  subnet?: string;
+}
+
+export interface InstanceNet {
+  netns: string;
+  vethHost: string;
+  ip: string;
+}
+
+function ipToInt(ip: string): number {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new Error(`invalid IPv4 address '${ip}'`);
+  }
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export class BridgeNetwork {
+  readonly bridge: string;
+  readonly prefix: number;
+  readonly gateway: string;
+  private readonly base: number;
+  private readonly size: number;
+
+  constructor(opts: NetworkOptions = {}) {
+    this.bridge = opts.bridge ?? 'bulwark0';
+    const subnet = opts.subnet ?? '10.213.0.0/16';
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
+    const prefix = m ? Number(m[2]) : NaN;
+    if (!m || !(prefix >= 8 && prefix <= 30)) {
+      throw new Error(
+        `network.subnet '${subnet}' must be an IPv4 CIDR with prefix 8..30, e.g. 10.213.0.0/16`,
+      );
+    }
+    if (this.bridge.length > 15)
+      throw new Error(`network.bridge '${this.bridge}' is longer than 15 characters`);
+    this.prefix = prefix;
+    this.size = 2 ** (32 - prefix);
+    this.base = (ipToInt(m[1]!) & ~(this.size - 1)) >>> 0;
+    this.gateway = intToIp(this.base + 1);
+  }
+
+  detect(): Capability {
+    if (process.getuid?.() !== 0) {
+      return {
+        available: false,
+        reason: 'not running as root: run the control plane as root to get network namespaces',
+      };
+    }
+    if (!existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip') && !existsSync('/usr/bin/ip')) {
+      return { available: false, reason: "iproute2 ('ip') not installed: apt-get install iproute2" };
+    }
+    if (!existsSync('/usr/bin/nsenter') && !existsSync('/bin/nsenter')) {
+      return { available: false, reason: "'nsenter' not installed: apt-get install util-linux" };
+    }
+    return { available: true };
+  }
+
+  /** Create the bridge with the gateway address if missing (shared by all instances, kept on close). */
+  async ensureBridge(): Promise<void> {
+    const exists = await run('ip', ['link', 'show', this.bridge]).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) {
+      await run('ip', ['link', 'add', this.bridge, 'type', 'bridge']).catch((err: Error) => {
+        if (!/File exists/.test(err.message)) throw err;
+      });
+    }
+    const addrs = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', this.bridge]);
+    if (!addrs.includes(` ${this.gateway}/`)) {
+      await run('ip', ['addr', 'add', `${this.gateway}/${this.prefix}`, 'dev', this.bridge]);
+    }
+    await run('ip', ['link', 'set', this.bridge, 'up']);
+  }
+
+  /** Lowest free address (from .2) not in `used`. Deriving `used` from records keeps restarts collision-free. */
+  allocate(used: Iterable<string>): string {
+    const taken = new Set(used);
+    for (let off = 2; off < this.size - 1; off++) {
+      const ip = intToIp(this.base + off);
+      if (!taken.has(ip)) return ip;
+    }
+    throw new Error(`no free address left in ${intToIp(this.base)}/${this.prefix}`);
+  }
+
+  /** Network namespace name of an instance (`ip netns identify` shows it). */
+  netnsFor(id: string): string {
+    return `bw-${id}`;
+  }
+
+  namesFor(id: string, ip: string): { netns: string; vethHost: string; vethPeer: string } {
+    const off = (ipToInt(ip) - this.base).toString(16);
+    return { netns: this.netnsFor(id), vethHost: `bwh${off}`, vethPeer: `bwp${off}` };
+  }
+
+  /** Build the instance's netns from scratch (any leftover of the same name is replaced). */
+  async setup(id: string, ip: string): Promise<InstanceNet> {
+    const { netns, vethHost, vethPeer } = this.namesFor(id, ip);
+    await this.teardown({ netns, vethHost, ip });
+    await run('ip', ['netns', 'add', netns]);
+    try {
+      await run('ip', ['link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPeer]);
+      await run('ip', ['link', 'set', vethPeer, 'netns', netns]);
+      await run('ip', ['link', 'set', vethHost, 'master', this.bridge, 'up']);
+      await run('ip', ['-n', netns, 'link', 'set', vethPeer, 'name', 'eth0']);
+      await run('ip', ['-n', netns, 'addr', 'add', `${ip}/${this.prefix}`, 'dev', 'eth0']);
+      await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+      await run('ip', ['-n', netns, 'route', 'add', 'default', 'via', this.gateway]);
+    } catch (err) {
+      await this.teardown({ netns, vethHost, ip });
+      throw err;
+    }
+    return { netns, vethHost, ip };
+  }
+
+  /** Remove the veth pair and the netns; missing pieces are fine (idempotent). */
+  async teardown(net: InstanceNet): Promise<void> {
+    // Deleting the netns also deletes the veth end inside it, and with it the pair.
+    if (net.vethHost) await run('ip', ['link', 'del', net.vethHost]).catch(() => {});
+    await run('ip', ['netns', 'del', net.netns]).catch(() => {});
+  }
+
+  netnsPath(netns: string): string {
+    return `/run/netns/${netns}`;
+  }
+}
