@@ -1,0 +1,307 @@
+/**
+ * Data plane benchmark: requests/s and latency (p50/p99) of
+ *   (a) direct   - wrk straight to the instances (one wrk per instance, run together),
+ *   (b) bulwark  - through the HAProxy managed by HaproxyDataPlane (servers added at
+ *                  runtime, host routing, trace headers, request logging to syslog on),
+ *   (b') bulwark-nolog - the same with request logging off (attributes the logging cost),
+ *   (c) minimal  - through a hand-written haproxy.cfg (one frontend, one backend,
+ *                  the same two servers, no logging),
+ * in alternating rounds; prints medians, the bulwark/minimal ratios, a markdown
+ * table, and as the last stdout line a one-line JSON summary.
+ *
+ *   node bench/dataplane/run.ts [--quick]
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { HaproxyDataPlane } from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
+import { freePort } from '../../src/util/ports.ts';
+import { sleep, waitFor } from '../../src/util/time.ts';
+
+const execFileP = promisify(execFile);
+const quick = process.argv.includes('--quick');
+const ROUNDS = quick ? 2 : 5;
+const DURATION_S = quick ? 3 : 10;
+const CONNECTIONS = 32;
+const THREADS = 1;
+const here = path.dirname(new URL(import.meta.url).pathname);
+
+interface WrkResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  requests: number;
+  /** HAProxy worker CPU (user+sys) per request, microseconds; NaN for direct. */
+  proxyCpuUsPerReq?: number;
+  /** This process's CPU per request (the syslog receiver and parser), microseconds. */
+  receiverCpuUsPerReq?: number;
+}
+
+const TICK_US = 1_000_000 / 100; // /proc stat ticks (USER_HZ = 100 on Linux)
+function procCpuUs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) * TICK_US;
+}
+
+async function measured(pid: () => number | undefined, run: () => Promise<WrkResult>): Promise<WrkResult> {
+  const c0 = procCpuUs(pid());
+  const u0 = process.cpuUsage();
+  const r = await run();
+  const u = process.cpuUsage(u0);
+  const c1 = procCpuUs(pid());
+  return {
+    ...r,
+    proxyCpuUsPerReq: (c1 - c0) / r.requests,
+    receiverCpuUsPerReq: (u.user + u.system) / r.requests,
+  };
+}
+
+function toMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+export function parseWrk(out: string): WrkResult {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const errors = non2xx + (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  if (!Number.isFinite(rps) || !p50 || !p99 || !requests) throw new Error(`cannot parse wrk output:\n${out}`);
+  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), errors, requests };
+}
+
+async function wrk(url: string, connections: number, headers: string[] = []): Promise<WrkResult> {
+  const args = ['-t', String(THREADS), '-c', String(connections), '-d', `${DURATION_S}s`, '--latency'];
+  for (const h of headers) args.push('-H', h);
+  const { stdout } = await execFileP('wrk', [...args, url], { timeout: (DURATION_S + 30) * 1000 });
+  return parseWrk(stdout);
+}
+
+/** Direct: one wrk per instance at the same time, half the connections each. */
+async function wrkDirect(urls: string[]): Promise<WrkResult> {
+  const rs = await Promise.all(urls.map((u) => wrk(u, CONNECTIONS / urls.length)));
+  return {
+    rps: rs.reduce((a, r) => a + r.rps, 0),
+    p50Ms: Math.max(...rs.map((r) => r.p50Ms)),
+    p99Ms: Math.max(...rs.map((r) => r.p99Ms)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    requests: rs.reduce((a, r) => a + r.requests, 0),
+  };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+async function startInstance(name: string): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [path.join(here, 'backend.ts'), String(port), name], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout?.once('data', () => resolve());
+    proc.once('exit', (c) => reject(new Error(`instance ${name} exited with ${c}`)));
+  });
+  return { port, proc };
+}
+
+async function startMinimalHaproxy(
+  dir: string,
+  ports: number[],
+): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const cfg = [
+    'global',
+    '  maxconn 4000',
+    'defaults',
+    '  mode http',
+    '  timeout connect 2s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    'frontend fe',
+    `  bind 127.0.0.1:${port}`,
+    '  default_backend be',
+    'backend be',
+    '  balance roundrobin',
+    ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p}`),
+    '',
+  ].join('\n');
+  const file = path.join(dir, 'minimal.cfg');
+  writeFileSync(file, cfg);
+  const proc = spawn('/usr/sbin/haproxy', ['-f', file], { stdio: 'ignore' });
+  await waitFor('minimal haproxy', async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+    return r?.status === 200;
+  });
+  return { port, proc };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-'));
+  const procs: ChildProcess[] = [];
+  let dp: HaproxyDataPlane | undefined;
+  let dpNoLog: HaproxyDataPlane | undefined;
+  try {
+    const a = await startInstance('i1');
+    const b = await startInstance('i2');
+    procs.push(a.proc, b.proc);
+    dp = await HaproxyDataPlane.create({
+      workDir: path.join(dir, 'bulwark'),
+      binds: [{ address: '127.0.0.1', port: await freePort() }],
+    });
+    let logs = 0;
+    dp.onRequest(() => logs++);
+    await dp.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
+    const servers = [a, b].map((x, i) => ({
+      name: `i${i + 1}`,
+      address: '127.0.0.1',
+      port: x.port,
+      weight: 100,
+      state: 'ready' as const,
+    }));
+    const added = await dp.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
+    if (added.reloaded) throw new Error('adding servers must not reload');
+    // Same as bulwark with request logging off: attributes the logging cost.
+    dpNoLog = await HaproxyDataPlane.create({
+      workDir: path.join(dir, 'bulwark-nolog'),
+      binds: [{ address: '127.0.0.1', port: await freePort() }],
+      requestLogs: false,
+    });
+    await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
+    await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
+    const minimal = await startMinimalHaproxy(dir, [a.port, b.port]);
+    procs.push(minimal.proc);
+
+    const targets: Record<string, () => Promise<WrkResult>> = {
+      direct: () =>
+        measured(
+          () => undefined,
+          () => wrkDirect([`http://127.0.0.1:${a.port}/`, `http://127.0.0.1:${b.port}/`]),
+        ),
+      bulwark: () =>
+        measured(
+          () => dp?.status().process.workerPid,
+          () => wrk(`${dp?.gatewayUrl}/`, CONNECTIONS, ['Host: web.bench.acme']),
+        ),
+      'bulwark-nolog': () =>
+        measured(
+          () => dpNoLog?.status().process.workerPid,
+          () => wrk(`${dpNoLog?.gatewayUrl}/`, CONNECTIONS, ['Host: web.bench.acme']),
+        ),
+      minimal: () =>
+        measured(
+          () => minimal.proc.pid,
+          () => wrk(`http://127.0.0.1:${minimal.port}/`, CONNECTIONS),
+        ),
+    };
+    // Warm-up: JIT of the instances, HAProxy connection pools.
+    for (const t of Object.values(targets)) await wrk2s(t);
+    const results: Record<string, WrkResult[]> = {
+      direct: [],
+      bulwark: [],
+      'bulwark-nolog': [],
+      minimal: [],
+    };
+    for (let r = 0; r < ROUNDS; r++) {
+      // Alternate the order so drift (thermal, neighbours) does not favour one target.
+      const names = Object.keys(results);
+      const order = r % 2 === 0 ? names : [...names].reverse();
+      for (const name of order) {
+        const res = await (targets[name] as () => Promise<WrkResult>)();
+        results[name]?.push(res);
+        process.stderr.write(
+          `round ${r + 1}/${ROUNDS} ${name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms} ms p99 ${res.p99Ms} ms errors ${res.errors} proxy CPU ${res.proxyCpuUsPerReq?.toFixed(1)} us/req\n`,
+        );
+        await sleep(500);
+      }
+    }
+    await sleep(500);
+    interface Summary {
+      rps: number;
+      p50Ms: number;
+      p99Ms: number;
+      errors: number;
+      proxyCpuUsPerReq: number | null;
+      receiverCpuUsPerReq: number;
+    }
+    const summary: Record<string, Summary> = {};
+    const round1 = (x: number): number | null => (Number.isFinite(x) ? Number(x.toFixed(1)) : null);
+    for (const [name, rs] of Object.entries(results)) {
+      summary[name] = {
+        rps: Math.round(median(rs.map((x) => x.rps))),
+        p50Ms: Number(median(rs.map((x) => x.p50Ms)).toFixed(2)),
+        p99Ms: Number(median(rs.map((x) => x.p99Ms)).toFixed(2)),
+        errors: rs.reduce((s, x) => s + x.errors, 0),
+        proxyCpuUsPerReq: round1(median(rs.map((x) => x.proxyCpuUsPerReq ?? NaN))),
+        receiverCpuUsPerReq: round1(median(rs.map((x) => x.receiverCpuUsPerReq ?? NaN))) ?? 0,
+      };
+    }
+    const zero: Summary = {
+      rps: 0,
+      p50Ms: 0,
+      p99Ms: 0,
+      errors: 0,
+      proxyCpuUsPerReq: 0,
+      receiverCpuUsPerReq: 0,
+    };
+    const bw = summary['bulwark'] ?? zero;
+    const mn = summary['minimal'] ?? zero;
+    const throughputRatio = Number((bw.rps / mn.rps).toFixed(3));
+    const p99Ratio = Number((bw.p99Ms / mn.p99Ms).toFixed(3));
+    const st = dp.status();
+    console.log(
+      `\nwrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} alternating rounds, medians; ${os.cpus().length} CPUs shared by wrk, HAProxy and the instances\n`,
+    );
+    console.log(
+      '| target | req/s | p50 ms | p99 ms | errors | HAProxy CPU us/req | log receiver CPU us/req |',
+    );
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    for (const [name, s] of Object.entries(summary)) {
+      console.log(
+        `| ${name} | ${s.rps} | ${s.p50Ms} | ${s.p99Ms} | ${s.errors} | ${s.proxyCpuUsPerReq ?? '-'} | ${name === 'bulwark' ? s.receiverCpuUsPerReq : '-'} |`,
+      );
+    }
+    console.log(
+      `\nbulwark/minimal: throughput ${throughputRatio} (target >= 0.90), p99 ${p99Ratio} (target <= 1.20)`,
+    );
+    console.log(
+      `bulwark request log lines received: ${logs} (syslog frames ${st.syslog?.frames ?? 0}), reloads ${st.reloads}`,
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'dataplane',
+        quick,
+        rounds: ROUNDS,
+        durationS: DURATION_S,
+        connections: CONNECTIONS,
+        ...Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v])),
+        throughputRatio,
+        p99Ratio,
+        pass: throughputRatio >= 0.9 && p99Ratio <= 1.2,
+        logLines: logs,
+      }),
+    );
+  } finally {
+    await dp?.close();
+    await dpNoLog?.close();
+    for (const p of procs) p.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function wrk2s(run: () => Promise<WrkResult>): Promise<void> {
+  await run().catch(() => undefined);
+}
+
+await main();

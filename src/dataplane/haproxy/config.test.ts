@@ -1,0 +1,81 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderConfig, pathPrefixFor } from './config.ts';
+
+const input = (dir: string) => ({
+  binds: [{ address: '127.0.0.1', port: 18080 }],
+  statsSocketPath: path.join(dir, 'stats.sock'),
+  syslog: { host: '127.0.0.1', port: 5514 },
+  mapDir: dir,
+  backends: [
+    {
+      name: 'web.shop.acme',
+      aliases: ['shop.acme'],
+      checkPath: '/healthz',
+      servers: [
+        { name: 'i1', address: '127.0.0.1', port: 9001, weight: 50, state: 'ready' as const },
+        { name: 'i2', address: '127.0.0.1', port: 9002, weight: 100, state: 'maint' as const },
+      ],
+    },
+    { name: 'api.shop.acme', aliases: [], servers: [] },
+  ],
+});
+
+describe('renderConfig', () => {
+  it('renders a configuration haproxy -c accepts', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-'));
+    try {
+      const r = renderConfig(input(dir));
+      for (const [n, c] of Object.entries(r.files)) writeFileSync(path.join(dir, n), c);
+      writeFileSync(path.join(dir, 'haproxy.cfg'), r.cfg);
+      expect(() =>
+        execFileSync('/usr/sbin/haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')]),
+      ).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('maps names, aliases and path prefixes to backends', () => {
+    const r = renderConfig(input('/x'));
+    expect(r.files['hosts.map']).toBe(
+      'web.shop.acme web.shop.acme\nshop.acme web.shop.acme\napi.shop.acme api.shop.acme\n',
+    );
+    expect(r.files['paths.map']).toBe('/acme/shop/web web.shop.acme\n/acme/shop/api api.shop.acme\n');
+  });
+  it('renders current servers with weight, check and disabled for maint', () => {
+    const r = renderConfig(input('/x'));
+    expect(r.cfg).toContain(
+      'server i1 127.0.0.1:9001 weight 50 check inter 1000 fall 2 rise 1 pool-max-conn 1000 pool-purge-delay 5s\n',
+    );
+    expect(r.cfg).toContain(
+      'server i2 127.0.0.1:9002 weight 100 check inter 1000 fall 2 rise 1 pool-max-conn 1000 pool-purge-delay 5s disabled\n',
+    );
+    expect(r.cfg).toContain('option httpchk GET /healthz');
+  });
+  it('disables layer-7 retries for unsafe methods without an Idempotency-Key', () => {
+    const r = renderConfig(input('/x'));
+    expect(r.cfg).toContain('retry-on conn-failure empty-response response-timeout');
+    expect(r.cfg).toContain('http-request disable-l7-retry if !bw_safe_method !bw_idem_key');
+  });
+  it('rejects a backend name HAProxy cannot use, naming the field', () => {
+    const bad = { ...input('/x'), backends: [{ name: 'web shop', aliases: [], servers: [] }] };
+    expect(() => renderConfig(bad)).toThrow(/backend name 'web shop'/);
+  });
+  it('rejects an alias routed to two backends', () => {
+    const bad = {
+      ...input('/x'),
+      backends: [
+        { name: 'a.b.c', aliases: ['x.y'], servers: [] },
+        { name: 'd.b.c', aliases: ['x.y'], servers: [] },
+      ],
+    };
+    expect(() => renderConfig(bad)).toThrow(/aliases must be unique/);
+  });
+  it('derives the path prefix from a three-part service name only', () => {
+    expect(pathPrefixFor('web.shop.acme')).toBe('/acme/shop/web');
+    expect(pathPrefixFor('shop.acme')).toBeUndefined();
+  });
+});

@@ -1,0 +1,388 @@
+/**
+ * The HAProxy implementation of the DataPlane seam.
+ *
+ * Structure (the set of backends, their aliases and check settings) lives in
+ * the rendered configuration and changes by a seamless reload. Membership,
+ * weights and states change through the runtime API only: the diff is taken
+ * against what HAProxy itself reports (`show servers state`), so a command
+ * lost in a crash or a reload is corrected by the next sync.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type {
+  DataPlane,
+  RequestLog,
+  ServerRuntimeStats,
+  ServerSpec,
+  ServerState,
+  SiteRouting,
+  SyncResult,
+  BackendSpec,
+} from '../dataplane.ts';
+import {
+  assertName,
+  renderConfig,
+  serverOptions,
+  type BindSpec,
+  type RenderBackend,
+  type RenderOptions,
+} from './config.ts';
+import { ensureHaproxy, HaproxyProcess, type HaproxyProcessStatus } from './process.ts';
+import {
+  RuntimeApiError,
+  adminStateToServerState,
+  type RuntimeApi,
+  type ServerStateRow,
+} from './runtime-api.ts';
+import { SyslogReceiver, type SyslogReceiverStatus } from './syslog.ts';
+import { parseRequestLog } from './log-parser.ts';
+import { RequestStats } from './request-stats.ts';
+import { sleep } from '../../util/time.ts';
+
+export interface HaproxyDataPlaneOptions {
+  /** Directory owned by this data plane (config generations, sockets, pid file). */
+  workDir: string;
+  /** Gateway listeners; the first one is `gatewayUrl`. */
+  binds: BindSpec[];
+  /** @default '/usr/sbin/haproxy' (searched in the usual places) */
+  binary?: string;
+  /** Install haproxy with apt when missing (root only). @default false */
+  autoInstall?: boolean;
+  /** Per-request log lines through the syslog receiver. @default true */
+  requestLogs?: boolean;
+  /** How HAProxy ships log lines to the receiver (see syslog.ts). @default 'tcp' */
+  logTransport?: 'tcp' | 'udp';
+  /** Extra rendering options (timeouts, retries, trace headers). */
+  render?: RenderOptions;
+  /** How long a removed server may take to finish its connections before they are cut. @default 10000 */
+  removeDrainMs?: number;
+  /** Sliding window of `requestStats`. @default 60000 */
+  statsWindowMs?: number;
+}
+
+export interface HaproxyDataPlaneStatus {
+  process: HaproxyProcessStatus;
+  syslog?: SyslogReceiverStatus;
+  backends: number;
+  servers: number;
+  syncs: number;
+  reloads: number;
+  runtimeCommands: number;
+  requestLogs: number;
+}
+
+const MAX_CONN_DEFAULT = 4000;
+
+/** HAProxy needs about two descriptors per connection; keep maxconn inside the hard open-file limit. */
+export function maxConnForFileLimit(defaultMaxConn = MAX_CONN_DEFAULT): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const hard = Number(line?.trim().split(/\s+/)[4]);
+    if (Number.isFinite(hard) && hard > 0)
+      return Math.max(100, Math.min(defaultMaxConn, Math.floor((hard - 200) / 2)));
+  } catch {
+    // not Linux: keep the default
+  }
+  return defaultMaxConn;
+}
+
+function structureOf(b: BackendSpec): RenderBackend {
+  return {
+    name: b.name,
+    aliases: [...b.aliases].sort(),
+    checkPath: b.servers.find((s) => s.checkPath)?.checkPath,
+    checkIntervalMs: b.checkIntervalMs ?? 1000,
+    servers: [],
+  };
+}
+
+function structureKey(backends: Iterable<BackendSpec>): string {
+  return JSON.stringify([...backends].map(structureOf).sort((a, b) => a.name.localeCompare(b.name)));
+}
+
+function validateRouting(routing: SiteRouting): void {
+  const names = new Set<string>();
+  for (const [i, b] of routing.backends.entries()) {
+    assertName(`backends[${i}].name`, b.name);
+    if (names.has(b.name))
+      throw new Error(`backends[${i}].name '${b.name}' appears twice: backend names must be unique`);
+    names.add(b.name);
+    const servers = new Set<string>();
+    for (const [j, s] of b.servers.entries()) {
+      const field = `backends[${i}].servers[${j}]`;
+      assertName(`${field}.name`, s.name);
+      if (servers.has(s.name))
+        throw new Error(`${field}.name '${s.name}' appears twice in backend ${b.name}`);
+      servers.add(s.name);
+      if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535)
+        throw new Error(`${field}.port must be 1..65535, got ${s.port}`);
+      if (!Number.isInteger(s.weight) || s.weight < 0 || s.weight > 256)
+        throw new Error(`${field}.weight must be an integer 0..256, got ${s.weight}`);
+      if (!['ready', 'drain', 'maint'].includes(s.state))
+        throw new Error(`${field}.state must be ready, drain or maint, got ${String(s.state)}`);
+    }
+  }
+}
+
+export class HaproxyDataPlane implements DataPlane {
+  readonly gatewayUrl: string;
+  readonly requestStats: RequestStats;
+  private readonly opts: HaproxyDataPlaneOptions;
+  private proc!: HaproxyProcess;
+  private syslog: SyslogReceiver | undefined;
+  private readonly maxConn: number;
+  /** Desired state, the source for rendering (so a reload or crash restart keeps membership). */
+  private desired = new Map<string, BackendSpec>();
+  private currentStructure = structureKey([]);
+  private readonly listeners = new Set<(log: RequestLog) => void>();
+  private lock: Promise<unknown> = Promise.resolve();
+  private syncs = 0;
+  private runtimeCommands = 0;
+  private requestLogCount = 0;
+
+  constructor(opts: HaproxyDataPlaneOptions) {
+    this.opts = opts;
+    const first = opts.binds[0];
+    if (!first) throw new Error('binds: at least one {address, port} is required');
+    const host = first.address.includes(':') ? `[${first.address}]` : first.address;
+    this.gatewayUrl = `http://${host}:${first.port}`;
+    this.requestStats = new RequestStats({ windowMs: opts.statsWindowMs });
+    this.maxConn = opts.render?.maxConn ?? maxConnForFileLimit();
+  }
+
+  static async create(opts: HaproxyDataPlaneOptions): Promise<HaproxyDataPlane> {
+    const { binary } = await ensureHaproxy({ binary: opts.binary, autoInstall: opts.autoInstall });
+    const dp = new HaproxyDataPlane(opts);
+    if (opts.requestLogs ?? true) {
+      dp.syslog = await SyslogReceiver.create({ transport: opts.logTransport ?? 'tcp' });
+      dp.syslog.onFrame((f) => dp.onLogMessage(f.message));
+    }
+    try {
+      dp.proc = await HaproxyProcess.create({
+        workDir: opts.workDir,
+        binary,
+        render: (mapDir) => dp.render(mapDir),
+        onRestarted: () => void dp.withLock(() => dp.reconcile()).catch(() => undefined),
+      });
+    } catch (err) {
+      await dp.syslog?.close();
+      throw err;
+    }
+    return dp;
+  }
+
+  get api(): RuntimeApi {
+    return this.proc.api;
+  }
+
+  status(): HaproxyDataPlaneStatus {
+    let servers = 0;
+    for (const b of this.desired.values()) servers += b.servers.length;
+    const p = this.proc.status();
+    return {
+      process: p,
+      syslog: this.syslog?.status(),
+      backends: this.desired.size,
+      servers,
+      syncs: this.syncs,
+      reloads: p.reloads,
+      runtimeCommands: this.runtimeCommands,
+      requestLogs: this.requestLogCount,
+    };
+  }
+
+  private render(mapDir: string): ReturnType<typeof renderConfig> {
+    return renderConfig({
+      binds: this.opts.binds,
+      backends: [...this.desired.values()].map((b) => ({ ...structureOf(b), servers: b.servers })),
+      statsSocketPath: path.join(path.resolve(this.opts.workDir), 'stats.sock'),
+      syslog: this.syslog
+        ? { host: this.syslog.host, port: this.syslog.port, transport: this.syslog.transport }
+        : undefined,
+      mapDir,
+      options: { ...this.opts.render, maxConn: this.maxConn, requestLogs: this.opts.requestLogs ?? true },
+    });
+  }
+
+  private withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.lock.then(fn, fn);
+    this.lock = p.catch(() => undefined);
+    return p;
+  }
+
+  async sync(routing: SiteRouting): Promise<SyncResult> {
+    validateRouting(routing);
+    return await this.withLock(async () => {
+      this.syncs++;
+      const before = this.runtimeCommands;
+      const next = new Map(
+        routing.backends.map((b) => [b.name, { ...b, servers: b.servers.map((s) => ({ ...s })) }]),
+      );
+      const key = structureKey(next.values());
+      let reloaded = false;
+      if (key !== this.currentStructure) {
+        // Servers being removed must leave in an orderly way before the reload forgets them.
+        await this.removeServersMissingFrom(next);
+        const previous = this.desired;
+        this.desired = next;
+        try {
+          await this.proc.reload();
+        } catch (err) {
+          // The running worker still has the old structure: keep rendering that.
+          this.desired = previous;
+          throw err;
+        }
+        this.currentStructure = key;
+        reloaded = true;
+      } else {
+        this.desired = next;
+      }
+      await this.reconcile();
+      return { reloaded, runtimeCommands: this.runtimeCommands - before };
+    });
+  }
+
+  private async removeServersMissingFrom(next: Map<string, BackendSpec>): Promise<void> {
+    for (const [name, be] of this.desired) {
+      const keep = new Set(next.get(name)?.servers.map((s) => s.name) ?? []);
+      for (const s of be.servers) {
+        if (!keep.has(s.name))
+          await this.cmd(() => this.api.setServerState(name, s.name, 'maint')).catch(() => undefined);
+      }
+    }
+  }
+
+  private async cmd<T>(fn: () => Promise<T>): Promise<T> {
+    this.runtimeCommands++;
+    return await fn();
+  }
+
+  /** Bring HAProxy's runtime server set to `desired`, using only the runtime API. */
+  private async reconcile(): Promise<void> {
+    const rows = await this.api.showServersState();
+    const actual = new Map<string, Map<string, ServerStateRow>>();
+    for (const r of rows) {
+      if (!actual.has(r.backend)) actual.set(r.backend, new Map());
+      actual.get(r.backend)?.set(r.server, r);
+    }
+    for (const [name, be] of this.desired) {
+      const have = actual.get(name) ?? new Map<string, ServerStateRow>();
+      for (const s of be.servers) {
+        const row = have.get(s.name);
+        if (!row) await this.addServer(be, s);
+        else await this.updateServer(name, s, row);
+      }
+      const want = new Set(be.servers.map((s) => s.name));
+      for (const row of have.values()) {
+        if (!want.has(row.server)) await this.removeServer(name, row.server);
+      }
+    }
+  }
+
+  private async addServer(be: BackendSpec, s: ServerSpec): Promise<void> {
+    await this.cmd(() => this.api.addServer(be.name, s.name, s.address, s.port, serverOptions(be, s.weight)));
+    // Dynamic servers start in maintenance with checks off.
+    await this.cmd(() => this.api.enableHealth(be.name, s.name));
+    if (s.state !== 'maint') await this.cmd(() => this.api.setServerState(be.name, s.name, s.state));
+  }
+
+  private async updateServer(backend: string, s: ServerSpec, row: ServerStateRow): Promise<void> {
+    if (row.address !== s.address || row.port !== s.port) {
+      await this.cmd(() => this.api.setServerAddr(backend, s.name, s.address, s.port));
+    }
+    if (row.userWeight !== s.weight)
+      await this.cmd(() => this.api.setServerWeight(backend, s.name, s.weight));
+    if (adminStateToServerState(row.adminState) !== s.state) {
+      await this.cmd(() => this.api.setServerState(backend, s.name, s.state));
+    }
+  }
+
+  /** Maintenance first (new traffic stops at once), then delete once its connections are gone. */
+  private async removeServer(backend: string, server: string): Promise<void> {
+    await this.cmd(() => this.api.setServerState(backend, server, 'maint'));
+    const deadline = Date.now() + (this.opts.removeDrainMs ?? 10_000);
+    for (;;) {
+      try {
+        await this.cmd(() => this.api.delServer(backend, server));
+        return;
+      } catch (err) {
+        if (!(err instanceof RuntimeApiError) || !/connection|still/i.test(err.answer)) throw err;
+        if (Date.now() > deadline) {
+          await this.cmd(() => this.api.shutdownSessions(backend, server));
+        }
+        if (Date.now() > deadline + 2000) throw err;
+        await sleep(20);
+      }
+    }
+  }
+
+  private findServer(backend: string, server: string): ServerSpec {
+    const be = this.desired.get(backend);
+    if (!be) throw new Error(`backend '${backend}' is not part of the synced routing: call sync() first`);
+    const s = be.servers.find((x) => x.name === server);
+    if (!s) throw new Error(`server '${server}' is not in backend '${backend}': call sync() with it first`);
+    return s;
+  }
+
+  async setServerState(backend: string, server: string, state: ServerState): Promise<void> {
+    if (!['ready', 'drain', 'maint'].includes(state))
+      throw new Error(`state must be ready, drain or maint, got ${String(state)}`);
+    // Not behind the sync lock on purpose: isolation must not wait for a reload.
+    const s = this.findServer(backend, server);
+    s.state = state;
+    await this.cmd(() => this.api.setServerState(backend, server, state));
+  }
+
+  async setServerWeight(backend: string, server: string, weight: number): Promise<void> {
+    if (!Number.isInteger(weight) || weight < 0 || weight > 256)
+      throw new Error(`weight must be an integer 0..256, got ${weight}`);
+    const s = this.findServer(backend, server);
+    s.weight = weight;
+    await this.cmd(() => this.api.setServerWeight(backend, server, weight));
+  }
+
+  async stats(): Promise<ServerRuntimeStats[]> {
+    const rows = await this.api.showStat();
+    return rows
+      .filter(
+        (r) => this.desired.has(r['pxname'] ?? '') && r['svname'] !== 'BACKEND' && r['svname'] !== 'FRONTEND',
+      )
+      .map((r) => ({
+        backend: r['pxname'] ?? '',
+        server: r['svname'] ?? '',
+        state: r['status'] ?? '',
+        checkStatus: r['check_status'] ?? '',
+        currentSessions: Number(r['scur'] ?? 0),
+        totalSessions: Number(r['stot'] ?? 0),
+        responses5xx: Number(r['hrsp_5xx'] ?? 0),
+      }));
+  }
+
+  onRequest(listener: (log: RequestLog) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private onLogMessage(message: string): void {
+    const log = parseRequestLog(message);
+    if (!log) return;
+    this.requestLogCount++;
+    this.requestStats.add(log);
+    for (const l of this.listeners) {
+      try {
+        l(log);
+      } catch {
+        // A failing listener must not stop the others or the receiver.
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.withLock(async () => {
+      await this.proc.stop();
+      await this.syslog?.close();
+    });
+  }
+}
