@@ -1,0 +1,227 @@
+/**
+ * The one place that builds the object graph and owns its lifecycle:
+ * store → token → change feed → local site (runtime driver, HAProxy data
+ * plane, reconciler) → HTTP server. Shutdown runs in reverse and is awaited.
+ */
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { PinoLogger } from './logger.ts';
+import { HaproxyDataPlane } from '../dataplane/haproxy/haproxy-dataplane.ts';
+import { parseMemory } from '../model/defaults.ts';
+import { API_VERSION, type SiteResource } from '../model/types.ts';
+import { LocalDriver } from '../runtime/local/local-driver.ts';
+import { openStore } from '../store/open.ts';
+import type { Store } from '../store/store.ts';
+import type { ApiDeps, SiteHandle } from './api/deps.ts';
+import { ensureInitialToken } from './auth.ts';
+import { ChangeFeed } from './change-feed.ts';
+import { setCondition } from './controllers/conditions.ts';
+import { SiteReconciler } from './controllers/site-reconciler.ts';
+import { createLogger, type LogLevel } from './logger.ts';
+import { buildServer } from './server.ts';
+
+export interface ControlPlaneOptions {
+  /** Root for the embedded store, instance state, logs and HAProxy files. @default ".bulwark" */
+  dataDir?: string;
+  /** `postgres://...` to use a PostgreSQL server instead of the embedded PGlite. */
+  storeUrl?: string;
+  /** @default "127.0.0.1" — loopback unless told otherwise */
+  host?: string;
+  /** @default 7070; 0 picks a free port */
+  port?: number;
+  /** Name of the local site. @default "local" */
+  siteName?: string;
+  /** Port of the site's HTTP gateway (HAProxy). @default 8080 */
+  gatewayPort?: number;
+  /** Force network namespaces and cgroups on or off; default: on when running as root on Linux. */
+  privileged?: boolean;
+  /** First API token to register (automation); otherwise one is generated and printed once. */
+  bootstrapToken?: string;
+  /** @default "info" */
+  logLevel?: LogLevel;
+  /** Write logs to this file instead of stdout. */
+  logFile?: string;
+  /** @default 5000 */
+  resyncIntervalMs?: number;
+  /** Called with the generated admin token on first start (show it once). */
+  onInitialToken?: (token: string) => void;
+}
+
+export class ControlPlane {
+  readonly store: Store;
+  readonly feed: ChangeFeed;
+  readonly site: SiteHandle;
+  readonly server: FastifyInstance;
+  readonly url: string;
+  readonly log: PinoLogger;
+  private closed = false;
+
+  constructor(parts: {
+    store: Store;
+    feed: ChangeFeed;
+    site: SiteHandle;
+    server: FastifyInstance;
+    url: string;
+    log: PinoLogger;
+  }) {
+    this.store = parts.store;
+    this.feed = parts.feed;
+    this.site = parts.site;
+    this.server = parts.server;
+    this.url = parts.url;
+    this.log = parts.log;
+  }
+
+  static async create(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
+    const log = createLogger({
+      level: opts.logLevel ?? 'info',
+      ...(opts.logFile ? { destination: opts.logFile } : {}),
+    });
+    const siteName = opts.siteName ?? 'local';
+    const gatewayPort = opts.gatewayPort ?? 8080;
+    const store = await openStore({
+      ...(opts.storeUrl ? { url: opts.storeUrl } : {}),
+      dataDir: path.join(dataDir, 'store'),
+    });
+    const cleanups: (() => Promise<void>)[] = [() => store.close()];
+    try {
+      const token = await ensureInitialToken(store, opts.bootstrapToken);
+      if (token) opts.onInitialToken?.(token);
+      await ensureLocalSite(store, siteName, gatewayPort);
+
+      const feed = new ChangeFeed(store);
+      await feed.start();
+      cleanups.unshift(() => feed.stop());
+
+      const driver = await LocalDriver.create({
+        stateDir: path.join(dataDir, 'sites', siteName, 'instances'),
+        site: siteName,
+        records: store,
+        ...(opts.privileged !== undefined ? { privileged: opts.privileged } : {}),
+      });
+      cleanups.unshift(() => driver.close());
+      const hostIp = driver.hostIp;
+      const binds = [{ address: '127.0.0.1', port: gatewayPort }];
+      if (hostIp !== '127.0.0.1') binds.push({ address: hostIp, port: gatewayPort });
+      const dataplane = await HaproxyDataPlane.create({
+        workDir: path.join(dataDir, 'sites', siteName, 'haproxy'),
+        binds,
+      });
+      cleanups.unshift(() => dataplane.close());
+      const reconciler = new SiteReconciler({
+        store,
+        site: siteName,
+        driver,
+        dataplane,
+        log: log.child({ component: 'reconciler', site: siteName }),
+        platformEnv: { BULWARK_GATEWAY_URL: `http://${hostIp}:${gatewayPort}`, BULWARK_SITE: siteName },
+        parseMemory,
+        dataRoot: path.join(dataDir, 'sites', siteName, 'data'),
+        ...(opts.resyncIntervalMs !== undefined ? { resyncIntervalMs: opts.resyncIntervalMs } : {}),
+      });
+      const site: SiteHandle = { name: siteName, driver, dataplane, reconciler };
+      const kick = (): void => {
+        feed.poke();
+        reconciler.trigger();
+      };
+      feed.subscribe((ev) => {
+        if (ev.type !== 'status') reconciler.trigger();
+      });
+      const deps: ApiDeps = {
+        store,
+        feed,
+        sites: new Map([[siteName, site]]),
+        kick,
+        status: async () => ({
+          store: store.description,
+          changeFeed: feed.status(),
+          sites: {
+            [siteName]: {
+              driver: { kind: driver.kind, capabilities: driver.capabilities(), hostIp },
+              gateway: dataplane.gatewayUrl,
+              dataplane: 'status' in dataplane ? (dataplane as { status(): unknown }).status() : undefined,
+              reconciler: reconciler.status(),
+            },
+          },
+        }),
+      };
+      const server = await buildServer(deps, { logger: log });
+      const host = opts.host ?? '127.0.0.1';
+      const address = await server.listen({ host, port: opts.port ?? 7070 });
+      cleanups.unshift(() => server.close());
+      reconciler.start();
+      await writeSiteStatus(store, siteName, driver, dataplane.gatewayUrl);
+      const cp = new ControlPlane({ store, feed, site, server, url: address, log });
+      log.info(
+        { url: address, store: store.description, gateway: dataplane.gatewayUrl },
+        'control plane started',
+      );
+      return cp;
+    } catch (err) {
+      for (const c of cleanups) await c().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Ordered shutdown. By default instances and HAProxy keep running, so a
+   * restarted control plane re-adopts them without dropping traffic;
+   * `stopWorkloads` stops both (the demo's Ctrl-C).
+   */
+  async close(opts: { stopWorkloads?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.server.close();
+    await this.site.reconciler.stop();
+    await this.feed.stop();
+    await this.site.driver.close({ stopInstances: opts.stopWorkloads ?? false });
+    await this.site.dataplane.close();
+    await this.store.close();
+    this.log.info({}, 'control plane stopped');
+  }
+}
+
+async function ensureLocalSite(store: Store, name: string, gatewayPort: number): Promise<void> {
+  const existing = await store.get({ kind: 'Site', project: '', name });
+  if (existing) return;
+  const site: SiteResource = {
+    apiVersion: API_VERSION,
+    kind: 'Site',
+    metadata: { name },
+    spec: { kind: 'local', displayName: 'This machine', gatewayPort },
+  };
+  await store.apply(site);
+}
+
+async function writeSiteStatus(
+  store: Store,
+  name: string,
+  driver: LocalDriver,
+  gatewayUrl: string,
+): Promise<void> {
+  const caps = driver.capabilities();
+  const now = new Date().toISOString();
+  const site = await store.get({ kind: 'Site', project: '', name });
+  let conditions = site?.status?.conditions ?? [];
+  conditions = setCondition(
+    conditions,
+    'Ready',
+    'True',
+    'RuntimeAndGatewayUp',
+    `gateway at ${gatewayUrl}`,
+    now,
+  );
+  conditions = setCondition(
+    conditions,
+    'Isolated',
+    caps.networkNamespaces.available && caps.cgroups.available ? 'True' : 'False',
+    caps.networkNamespaces.available ? 'NamespacesAndCgroups' : 'PlainProcesses',
+    [
+      `network namespaces: ${caps.networkNamespaces.available ? 'yes' : `no (${caps.networkNamespaces.reason})`}`,
+      `cgroups: ${caps.cgroups.available ? 'yes' : `no (${caps.cgroups.reason})`}`,
+    ].join('; '),
+    now,
+  );
+  await store.updateStatus({ kind: 'Site', project: '', name }, { conditions, gateway: { url: gatewayUrl } });
+}

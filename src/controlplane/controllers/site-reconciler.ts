@@ -1,0 +1,226 @@
+/**
+ * The level-triggered reconcile loop for one site: desired state from the
+ * store, actual state from the runtime driver, traffic through the data
+ * plane. Triggered by store changes, driver events and a periodic resync;
+ * triggers coalesce into one pass at a time, so a burst of events costs one
+ * reconcile and a crash at any point is repaired by the next pass.
+ */
+import type { DataPlane } from '../../dataplane/dataplane.ts';
+import type { AppResource } from '../../model/types.ts';
+import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
+import type { Store } from '../../store/store.ts';
+import type { Logger } from '../logger.ts';
+import { computeAppStatus } from './app-status.ts';
+import { planApp, type PlanContext } from './plan.ts';
+import { computeRouting } from './routing.ts';
+
+export interface SiteReconcilerOptions {
+  store: Store;
+  site: string;
+  driver: RuntimeDriver;
+  dataplane: DataPlane;
+  log: Logger;
+  platformEnv: Record<string, string>;
+  parseMemory: (q: string) => number;
+  /** Root of per-project data directories (see PlanContext.dataRoot). */
+  dataRoot?: string;
+  /** Full resync period even without events. @default 5000 */
+  resyncIntervalMs?: number;
+  /** Time between taking an instance out of traffic and stopping it, so in-flight requests finish. @default 200 */
+  drainDelayMs?: number;
+}
+
+export interface SiteReconcilerStatus {
+  site: string;
+  state: 'idle' | 'reconciling' | 'stopped';
+  passes: number;
+  lastPassAt?: string;
+  lastPassMs?: number;
+  lastError?: string;
+  instances: number;
+  stopping: string[];
+}
+
+export function placedSites(app: AppResource, defaultSite: string): string[] {
+  const sites = app.spec.placement?.sites.map((s) => s.name) ?? [];
+  return sites.length > 0 ? sites : [defaultSite];
+}
+
+export class SiteReconciler {
+  private readonly o: Required<Omit<SiteReconcilerOptions, 'log' | 'dataRoot'>> & {
+    log: Logger;
+    dataRoot?: string;
+  };
+  private state: SiteReconcilerStatus['state'] = 'idle';
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private stopped = false;
+  private passes = 0;
+  private lastPassAt: string | undefined;
+  private lastPassMs: number | undefined;
+  private lastError: string | undefined;
+  private readonly stopping = new Map<string, Promise<void>>();
+  private readonly heldOut = new Set<string>();
+  private readonly passListeners = new Set<() => void>();
+
+  constructor(opts: SiteReconcilerOptions) {
+    this.o = { resyncIntervalMs: 5000, drainDelayMs: 200, ...opts };
+  }
+
+  start(): void {
+    this.unwatch = this.o.driver.watch(() => this.trigger());
+    this.timer = setInterval(() => this.trigger(), this.o.resyncIntervalMs);
+    this.timer.unref();
+    this.trigger();
+  }
+
+  /** Request a reconcile pass; passes never overlap, extra requests coalesce. */
+  trigger(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    this.running = this.pass().finally(() => {
+      this.running = undefined;
+      for (const l of this.passListeners) l();
+      if (this.dirty) {
+        this.dirty = false;
+        this.trigger();
+      }
+    });
+  }
+
+  /** Resolve after the next complete pass (tests and the CLI's `--wait` use this). */
+  nextPass(): Promise<void> {
+    return new Promise((resolve) => {
+      const l = (): void => {
+        this.passListeners.delete(l);
+        resolve();
+      };
+      this.passListeners.add(l);
+      this.trigger();
+    });
+  }
+
+  /** Keep an instance out of traffic (used by fault isolation); idempotent. */
+  holdOut(id: string, held: boolean): void {
+    if (held) this.heldOut.add(id);
+    else this.heldOut.delete(id);
+    this.trigger();
+  }
+
+  private async pass(): Promise<void> {
+    const t0 = performance.now();
+    this.state = 'reconciling';
+    try {
+      const apps = (await this.o.store.list('App')) as AppResource[];
+      const instances = this.o.driver.list();
+      const ctx: PlanContext = {
+        site: this.o.site,
+        platformEnv: this.o.platformEnv,
+        parseMemory: this.o.parseMemory,
+        ...(this.o.dataRoot ? { dataRoot: this.o.dataRoot } : {}),
+      };
+      const problems = new Map<string, string[]>();
+      const toStop: { id: string; why: string }[] = [];
+      const appKeys = new Set(apps.map((a) => `${a.metadata.project}/${a.metadata.name}`));
+      for (const inst of instances) {
+        if (inst.site === this.o.site && !appKeys.has(`${inst.project}/${inst.app}`)) {
+          toStop.push({ id: inst.id, why: 'app deleted' });
+        }
+      }
+      for (const app of apps) {
+        const key = `${app.metadata.project}/${app.metadata.name}`;
+        const placed = placedSites(app, this.o.site).includes(this.o.site);
+        const plan = planApp(app, placed, instances, ctx);
+        toStop.push(...plan.stop);
+        for (const spec of plan.start) {
+          try {
+            await this.o.driver.ensure(spec);
+            this.o.log.info({ instance: spec.id, app: key }, 'instance started');
+          } catch (err) {
+            const msg = `cannot start ${spec.workload}[${spec.ordinal}]: ${(err as Error).message}`;
+            problems.set(key, [...(problems.get(key) ?? []), msg]);
+            this.o.log.warn({ app: key, err: (err as Error).message }, 'instance start failed');
+          }
+        }
+      }
+      // Traffic first: instances about to stop leave the gateway before they get SIGTERM.
+      const leaving = new Set([...this.stopping.keys(), ...toStop.map((s) => s.id)]);
+      const current = this.o.driver.list();
+      await this.o.dataplane.sync(computeRouting(apps, current, this.o.site, leaving, this.heldOut));
+      for (const s of toStop) this.stopInBackground(s.id, s.why);
+      const now = new Date().toISOString();
+      for (const app of apps) {
+        const key = `${app.metadata.project}/${app.metadata.name}`;
+        const status = computeAppStatus(
+          app,
+          current.filter((i) => !leaving.has(i.id)),
+          placedSites(app, this.o.site),
+          problems.get(key) ?? [],
+          now,
+        );
+        await this.o.store.updateStatus(
+          { kind: 'App', project: app.metadata.project ?? '', name: app.metadata.name },
+          status,
+        );
+      }
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.o.log.error({ err: this.lastError, site: this.o.site }, 'reconcile pass failed; will retry');
+    } finally {
+      this.passes++;
+      this.lastPassAt = new Date().toISOString();
+      this.lastPassMs = Math.round(performance.now() - t0);
+      this.state = this.stopped ? 'stopped' : 'idle';
+    }
+  }
+
+  private stopInBackground(id: string, why: string): void {
+    if (this.stopping.has(id)) return;
+    this.o.log.info({ instance: id, why }, 'stopping instance');
+    const p = (async () => {
+      await new Promise((r) => setTimeout(r, this.o.drainDelayMs));
+      try {
+        await this.o.driver.remove(id);
+      } catch (err) {
+        this.o.log.warn({ instance: id, err: (err as Error).message }, 'stop failed; will retry');
+      }
+    })().finally(() => {
+      this.stopping.delete(id);
+      this.trigger();
+    });
+    this.stopping.set(id, p);
+  }
+
+  instances(): InstanceStatus[] {
+    return this.o.driver.list().filter((i) => i.site === this.o.site);
+  }
+
+  status(): SiteReconcilerStatus {
+    return {
+      site: this.o.site,
+      state: this.state,
+      passes: this.passes,
+      ...(this.lastPassAt ? { lastPassAt: this.lastPassAt } : {}),
+      ...(this.lastPassMs !== undefined ? { lastPassMs: this.lastPassMs } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      instances: this.instances().length,
+      stopping: [...this.stopping.keys()],
+    };
+  }
+
+  /** Stop reconciling; waits for the pass and the stops in flight. Instances keep running. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.unwatch?.();
+    await this.running;
+    await Promise.all(this.stopping.values());
+    this.state = 'stopped';
+  }
+}
