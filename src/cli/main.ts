@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+/**
+ * `bulwark` command line. Parses flags, resolves the server and token, runs
+ * one command and exits with a meaningful code (see exit-codes.ts).
+ */
+import { parseArgs } from 'node:util';
+import { ApiClient } from './client.ts';
+import { cmdApply } from './commands/apply.ts';
+import {
+  appRef,
+  cmdDelete,
+  cmdDescribe,
+  cmdGet,
+  cmdLogs,
+  cmdScale,
+  cmdStatus,
+  type Io,
+} from './commands/resources.ts';
+import { runServer } from './commands/server.ts';
+import { resolveConfig } from './config.ts';
+import { CliError, EXIT } from './exit-codes.ts';
+import { parseFormat } from './output.ts';
+
+export const USAGE = `bulwark — financial-grade container cloud control plane
+
+Usage:
+  bulwark apply -f FILE [-f FILE...] [--dry-run] [--wait] [--timeout 120]
+  bulwark get sites|projects|apps|instances [NAME|PROJECT/APP] [-p PROJECT] [-o table|json|yaml]
+  bulwark describe app PROJECT/APP
+  bulwark delete app PROJECT/APP | project NAME | site NAME
+  bulwark scale PROJECT/APP --replicas N [--workload NAME] [--wait]
+  bulwark logs INSTANCE [--tail 100] [--stream stdout|stderr|both]
+  bulwark status
+  bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
+                 [--gateway-port 8080] [--unprivileged]
+                 (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
+
+Global flags:
+  --server URL   control plane URL (env BULWARK_SERVER; default http://127.0.0.1:7070)
+  --token TOKEN  API token (env BULWARK_TOKEN)
+  --config FILE  client config (env BULWARK_CONFIG; default ./.bulwark/cli.json, ~/.config/bulwark/config.json)
+  -o FORMAT      table (default), json or yaml
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input, 5 conflict,
+            6 unauthorized, 7 control plane unreachable, 8 timed out waiting.`;
+
+function intFlag(name: string, v: string | undefined, def: number, min: number, max: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new CliError(`--${name} ${v}: must be an integer from ${min} to ${max}`, EXIT.usage);
+  }
+  return n;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        server: { type: 'string' },
+        token: { type: 'string' },
+        config: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        file: { type: 'string', short: 'f', multiple: true },
+        project: { type: 'string', short: 'p' },
+        'dry-run': { type: 'boolean' },
+        wait: { type: 'boolean' },
+        timeout: { type: 'string' },
+        replicas: { type: 'string' },
+        workload: { type: 'string' },
+        tail: { type: 'string' },
+        stream: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'store-url': { type: 'string' },
+        'gateway-port': { type: 'string' },
+        unprivileged: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    io.err(`${(err as Error).message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const { values: f, positionals } = parsed;
+  const [cmd, a1, a2] = positionals;
+  if (f.help || !cmd || cmd === 'help') {
+    io.out(USAGE);
+    return cmd || f.help ? EXIT.ok : EXIT.usage;
+  }
+  try {
+    const fmt = parseFormat(f.output);
+    const timeoutMs = intFlag('timeout', f.timeout, 120, 1, 3600) * 1000;
+    if (cmd === 'server') {
+      await runServer(io, {
+        ...(f.host ? { host: f.host } : {}),
+        port: intFlag('port', f.port, 7070, 0, 65535),
+        ...(f['data-dir'] ? { dataDir: f['data-dir'] } : {}),
+        ...(f['store-url'] ? { storeUrl: f['store-url'] } : {}),
+        gatewayPort: intFlag('gateway-port', f['gateway-port'], 8080, 1, 65535),
+        ...(f.unprivileged ? { privileged: false } : {}),
+        ...(process.env.BULWARK_BOOTSTRAP_TOKEN
+          ? { bootstrapToken: process.env.BULWARK_BOOTSTRAP_TOKEN }
+          : {}),
+        ...(process.env.BULWARK_LOG_LEVEL ? { logLevel: process.env.BULWARK_LOG_LEVEL as 'info' } : {}),
+      });
+      return await new Promise<number>(() => undefined); // runs until a signal
+    }
+    const api = new ApiClient(resolveConfig(f));
+    switch (cmd) {
+      case 'apply':
+        await cmdApply(api, io, fmt, f.file ?? [], {
+          dryRun: f['dry-run'] ?? false,
+          wait: f.wait ?? false,
+          timeoutMs,
+        });
+        break;
+      case 'get':
+        await cmdGet(api, io, fmt, a1, a2, f.project);
+        break;
+      case 'describe':
+        await cmdDescribe(api, io, fmt, a1, a2, f.project);
+        break;
+      case 'delete':
+        await cmdDelete(api, io, a1, a2, f.project);
+        break;
+      case 'scale': {
+        if (f.replicas === undefined) throw new CliError('scale needs --replicas N', EXIT.usage);
+        const replicas = intFlag('replicas', f.replicas, 1, 0, 100);
+        await cmdScale(api, io, appRef(a1, f.project), replicas, f.workload, f.wait ?? false, timeoutMs);
+        break;
+      }
+      case 'logs':
+        await cmdLogs(api, io, a1, intFlag('tail', f.tail, 100, 1, 10000), f.stream ?? 'both');
+        break;
+      case 'status':
+        await cmdStatus(api, io, fmt);
+        break;
+      default:
+        throw new CliError(`unknown command '${cmd}'\n\n${USAGE}`, EXIT.usage);
+    }
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.err(`error: ${err.message}`);
+      return err.exitCode;
+    }
+    io.err(`error: ${(err as Error).stack ?? String(err)}`);
+    return EXIT.error;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/bin/bulwark')) {
+  const io: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+  main(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`fatal: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

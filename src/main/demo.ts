@@ -1,0 +1,115 @@
+/**
+ * `npm start`: the whole product on one machine. Starts the control plane
+ * with the embedded store, the local site with its HAProxy gateway, applies
+ * the demo bank (examples/bank/bank.yaml) through the API like a user would,
+ * waits until it is ready (printing progress) and prints where to send
+ * traffic. Ctrl-C stops the instances and the gateway too.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ApiClient } from '../cli/client.ts';
+import { cmdApply } from '../cli/commands/apply.ts';
+import type { Io } from '../cli/commands/resources.ts';
+import { runServer } from '../cli/commands/server.ts';
+import { writeConfig } from '../cli/config.ts';
+import { CliError } from '../cli/exit-codes.ts';
+import { hashToken, newTokenSecret, verifyToken } from '../controlplane/auth.ts';
+import { ensureHaproxy } from '../dataplane/haproxy/process.ts';
+
+const io: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: process.env.BULWARK_PORT ?? '7070' },
+      'gateway-port': { type: 'string', default: process.env.BULWARK_GATEWAY_PORT ?? '8080' },
+      'data-dir': { type: 'string', default: process.env.BULWARK_DATA_DIR ?? '.bulwark' },
+      'store-url': { type: 'string' },
+      manifest: { type: 'string', default: 'examples/bank/bank.yaml' },
+      unprivileged: { type: 'boolean', default: false },
+      'exit-when-ready': { type: 'boolean', default: false },
+    },
+  });
+  const dataDir = path.resolve(values['data-dir']);
+  const port = Number(values.port);
+  const gatewayPort = Number(values['gateway-port']);
+
+  io.err('bulwark: checking HAProxy...');
+  const haproxy = await ensureHaproxy({ autoInstall: process.getuid?.() === 0 });
+  io.err(
+    `  HAProxy ${haproxy.version} at ${haproxy.binary}${haproxy.installed ? ' (just installed with apt-get)' : ''}`,
+  );
+
+  io.err(`bulwark: starting the control plane (store: ${values['store-url'] ?? `${dataDir}/store`})...`);
+  const cp = await runServer(io, {
+    dataDir,
+    port,
+    gatewayPort,
+    ...(values['store-url'] ? { storeUrl: values['store-url'] } : {}),
+    ...(values.unprivileged ? { privileged: false } : {}),
+    logFile: path.join(dataDir, 'control-plane.log'),
+    stopWorkloadsOnExit: true,
+  });
+
+  // A checkout whose CLI config was lost gets a fresh token (the old ones stay valid).
+  const cfgFile = path.join(dataDir, 'cli.json');
+  let token: string | undefined;
+  try {
+    token = (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as { token?: string }).token;
+  } catch {
+    token = undefined;
+  }
+  if (!token || !(await verifyToken(cp.store, token))) {
+    token = newTokenSecret();
+    await cp.store.addToken({
+      id: randomUUID(),
+      name: 'demo-cli',
+      hash: hashToken(token),
+      createdAt: new Date().toISOString(),
+    });
+    io.err(`bulwark: created a new CLI token (saved in ${cfgFile}, mode 0600)`);
+  }
+  writeConfig(cfgFile, { server: cp.url, token });
+
+  const api = new ApiClient({ server: cp.url, token, source: cfgFile });
+  io.err(`bulwark: applying ${values.manifest} and waiting for every instance to be ready...`);
+  await cmdApply(api, io, 'table', [values.manifest], { dryRun: false, wait: true, timeoutMs: 180_000 });
+
+  const caps = cp.site.driver.capabilities();
+  const gw = cp.site.dataplane.gatewayUrl;
+  io.out(
+    [
+      '',
+      '================ Bulwark is up ================',
+      `Control plane API : ${cp.url}/api/v1  (OpenAPI: ${cp.url}/api/v1/openapi.json)`,
+      `Site "local"       : gateway ${gw}`,
+      `Isolation          : network namespaces ${caps.networkNamespaces.available ? 'on' : `off (${caps.networkNamespaces.reason})`}; cgroups ${caps.cgroups.available ? 'on' : `off (${caps.cgroups.reason})`}`,
+      `Logs               : ${path.join(dataDir, 'control-plane.log')}`,
+      '',
+      'Send traffic (through the gateway, by service name):',
+      `  curl -H 'Host: gateway.bank' ${gw}/api/accounts/acc-1`,
+      `  curl -H 'Host: gateway.bank' -H 'Idempotency-Key: k1' -H 'content-type: application/json' \\`,
+      `       -d '{"from":"acc-1","to":"acc-2","amount":10}' ${gw}/api/payments`,
+      'Load it:',
+      `  npm run load -- --url ${gw} --host gateway.bank --rps 200 --duration 30`,
+      'Look at it:',
+      '  ./bin/bulwark get apps            ./bin/bulwark get instances',
+      '  ./bin/bulwark describe app bank/payments',
+      '  ./bin/bulwark scale bank/accounts --replicas 5 --wait',
+      'Make it misbehave:',
+      `  curl -H 'Host: api.payments.bank' -d '{"mode":"error"}' ${gw}/admin/fault`,
+      '',
+      'Ctrl-C stops the control plane, the instances and the gateway.',
+    ].join('\n'),
+  );
+  if (values['exit-when-ready']) await cp.close({ stopWorkloads: true });
+}
+
+main().catch((err: unknown) => {
+  io.err(
+    `bulwark: ${err instanceof CliError ? err.message : err instanceof Error ? err.message : String(err)}`,
+  );
+  process.exit(err instanceof CliError ? err.exitCode : 1);
+});
