@@ -1,0 +1,100 @@
+/**
+ * The built-in signature library. Names are stable: users override or disable
+ * them by name in `spec.isolation.signatures`. Rationale for every threshold
+ * (against Kubernetes readiness 10 s x 3, Envoy 5 consecutive 5xx, HAProxy
+ * inter 2 s fall 3) is in docs/isolation-signatures.md.
+ */
+import type { Rule } from './types.ts';
+
+export const BUILTIN_RULES: readonly Rule[] = Object.freeze([
+  {
+    name: 'crash',
+    description:
+      'The process exited (crash, SIGKILL, OOM kill, liveness failure). It cannot be kept alive: replace it, and record the incident.',
+    when: { exited: {} },
+    severity: 'critical',
+    action: 'restart',
+  },
+  {
+    name: 'hang',
+    description:
+      'No successful response for 1 s while probes fail or requests wait or time out: a deadlock, a stopped process, a saturated event loop.',
+    when: { noResponse: { forMs: 1000 } },
+    severity: 'critical',
+    action: 'isolate',
+  },
+  {
+    name: 'stopped',
+    description: 'The process is in state T (SIGSTOP or a job-control stop): it cannot answer until resumed.',
+    when: { stopped: {} },
+    severity: 'critical',
+    action: 'isolate',
+  },
+  {
+    name: 'http-5xx-burst',
+    description: '3 server-fault responses in a row (5xx, refused or aborted connections) within 1 s.',
+    when: { consecutive5xx: { count: 3, withinMs: 1000 } },
+    severity: 'critical',
+    action: 'isolate',
+  },
+  {
+    name: 'error-rate',
+    description:
+      'More than half of the requests of the last 2 s failed (at least 10 requests): intermittent faults a streak misses.',
+    when: { errorRate: { above: 0.5, windowMs: 2000, minRequests: 10 } },
+    severity: 'major',
+    action: 'isolate',
+  },
+  {
+    name: 'latency-spike',
+    description:
+      "p99 latency above 5x the instance's own p99 baseline (and above 50 ms) for 2 s: slow answers from one instance.",
+    when: { latency: { percentile: 99, aboveBaselineFactor: 5, aboveMs: 50, forMs: 2000 } },
+    severity: 'major',
+    action: 'isolate',
+  },
+  {
+    name: 'probe-failures',
+    description: '3 active probes failed in a row.',
+    when: { probeFailures: { consecutive: 3 } },
+    severity: 'major',
+    action: 'isolate',
+  },
+  {
+    name: 'java-oom-log',
+    description:
+      'A JVM logged java.lang.OutOfMemoryError: it is unreliable from now on, keep it for its heap.',
+    when: { logPattern: { regex: 'OutOfMemoryError' } },
+    severity: 'critical',
+    action: 'isolate',
+  },
+  {
+    name: 'node-heap-oom',
+    description: 'V8 reported "JavaScript heap out of memory" (the process is about to abort).',
+    when: { logPattern: { regex: 'JavaScript heap out of memory' } },
+    severity: 'critical',
+    action: 'isolate',
+  },
+  {
+    name: 'memory-near-limit',
+    description:
+      'Memory above 90% of the cgroup limit for 1 s: a leak about to be OOM-killed, isolate while it is alive.',
+    when: { memoryNearLimit: { aboveRatio: 0.9, forMs: 1000 } },
+    severity: 'major',
+    action: 'isolate',
+  },
+  {
+    name: 'cpu-throttled',
+    description: 'More than half of the CPU periods throttled for 5 s: under-provisioned, not broken.',
+    when: { cpuThrottled: { aboveRatio: 0.5, forMs: 5000 } },
+    severity: 'minor',
+    action: 'alert',
+  },
+  {
+    name: 'restart-loop',
+    description: '3 restarts within 60 s: replacing again will not help, a human should look.',
+    when: { restartLoop: { restarts: 3, withinMs: 60_000 } },
+    severity: 'major',
+    action: 'alert',
+  },
+] satisfies Rule[]);

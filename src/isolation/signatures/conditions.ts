@@ -1,0 +1,328 @@
+/**
+ * One evaluator per condition kind. A compiled condition says which signal
+ * types wake it (`signals`, checked synchronously on observe) and whether it
+ * also needs the clock (`timed`, checked on every `evaluate(now)` because its
+ * truth changes with time passing, e.g. "no response for 1 s").
+ *
+ * Per-instance mutable state of a condition (hold timers, restart times)
+ * lives in the object `newState()` returns; the shared request/probe history
+ * lives in the instance's `InstanceWindow`.
+ */
+import type { InstanceWindow, RequestSample } from '../signals/window.ts';
+import type { Signal, SignalType } from '../signals/types.ts';
+import type { Condition, ConditionKind } from './types.ts';
+
+export interface Detection {
+  onsetAt: number;
+  evidence: string;
+}
+
+export interface CompiledCondition {
+  kind: ConditionKind;
+  /** Signal types that can make the condition true on arrival. */
+  signals: readonly SignalType[];
+  /** True when the condition must also be checked as time passes. */
+  timed: boolean;
+  newState(): unknown;
+  check(win: InstanceWindow, state: unknown, now: number, signal?: Signal): Detection | undefined;
+}
+
+const ms = (v: number): string => `${Math.round(v)} ms`;
+const pct = (r: number): string => `${(r * 100).toFixed(r < 0.1 ? 1 : 0)}%`;
+const statusText = (r: RequestSample): string => (r.status > 0 ? String(r.status) : 'no status');
+const mib = (b: number): string => `${(b / 1048576).toFixed(0)} MiB`;
+
+/** Tracks a ratio that must stay above a threshold across samples for `forMs`. */
+interface HoldState {
+  since: number | undefined;
+  last: number;
+  detail: string;
+}
+
+function holdCheck(
+  state: HoldState,
+  forMs: number,
+  now: number,
+  sample: { at: number; value: number | undefined; detail: string } | undefined,
+  above: number,
+): boolean {
+  if (sample) {
+    if (sample.value !== undefined && sample.value > above) {
+      if (state.since === undefined) state.since = sample.at;
+      state.last = sample.value;
+      state.detail = sample.detail;
+    } else {
+      state.since = undefined;
+    }
+  }
+  return state.since !== undefined && now - state.since >= forMs;
+}
+
+export function compileCondition(when: Condition): CompiledCondition {
+  if ('consecutive5xx' in when) {
+    const { count, withinMs } = when.consecutive5xx;
+    return {
+      kind: 'consecutive5xx',
+      signals: ['request'],
+      timed: false,
+      newState: () => undefined,
+      check(win) {
+        if (win.consecutiveFaults < count) return undefined;
+        const last = win.lastStreakFaults(count);
+        if (last.length < count) return undefined;
+        const span = last[last.length - 1]!.at - last[0]!.at;
+        if (span > withinMs) return undefined;
+        return {
+          onsetAt: last[0]!.startedAt,
+          evidence: `${count} consecutive 5xx within ${ms(span)} (${last.map(statusText).join(', ')}); rule: ${count} within ${ms(withinMs)}`,
+        };
+      },
+    };
+  }
+  if ('errorRate' in when) {
+    const { above, windowMs, minRequests } = when.errorRate;
+    return {
+      kind: 'errorRate',
+      signals: ['request'],
+      timed: true,
+      newState: () => undefined,
+      check(win, _s, now) {
+        const c = win.requestCounts(windowMs, now);
+        if (c.requests < minRequests || c.faults / c.requests <= above) return undefined;
+        const first = win.requestsIn(windowMs, now, (r) => r.fault)[0];
+        return {
+          onsetAt: first?.startedAt ?? now,
+          evidence: `error rate ${pct(c.faults / c.requests)} (${c.faults} of ${c.requests} requests in the last ${ms(windowMs)}) above ${pct(above)}`,
+        };
+      },
+    };
+  }
+  if ('latency' in when) {
+    const { percentile: p, aboveBaselineFactor: factor, aboveMs, forMs } = when.latency;
+    const windowMs = when.latency.windowMs ?? 1000;
+    const minRequests = when.latency.minRequests ?? 5;
+    return {
+      kind: 'latency',
+      signals: [],
+      timed: true,
+      newState: (): { since: number | undefined; onset: number } => ({ since: undefined, onset: 0 }),
+      check(win, raw, now) {
+        const st = raw as { since: number | undefined; onset: number };
+        const v = win.latencyPercentile(p, windowMs, now, minRequests);
+        let threshold = aboveMs ?? 0;
+        let why = aboveMs !== undefined ? `${ms(aboveMs)}` : '';
+        if (factor !== undefined) {
+          const b = win.baseline(p, now);
+          if (!b) {
+            st.since = undefined; // no trusted baseline yet: cannot say "slower than usual"
+            return undefined;
+          }
+          const t = factor * b.valueMs;
+          const baseWhy = `${factor}x baseline p${p} ${ms(b.valueMs)} (${b.samples} samples) = ${ms(t)}`;
+          why = aboveMs !== undefined && aboveMs > t ? `${ms(aboveMs)} (floor; ${baseWhy})` : baseWhy;
+          threshold = Math.max(threshold, t);
+        }
+        if (v === undefined || v <= threshold) {
+          st.since = undefined;
+          return undefined;
+        }
+        if (st.since === undefined) {
+          st.since = now;
+          const slow = win.requestsIn(windowMs, now, (r) => r.totalMs > threshold)[0];
+          st.onset = slow?.startedAt ?? now;
+        }
+        const heldMs = now - st.since;
+        if (heldMs < forMs) return undefined;
+        return {
+          onsetAt: st.onset,
+          evidence: `p${p} latency ${ms(v)} over the last ${ms(windowMs)} above ${why} for ${ms(heldMs)}`,
+        };
+      },
+    };
+  }
+  if ('noResponse' in when) {
+    const { forMs } = when.noResponse;
+    return {
+      kind: 'noResponse',
+      signals: ['request', 'probe', 'inflight'],
+      timed: true,
+      newState: () => undefined,
+      check(win, _s, now) {
+        const since = win.unansweredSince;
+        if (since === undefined || now - since < forMs) return undefined;
+        const parts: string[] = [];
+        const last = win.sinceLastSuccessMs(now);
+        if (last !== undefined) parts.push(`last success ${ms(last)} ago`);
+        if (win.consecutiveProbeFailures > 0)
+          parts.push(`${win.consecutiveProbeFailures} failed probes in a row`);
+        if (win.inflight > 0) parts.push(`${win.inflight} requests in flight`);
+        return {
+          onsetAt: since,
+          evidence: `no successful response for ${ms(now - since)} while requests or probes waited (${parts.join('; ')})`,
+        };
+      },
+    };
+  }
+  if ('probeFailures' in when) {
+    const { consecutive } = when.probeFailures;
+    return {
+      kind: 'probeFailures',
+      signals: ['probe'],
+      timed: false,
+      newState: () => undefined,
+      check(win, _s, now, signal) {
+        if (win.consecutiveProbeFailures < consecutive) return undefined;
+        const since = win.probeFailuresSince ?? now;
+        const err = signal?.type === 'probe' && signal.error ? `; last error: ${signal.error}` : '';
+        return {
+          onsetAt: since,
+          evidence: `${win.consecutiveProbeFailures} consecutive failed probes over ${ms(now - since)}${err}`,
+        };
+      },
+    };
+  }
+  if ('exited' in when) {
+    const reasons = when.exited.reasons ? new Set<string>(when.exited.reasons) : undefined;
+    return {
+      kind: 'exited',
+      signals: ['exit'],
+      timed: false,
+      newState: () => undefined,
+      check(_w, _s, _now, signal) {
+        if (signal?.type !== 'exit' || (reasons && !reasons.has(signal.reason))) return undefined;
+        const how =
+          signal.reason === 'signaled'
+            ? `killed by ${signal.signal ?? 'a signal'}`
+            : signal.reason === 'oom-killed'
+              ? 'OOM-killed by the kernel'
+              : signal.reason === 'liveness-failed'
+                ? 'stopped after failing its liveness probe'
+                : `exited with code ${signal.code ?? 'unknown'}`;
+        return { onsetAt: signal.at, evidence: `process ${how}` };
+      },
+    };
+  }
+  if ('stopped' in when) {
+    return {
+      kind: 'stopped',
+      signals: ['stopped'],
+      timed: false,
+      newState: () => undefined,
+      check(_w, _s, _now, signal) {
+        if (signal?.type !== 'stopped') return undefined;
+        const st = signal.state ?? 'T';
+        return {
+          onsetAt: signal.at,
+          evidence: `process in state ${st} (${st === 'T' ? 'stopped by a signal, e.g. SIGSTOP' : 'stopped by a tracer'})`,
+        };
+      },
+    };
+  }
+  if ('logPattern' in when) {
+    const { regex, flags, stream = 'both' } = when.logPattern;
+    const re = new RegExp(regex, flags ?? '');
+    return {
+      kind: 'logPattern',
+      signals: ['log'],
+      timed: false,
+      newState: () => undefined,
+      check(_w, _s, _now, signal) {
+        if (signal?.type !== 'log' || (stream !== 'both' && signal.stream !== stream)) return undefined;
+        const text = signal.lines.join('\n');
+        const m = re.exec(text);
+        if (!m) return undefined;
+        // Quote the line holding the match, not a 200-line trace.
+        const lineNo = text.slice(0, m.index).split('\n').length - 1;
+        let line = signal.lines[lineNo] ?? '';
+        if (line.length > 200) line = `${line.slice(0, 200)}...`;
+        const more = signal.lines.length > 1 ? ` (+${signal.lines.length - 1} more lines)` : '';
+        return {
+          onsetAt: signal.at,
+          evidence: `${signal.stream} matched /${regex}/${flags ?? ''}: "${line}"${more}`,
+        };
+      },
+    };
+  }
+  if ('memoryNearLimit' in when) {
+    const { aboveRatio, forMs } = when.memoryNearLimit;
+    return {
+      kind: 'memoryNearLimit',
+      signals: ['memory'],
+      timed: true,
+      newState: (): HoldState => ({ since: undefined, last: 0, detail: '' }),
+      check(_w, raw, now, signal) {
+        const st = raw as HoldState;
+        const sample =
+          signal?.type === 'memory'
+            ? {
+                at: signal.at,
+                // An unlimited cgroup (0 or Infinity) can never be near its limit.
+                value:
+                  signal.limitBytes > 0 && Number.isFinite(signal.limitBytes)
+                    ? signal.usageBytes / signal.limitBytes
+                    : undefined,
+                detail: `${mib(signal.usageBytes)} of ${mib(signal.limitBytes)}`,
+              }
+            : undefined;
+        if (!holdCheck(st, forMs, now, sample, aboveRatio)) return undefined;
+        return {
+          onsetAt: st.since!,
+          evidence: `memory at ${pct(st.last)} of its limit (${st.detail}) for ${ms(now - st.since!)}, above ${pct(aboveRatio)}`,
+        };
+      },
+    };
+  }
+  if ('cpuThrottled' in when) {
+    const { aboveRatio, forMs } = when.cpuThrottled;
+    return {
+      kind: 'cpuThrottled',
+      signals: ['cpu-throttle'],
+      timed: true,
+      newState: (): HoldState => ({ since: undefined, last: 0, detail: '' }),
+      check(_w, raw, now, signal) {
+        const st = raw as HoldState;
+        const sample =
+          signal?.type === 'cpu-throttle'
+            ? {
+                at: signal.at,
+                value: signal.nrPeriods > 0 ? signal.throttledPeriods / signal.nrPeriods : undefined,
+                detail: `${signal.throttledPeriods} of ${signal.nrPeriods} periods`,
+              }
+            : undefined;
+        if (!holdCheck(st, forMs, now, sample, aboveRatio)) return undefined;
+        return {
+          onsetAt: st.since!,
+          evidence: `CPU throttled in ${pct(st.last)} of periods (${st.detail}) for ${ms(now - st.since!)}, above ${pct(aboveRatio)}`,
+        };
+      },
+    };
+  }
+  if ('restartLoop' in when) {
+    const { restarts, withinMs } = when.restartLoop;
+    return {
+      kind: 'restartLoop',
+      signals: ['restart'],
+      timed: false,
+      newState: (): { times: number[]; lastCount: number | undefined } => ({
+        times: [],
+        lastCount: undefined,
+      }),
+      check(_w, raw, _now, signal) {
+        if (signal?.type !== 'restart') return undefined;
+        const st = raw as { times: number[]; lastCount: number | undefined };
+        // The runtime reports a running total; a jump of k means k restarts since the last report.
+        const delta = st.lastCount === undefined ? 1 : Math.max(0, signal.count - st.lastCount);
+        st.lastCount = signal.count;
+        for (let i = 0; i < delta; i++) st.times.push(signal.at);
+        while (st.times.length > 0 && st.times[0]! < signal.at - withinMs) st.times.shift();
+        if (st.times.length < restarts) return undefined;
+        return {
+          onsetAt: st.times[0]!,
+          evidence: `${st.times.length} restarts within ${ms(signal.at - st.times[0]!)} (restart count now ${signal.count}); rule: ${restarts} within ${ms(withinMs)}`,
+        };
+      },
+    };
+  }
+  const kind = Object.keys(when as object)[0] ?? '(none)';
+  throw new Error(`unknown signature condition '${kind}'`);
+}

@@ -1,0 +1,137 @@
+/**
+ * Fault signatures: declarative rules over an instance's signal windows. This
+ * is also the shape users write under `spec.isolation.signatures` in an App
+ * manifest (see `schema.ts` and docs/isolation-signatures.md).
+ */
+import type { ExitSignalReason, LogStream } from '../signals/types.ts';
+
+export type Severity = 'critical' | 'major' | 'minor';
+export type Action = 'isolate' | 'restart' | 'alert';
+
+/** N server-fault requests in a row (5xx, refused/timed-out connections, aborts), all within `withinMs`. */
+export interface Consecutive5xxCondition {
+  consecutive5xx: { count: number; withinMs: number };
+}
+
+/** Fraction of server-fault requests among requests that ended in the last `windowMs`. */
+export interface ErrorRateCondition {
+  errorRate: { above: number; windowMs: number; minRequests: number };
+}
+
+export type LatencyPercentile = 50 | 90 | 99;
+
+/**
+ * A latency percentile over the last `windowMs` stays above the threshold for
+ * `forMs`. Threshold: `aboveBaselineFactor` x the instance's own baseline of
+ * the same percentile and/or `aboveMs`; with both, both must be exceeded
+ * (`aboveMs` is then a floor that keeps very fast services from firing on jitter).
+ */
+export interface LatencyCondition {
+  latency: {
+    percentile: LatencyPercentile;
+    aboveBaselineFactor?: number;
+    aboveMs?: number;
+    forMs: number;
+    /** Window the percentile is computed over. @default 1000 */
+    windowMs?: number;
+    /** Requests needed in the window for the percentile to count. @default 5 */
+    minRequests?: number;
+  };
+}
+
+/** No successful response (request < 500 or ok probe) for `forMs` while there was demand (failed probes, timed-out or in-flight requests). */
+export interface NoResponseCondition {
+  noResponse: { forMs: number };
+}
+
+export interface ProbeFailuresCondition {
+  probeFailures: { consecutive: number };
+}
+
+export interface ExitedCondition {
+  /** Any exit, or only these reasons. */
+  exited: { reasons?: ExitSignalReason[] };
+}
+
+export interface StoppedCondition {
+  stopped: Record<string, never>;
+}
+
+export interface LogPatternCondition {
+  logPattern: {
+    /** JavaScript regular expression source, tested against the whole event (stack trace lines joined with "\n"). */
+    regex: string;
+    /** RegExp flags among `i`, `m`, `s`, `u`. */
+    flags?: string;
+    /** @default 'both' */
+    stream?: LogStream | 'both';
+  };
+}
+
+export interface MemoryNearLimitCondition {
+  memoryNearLimit: { aboveRatio: number; forMs: number };
+}
+
+export interface CpuThrottledCondition {
+  cpuThrottled: { aboveRatio: number; forMs: number };
+}
+
+export interface RestartLoopCondition {
+  restartLoop: { restarts: number; withinMs: number };
+}
+
+export type Condition =
+  | Consecutive5xxCondition
+  | ErrorRateCondition
+  | LatencyCondition
+  | NoResponseCondition
+  | ProbeFailuresCondition
+  | ExitedCondition
+  | StoppedCondition
+  | LogPatternCondition
+  | MemoryNearLimitCondition
+  | CpuThrottledCondition
+  | RestartLoopCondition;
+
+/** Every condition key, in documentation order. */
+export const CONDITION_KINDS = [
+  'consecutive5xx',
+  'errorRate',
+  'latency',
+  'noResponse',
+  'probeFailures',
+  'exited',
+  'stopped',
+  'logPattern',
+  'memoryNearLimit',
+  'cpuThrottled',
+  'restartLoop',
+] as const;
+export type ConditionKind = (typeof CONDITION_KINDS)[number];
+
+export interface Rule {
+  /** Stable identifier; per-app rules replace built-ins of the same name. DNS-label-like. */
+  name: string;
+  description?: string;
+  when: Condition;
+  severity: Severity;
+  action: Action;
+  /** `false` disables a rule (typically a built-in, by name). @default true */
+  enabled?: boolean;
+}
+
+/** What users may write: a full rule, or `{ name, enabled: false }` to switch a built-in off. */
+export type RuleInput = Rule | { name: string; enabled: false };
+
+export interface Match {
+  instanceId: string;
+  rule: string;
+  severity: Severity;
+  action: Action;
+  /** When the engine saw the condition hold (ms). */
+  detectedAt: number;
+  /** Best estimate of fault onset: the first bad signal in the window (ms). */
+  onsetAt: number;
+  /** Human-readable explanation with the numbers. */
+  evidence: string;
+}
