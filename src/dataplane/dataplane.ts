@@ -30,6 +30,11 @@ export interface BackendSpec {
   /** Extra host names routed to this backend (e.g. `<app>.<project>`). */
   aliases: string[];
   servers: ServerSpec[];
+  /**
+   * Active HTTP health-check path of the backend; absent = taken from the servers, else TCP.
+   * Set it here so an empty backend keeps its check settings (no reload when servers come back).
+   */
+  checkPath?: string;
   /** Active check interval. @default 1000 */
   checkIntervalMs?: number;
 }

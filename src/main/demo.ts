@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       'Send traffic (through the gateway, by service name):',
       `  curl -H 'Host: gateway.bank' ${gw}/api/accounts/acc-1`,
       `  curl -H 'Host: gateway.bank' -H 'Idempotency-Key: k1' -H 'content-type: application/json' \\`,
-      `       -d '{"from":"acc-1","to":"acc-2","amount":10}' ${gw}/api/payments`,
+      `       -d '{"from":"acc-1","to":"acc-2","amountCents":1000}' ${gw}/api/payments`,
       'Load it:',
       `  npm run load -- --url ${gw} --host gateway.bank --rps 200 --duration 30`,
       'Look at it:',

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../util/time.ts';
 import { ProfileError, profileNodeProcess } from './inspector.ts';
 import { listeningSocketsOf, processState } from './proc-net.ts';
 import { createNetns, deleteNetns, runLoad, sh, startServer, type Fixture } from './testdata/fixtures.ts';
@@ -105,6 +106,11 @@ describe('profileNodeProcess', () => {
   it('refuses a stopped process at once and does not send SIGUSR1 (no inspector after SIGCONT)', async () => {
     const f = await start({ nodeArgs: ['--inspect-port=0'] });
     process.kill(f.pid, 'SIGSTOP');
+    // kill() returns before the kernel has stopped the target: wait for state T.
+    await waitFor('state T', async () => (await processState(f.pid)) === 'T', {
+      timeoutMs: 2000,
+      intervalMs: 5,
+    });
     const t0 = Date.now();
     const err = await profileNodeProcess({ pid: f.pid, durationMs: 1000, outDir }).catch((e: unknown) => e);
     expect(Date.now() - t0).toBeLessThan(500);

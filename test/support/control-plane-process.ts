@@ -73,16 +73,31 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   };
-  await waitFor(
-    `control plane on ${url} (output: ${out.slice(-2000)})`,
-    async () => {
-      if (child.exitCode !== null)
-        throw new Error(`control plane exited with ${child.exitCode}: ${out.slice(-3000)}`);
-      const r = await fetch(`${url}/api/v1/healthz`).catch(() => undefined);
-      return r?.ok;
-    },
-    { timeoutMs: 60_000, intervalMs: 200 },
-  );
+  // Fail at once (not after the timeout) when the server exits during start-up.
+  let onExit: (() => void) | undefined;
+  const exitedEarly = new Promise<never>((_, reject) => {
+    onExit = () =>
+      reject(
+        new Error(`control plane exited with ${child.exitCode ?? child.signalCode}: ${out.slice(-3000)}`),
+      );
+    child.once('exit', onExit);
+  });
+  try {
+    await Promise.race([
+      exitedEarly,
+      waitFor(
+        `control plane on ${url}`,
+        async () => (await fetch(`${url}/api/v1/healthz`).catch(() => undefined))?.ok,
+        { timeoutMs: 60_000, intervalMs: 200 },
+      ),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err instanceof Error ? new Error(`${err.message}\n${out.slice(-3000)}`) : err;
+  } finally {
+    if (onExit) child.off('exit', onExit);
+    exitedEarly.catch(() => undefined);
+  }
   return {
     url,
     gatewayUrl: `http://127.0.0.1:${gatewayPort}`,

@@ -145,10 +145,14 @@ describe('computeRouting', () => {
     expect(held.backends[0]?.servers[0]?.state).toBe('maint');
   });
 
-  it('skips jobs and instances that have exited', () => {
+  it('keeps an instance in backoff as a maint server and drops instances that have ended', () => {
     const a = app([{ replicas: 1 }]);
     const v1 = planApp(a, true, [], ctx);
-    const dead = running(v1.start[0]!, { phase: 'backoff', ready: false, pid: undefined });
-    expect(computeRouting([a], [dead], 'local', new Set()).backends[0]?.servers).toEqual([]);
+    const waiting = running(v1.start[0]!, { phase: 'backoff', ready: false, pid: undefined });
+    expect(computeRouting([a], [waiting], 'local', new Set()).backends[0]?.servers).toMatchObject([
+      { name: waiting.id, state: 'maint' },
+    ]);
+    const failed = { ...waiting, phase: 'failed' as const };
+    expect(computeRouting([a], [failed], 'local', new Set()).backends[0]?.servers).toEqual([]);
   });
 });

@@ -42,7 +42,6 @@ export function computeRouting(
             i.app === app.metadata.name &&
             i.workload === w.name &&
             i.ports[port.name] !== undefined &&
-            i.pid !== undefined &&
             i.phase !== 'succeeded' &&
             i.phase !== 'failed',
         )
@@ -53,13 +52,18 @@ export function computeRouting(
           port: i.ports[port.name] as number,
           weight: 100,
           state:
-            i.ready && !stopping.has(i.id) && !heldOut.has(i.id) ? ('ready' as const) : ('maint' as const),
+            // An instance between runs (backoff) keeps its server, in maint: membership
+            // changes only when instances come and go, never on every restart.
+            i.ready && i.pid !== undefined && !stopping.has(i.id) && !heldOut.has(i.id)
+              ? ('ready' as const)
+              : ('maint' as const),
           ...(checkPath ? { checkPath } : {}),
         }));
       backends.push({
         name,
         aliases: aliased ? [] : [`${app.metadata.name}.${project}`],
         servers,
+        ...(checkPath ? { checkPath } : {}),
         ...(readiness?.intervalMs ? { checkIntervalMs: readiness.intervalMs } : {}),
       });
       aliased = true;

@@ -92,7 +92,7 @@ function structureOf(b: BackendSpec): RenderBackend {
   return {
     name: b.name,
     aliases: [...b.aliases].sort(),
-    checkPath: b.servers.find((s) => s.checkPath)?.checkPath,
+    checkPath: b.checkPath ?? b.servers.find((s) => s.checkPath)?.checkPath,
     checkIntervalMs: b.checkIntervalMs ?? 1000,
     servers: [],
   };

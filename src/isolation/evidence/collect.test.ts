@@ -6,6 +6,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../runtime/driver.ts';
 import { createNetns, deleteNetns, startServer, type Fixture } from '../../profiling/testdata/fixtures.ts';
+import { processState } from '../../profiling/proc-net.ts';
+import { waitFor } from '../../util/time.ts';
 import { collectEvidence } from './collect.ts';
 import { packBundle, readManifest } from './retention.ts';
 
@@ -130,6 +132,11 @@ describe('collectEvidence', () => {
   it('produces the bundle of a SIGSTOPped process quickly, with the profile skipped and state T recorded', async () => {
     const f = await start({ nodeArgs: ['--inspect-port=0'] });
     process.kill(f.pid, 'SIGSTOP');
+    // kill() returns before the kernel has stopped the target: wait for state T.
+    await waitFor('state T', async () => (await processState(f.pid)) === 'T', {
+      timeoutMs: 2000,
+      intervalMs: 5,
+    });
     const t0 = Date.now();
     const b = await collectEvidence({ instance: instanceOf(f), logs: logsOf(f), outDir: root });
     expect(Date.now() - t0).toBeLessThan(1500);

@@ -75,6 +75,17 @@ export class CgroupsV1 {
     return { available: true };
   }
 
+  /** Remove this driver's parent cgroups when no instance is left in them (rmdir refuses otherwise). */
+  removeParentIfEmpty(): void {
+    for (const c of ['memory', 'cpu'] as const) {
+      try {
+        rmdirSync(path.join(this.root, c, this.parent));
+      } catch {
+        // not empty, or already gone
+      }
+    }
+  }
+
   pathsFor(id: string): CgroupPaths {
     const p: CgroupPaths = {
       memory: path.join(this.root, 'memory', this.parent, id),

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,9 @@ afterAll(() => {
     }
     for (const c of ['memory', 'cpu', 'cpuacct']) {
       try {
+        // Each driver's scope directory (empty once its instances are gone), then the parent.
+        for (const scope of readdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}`, { withFileTypes: true }))
+          if (scope.isDirectory()) rmdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}/${scope.name}`);
         rmdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}`);
       } catch {
         // absent or (a bug) not empty: the leftover check below reports it
@@ -238,6 +241,37 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     expect(new Set(sts.map((x) => x.ip)).size).toBe(3);
   });
 
+  it('keeps two drivers on one bridge apart: distinct addresses and namespaces for the same instance id', async () => {
+    const d1 = await create();
+    const d2 = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      backoff: fastBackoff,
+      ...privilegedOpts,
+    });
+    try {
+      const x = spec('twin');
+      await d1.ensure(x);
+      await d2.ensure(x);
+      const s1 = await waitFor('1 ready', () => (d1.get(x.id)?.phase === 'ready' ? d1.get(x.id) : undefined));
+      const s2 = await waitFor('2 ready', () => (d2.get(x.id)?.phase === 'ready' ? d2.get(x.id) : undefined));
+      expect(s2.ip).not.toBe(s1.ip);
+      expect(s2.isolation.netns).not.toBe(s1.isolation.netns);
+      expect(s2.isolation.cgroup).not.toBe(s1.isolation.cgroup);
+      // Each answers on its own address with its own identity.
+      const id1 = JSON.parse(await get(s1.ip, 8080, '/env')) as Record<string, string>;
+      expect(id1.BULWARK_HOST_IP).toBe(GATEWAY);
+      expect(isAlive(identify(s1.pid!))).toBe(true);
+      await d2.remove(x.id);
+      // d1's instance survived d2 removing its twin.
+      expect(d1.get(x.id)?.phase).toBe('ready');
+      expect(existsSync(`/run/netns/${s1.isolation.netns}`)).toBe(true);
+    } finally {
+      await d2.close({ stopInstances: true });
+    }
+  });
+
   it('restarts an instance whose exec liveness probe fails, running the probe in its netns', async () => {
     const d = await create();
     // eth0 carries a bridge address only inside an instance's netns (the host's eth0 does not).
@@ -267,8 +301,9 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     const s = spec('limits', { cpu: 0.5, memoryBytes: 256 * 1024 * 1024 });
     await d.ensure(s);
     const st = await waitFor('ready', () => (d.get(s.id)?.phase === 'ready' ? d.get(s.id) : undefined));
-    const mem = `/sys/fs/cgroup/memory/${CG_PARENT}/${s.id}`;
-    const cpu = `/sys/fs/cgroup/cpu/${CG_PARENT}/${s.id}`;
+    expect(st.isolation.cgroup).toMatch(new RegExp(`^${CG_PARENT}/[0-9a-f]{6}/${s.id}$`));
+    const mem = `/sys/fs/cgroup/memory/${st.isolation.cgroup}`;
+    const cpu = `/sys/fs/cgroup/cpu/${st.isolation.cgroup}`;
     expect(readFileSync(`${mem}/memory.limit_in_bytes`, 'utf8').trim()).toBe(String(256 * 1024 * 1024));
     expect(readFileSync(`${cpu}/cpu.cfs_quota_us`, 'utf8').trim()).toBe('50000');
     expect(readFileSync(`${cpu}/cpu.cfs_period_us`, 'utf8').trim()).toBe('100000');
@@ -278,7 +313,6 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     expect(stats?.memoryBytes).toBeGreaterThan(1024 * 1024);
     expect(stats?.memoryLimitBytes).toBe(256 * 1024 * 1024);
     expect(stats?.cpuUsageNs).toBeGreaterThan(0);
-    expect(st.isolation.cgroup).toBe(`${CG_PARENT}/${s.id}`);
     await d.remove(s.id);
     expect(existsSync(mem)).toBe(false);
     expect(existsSync(cpu)).toBe(false);

@@ -142,13 +142,18 @@ export class LocalDriver implements RuntimeDriver {
       cgroups: off('cgroup limits'),
     };
     if (privileged) {
-      const net = new BridgeNetwork({ bridge: opts.bridge, subnet: opts.subnet });
+      const net = new BridgeNetwork({
+        bridge: opts.bridge,
+        subnet: opts.subnet,
+        owner: path.resolve(opts.stateDir),
+        scope: opts.scope,
+      });
       caps.networkNamespaces = net.detect();
       if (caps.networkNamespaces.available) {
         await net.ensureBridge();
         network = net;
       }
-      const cg = new CgroupsV1({ parent: opts.cgroupParent });
+      const cg = new CgroupsV1({ parent: `${opts.cgroupParent}/${opts.scope}` });
       caps.cgroups = cg.detect();
       if (caps.cgroups.available) cgroups = cg;
     }
@@ -258,6 +263,7 @@ export class LocalDriver implements RuntimeDriver {
     if (this.closed) return;
     if (opts.stopInstances) {
       await Promise.all([...this.insts.keys()].map((id) => this.remove(id)));
+      this.cgroups?.removeParentIfEmpty();
     }
     this.closed = true;
     if (this.monitor) clearInterval(this.monitor);
@@ -286,6 +292,7 @@ export class LocalDriver implements RuntimeDriver {
         net = await this.network.setup(spec.id, ip);
       } catch (err) {
         this.pendingIps.delete(ip);
+        this.network.release(ip);
         throw err;
       }
     } else {
@@ -302,6 +309,7 @@ export class LocalDriver implements RuntimeDriver {
     } catch (err) {
       if (net) await this.network?.teardown(net);
       this.pendingIps.delete(ip);
+      if (net) this.network?.release(ip);
       throw err;
     }
     const data: LocalRecordData = { spec, ip, ports, restarts: 0, crashes: 0, oomBaseline: 0 };
@@ -335,6 +343,10 @@ export class LocalDriver implements RuntimeDriver {
       const v = process.env[k];
       if (v !== undefined) env[k] = v;
     }
+    // `node` in a run command means the Node.js that runs Bulwark (pinned to 24), not
+    // whatever older node the host PATH happens to find first.
+    const nodeDir = path.dirname(process.execPath);
+    if (env.PATH !== undefined && !env.PATH.split(':').includes(nodeDir)) env.PATH = `${nodeDir}:${env.PATH}`;
     Object.assign(env, d.spec.env);
     const first = d.spec.ports[0];
     if (first) env.PORT = String(d.ports[first.name]);
@@ -557,7 +569,10 @@ export class LocalDriver implements RuntimeDriver {
     this.emit(inst);
     await this.stopRun(inst, inst.data.spec.terminationGracePeriodMs ?? DEFAULT_GRACE_MS);
     const d = inst.data;
-    if (d.net && this.network) await this.network.teardown(d.net);
+    if (d.net && this.network) {
+      await this.network.teardown(d.net);
+      this.network.release(d.ip);
+    }
     if (d.cgroup && this.cgroups) await this.cgroups.remove(d.cgroup);
     await inst.persistChain;
     await this.opts.records.deleteInstance(id);
@@ -615,6 +630,7 @@ export class LocalDriver implements RuntimeDriver {
       }
       const inst = this.newInst(d);
       this.insts.set(d.spec.id, inst);
+      if (d.net && this.network) this.network.claim(d.ip);
       await this.adoptOne(inst);
     }
     // Instance dirs without a record (the driver died between mkdir and persist): kill and remove.
@@ -811,7 +827,7 @@ export class LocalDriver implements RuntimeDriver {
     if (phase === 'backoff' && d.nextRestartAtMs !== undefined)
       st.nextRestartAt = new Date(d.nextRestartAtMs).toISOString();
     if (d.net) st.isolation.netns = d.net.netns;
-    if (d.cgroup) st.isolation.cgroup = `${this.opts.cgroupParent}/${s.id}`;
+    if (d.cgroup) st.isolation.cgroup = `${this.opts.cgroupParent}/${this.opts.scope}/${s.id}`;
     if (d.startedAt) st.startedAt = d.startedAt;
     const msgs: string[] = [];
     if (d.message) msgs.push(d.message);

@@ -4,7 +4,8 @@
  * from the bridge subnet and a default route via the bridge address (the
  * gateway, `.1`), where it reaches host services. Uses iproute2 only.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Capability } from '../driver.ts';
 import { run } from './exec.ts';
 
@@ -13,6 +14,16 @@ export interface NetworkOptions {
   bridge?: string;
   /** IPv4 CIDR, prefix 8..30. @default "10.213.0.0/16" */
   subnet?: string;
+  /**
+   * Identity of the owning driver (its state directory). Several control planes may share
+   * one bridge on a host; addresses are leased host-wide under `leaseDir` in its name, and
+   * netns names carry `scope`, so they never take each other's addresses or namespaces.
+   */
+  owner?: string;
+  /** Short tag unique to the owner, part of every netns name. @default "" */
+  scope?: string;
+  /** @default "/run/bulwark/leases/<bridge>" */
+  leaseDir?: string;
 }
 
 export interface InstanceNet {
@@ -39,6 +50,9 @@ export class BridgeNetwork {
   readonly gateway: string;
   private readonly base: number;
   private readonly size: number;
+  private readonly owner: string;
+  private readonly scope: string;
+  private readonly leaseDir: string;
 
   constructor(opts: NetworkOptions = {}) {
     this.bridge = opts.bridge ?? 'bulwark0';
@@ -56,6 +70,9 @@ export class BridgeNetwork {
     this.size = 2 ** (32 - prefix);
     this.base = (ipToInt(m[1]!) & ~(this.size - 1)) >>> 0;
     this.gateway = intToIp(this.base + 1);
+    this.owner = opts.owner ?? `pid:${process.pid}`;
+    this.scope = opts.scope ?? '';
+    this.leaseDir = opts.leaseDir ?? path.join('/run/bulwark/leases', this.bridge);
   }
 
   detect(): Capability {
@@ -92,19 +109,64 @@ export class BridgeNetwork {
     await run('ip', ['link', 'set', this.bridge, 'up']);
   }
 
-  /** Lowest free address (from .2) not in `used`. Deriving `used` from records keeps restarts collision-free. */
+  /**
+   * Lease the lowest address (from .2) that is neither in `used` (this driver's records) nor
+   * leased by another live owner on this host. A lease file is created with O_EXCL, so two
+   * drivers racing for the same address cannot both win; a lease whose owner directory is
+   * gone (a deleted data dir) is taken over.
+   */
   allocate(used: Iterable<string>): string {
     const taken = new Set(used);
+    mkdirSync(this.leaseDir, { recursive: true });
     for (let off = 2; off < this.size - 1; off++) {
       const ip = intToIp(this.base + off);
-      if (!taken.has(ip)) return ip;
+      if (!taken.has(ip) && this.tryLease(ip)) return ip;
     }
     throw new Error(`no free address left in ${intToIp(this.base)}/${this.prefix}`);
   }
 
+  /** Record that an adopted instance holds `ip` (leases live in /run and vanish on reboot). */
+  claim(ip: string): void {
+    mkdirSync(this.leaseDir, { recursive: true });
+    writeFileSync(path.join(this.leaseDir, ip), this.owner);
+  }
+
+  /** Give `ip` back, if this owner holds it. */
+  release(ip: string): void {
+    const file = path.join(this.leaseDir, ip);
+    try {
+      if (readFileSync(file, 'utf8') === this.owner) unlinkSync(file);
+    } catch {
+      // Not leased (already released, or leases were wiped by a reboot).
+    }
+  }
+
+  private tryLease(ip: string): boolean {
+    const file = path.join(this.leaseDir, ip);
+    try {
+      writeFileSync(file, this.owner, { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(file, 'utf8');
+    } catch {
+      return false;
+    }
+    // Our own leftover (a crash between leasing and persisting the record) is ours to reuse.
+    if (holder === this.owner) return true;
+    if (holder.startsWith('/') && !existsSync(holder)) {
+      writeFileSync(file, this.owner);
+      return true;
+    }
+    return false;
+  }
+
   /** Network namespace name of an instance (`ip netns identify` shows it). */
   netnsFor(id: string): string {
-    return `bw-${id}`;
+    return `bw${this.scope}-${id}`;
   }
 
   namesFor(id: string, ip: string): { netns: string; vethHost: string; vethPeer: string } {

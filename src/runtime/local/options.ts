@@ -2,6 +2,8 @@
  * Options of the local driver, their defaults, and validation of the
  * instance specs it accepts.
  */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { InstanceSpec } from '../driver.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import type { InstanceRecords } from './records.ts';
@@ -21,7 +23,7 @@ export interface LocalDriverOptions {
   bridge?: string;
   /** @default "10.213.0.0/16" */
   subnet?: string;
-  /** Parent cgroup name under each controller. @default "bulwark" */
+  /** Parent cgroup under each controller; instances live in `<parent>/<scope>/<id>` (scope: see CompiledOptions). @default "bulwark" */
   cgroupParent?: string;
   /** Restart backoff. @default { initialMs: 500, maxMs: 30000, resetAfterMs: 60000 } */
   backoff?: Partial<BackoffOptions>;
@@ -40,13 +42,20 @@ export interface LocalDriverOptions {
 export type CompiledOptions = Required<Omit<LocalDriverOptions, 'privileged' | 'backoff'>> & {
   privileged: boolean | undefined;
   backoff: BackoffOptions;
+  /**
+   * Six hex digits derived from the state directory: part of netns names and cgroup
+   * paths, so two control planes on one host never touch each other's instances.
+   */
+  scope: string;
 };
 
 export function compileOptions(o: LocalDriverOptions): CompiledOptions {
   if (!o.stateDir)
     throw new Error('LocalDriver option stateDir is required (a directory that survives restarts)');
   if (!o.site) throw new Error('LocalDriver option site is required');
+  const scope = createHash('sha256').update(path.resolve(o.stateDir)).digest('hex').slice(0, 6);
   return {
+    scope,
     stateDir: o.stateDir,
     site: o.site,
     records: o.records,
