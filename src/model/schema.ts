@@ -11,6 +11,7 @@
  */
 import { API_VERSION } from './types.ts';
 import { DEFAULTS, DEFAULT_SITE, MEMORY_PATTERN } from './defaults.ts';
+import { signaturesSchema } from '../isolation/signatures/schema.ts';
 
 export const SCHEMA_ID = 'https://bulwark.io/schemas/bulwark.schema.json';
 export const PLANNED_KEYWORD = 'x-bulwark-planned';
@@ -256,7 +257,85 @@ const appSpec: Json = object(
       ['sites'],
     ),
     autoscaling: planned('autoscale controller', 'Automatic replica scaling.'),
-    isolation: planned('isolation controller', 'Fault isolation policy.'),
+    isolation: object(
+      'Fault isolation policy: which signatures take an instance out of traffic, and the safety limits. See docs/isolation-signatures.md.',
+      {
+        enabled: {
+          type: 'boolean',
+          default: true,
+          description:
+            'false: signatures are still evaluated and incidents recorded, but nothing is isolated.',
+        },
+        minHealthy: {
+          type: 'integer',
+          minimum: 0,
+          default: 1,
+          description:
+            'Never isolate when fewer than this many other instances of the workload are ready (an alert is raised instead).',
+        },
+        maxIsolationsPerMinute: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 1000,
+          default: 3,
+          description:
+            'Blast-radius limit: isolations per workload per rolling minute; beyond it, alert only.',
+        },
+        massFaultRatio: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 1,
+          default: 0.5,
+          description:
+            'When more than this fraction of a workload’s instances match a signature within 10 s, suspect a shared dependency: alert, do not isolate.',
+        },
+        quarantine: object('What happens to an isolated instance.', {
+          cpu: {
+            type: 'number',
+            exclusiveMinimum: 0,
+            maximum: 64,
+            description: 'CPU cap (cores) while quarantined; default: unchanged.',
+          },
+          memoryFactor: {
+            type: 'number',
+            minimum: 1,
+            maximum: 16,
+            default: 1.5,
+            description:
+              'Multiply the memory limit while quarantined so a leaking process survives until its evidence is taken.',
+          },
+          maxInstances: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 100,
+            default: 3,
+            description:
+              'Quarantined instances kept per workload; the oldest is deleted beyond this (retention).',
+          },
+          ttlSeconds: {
+            type: 'integer',
+            minimum: 60,
+            default: 86400,
+            description: 'Delete a quarantined instance after this long.',
+          },
+        }),
+        evidence: object('Evidence bundle of a quarantined instance.', {
+          profile: {
+            type: 'boolean',
+            default: true,
+            description: 'Take a CPU profile and heap statistics of Node.js processes through the inspector.',
+          },
+          profileDurationMs: {
+            type: 'integer',
+            minimum: 100,
+            maximum: 30000,
+            default: 2000,
+            description: 'How long the CPU profile samples.',
+          },
+        }),
+        signatures: signaturesSchema,
+      },
+    ),
     rollout: planned('rollout controller', 'Rollout strategy.'),
   },
   ['workloads'],

@@ -8,6 +8,30 @@ import type { RawIssue } from './issues.ts';
 import type { PathSegment } from './paths.ts';
 import { formatPath } from './paths.ts';
 import { parseMemory } from './defaults.ts';
+import { RuleValidationError, resolveRules, validateRules } from '../isolation/signatures/rules.ts';
+
+/** `spec.isolation.signatures[2].when.x: message` → segments + message. */
+function ruleIssue(text: string): RawIssue {
+  const colon = text.indexOf(': ');
+  const where = colon > 0 ? text.slice(0, colon) : 'spec.isolation.signatures';
+  const segments: PathSegment[] = [];
+  for (const m of where.matchAll(/([A-Za-z_$][\w$-]*)|\[(\d+)\]/g))
+    segments.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return { segments, message: colon > 0 ? text.slice(colon + 2) : text };
+}
+
+/** What the schema cannot check in rules: regexes compile, names unique, disabled names exist. */
+function checkSignatures(signatures: unknown, out: RawIssue[]): void {
+  if (signatures === undefined) return;
+  try {
+    resolveRules(validateRules(signatures));
+  } catch (err) {
+    if (!(err instanceof RuleValidationError)) throw err;
+    // Schema-level problems (types, unknown keys) are already reported by the schema pass.
+    for (const i of err.issues)
+      if (/regex|duplicate|disabled but there is no such rule|threshold/i.test(i)) out.push(ruleIssue(i));
+  }
+}
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -111,5 +135,6 @@ export function semanticIssues(r: unknown): RawIssue[] {
   if (isObj(r.spec.placement)) {
     duplicates(list(r.spec.placement.sites), 'name', ['spec', 'placement', 'sites'], 'site', out);
   }
+  if (isObj(r.spec.isolation)) checkSignatures(r.spec.isolation.signatures, out);
   return out;
 }

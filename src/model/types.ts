@@ -4,6 +4,8 @@
  * API and the change stream treat all kinds alike.
  */
 
+import type { RuleInput } from '../isolation/signatures/types.ts';
+
 export const API_VERSION = 'bulwark.io/v1' as const;
 
 export type Kind = 'Site' | 'Project' | 'App';
@@ -130,9 +132,24 @@ export interface Workload {
   terminationGracePeriodMs?: number;
 }
 
+export interface IsolationPolicy {
+  /** @default true */
+  enabled?: boolean;
+  /** @default 1 */
+  minHealthy?: number;
+  /** @default 3 */
+  maxIsolationsPerMinute?: number;
+  /** @default 0.5 */
+  massFaultRatio?: number;
+  quarantine?: { cpu?: number; memoryFactor?: number; maxInstances?: number; ttlSeconds?: number };
+  evidence?: { profile?: boolean; profileDurationMs?: number };
+  signatures?: RuleInput[];
+}
+
 export interface AppSpec {
   workloads: Workload[];
   placement?: Placement;
+  isolation?: IsolationPolicy;
 }
 
 export interface WorkloadStatus {

@@ -218,7 +218,7 @@ describe('validateResource', () => {
     const r = validateResource({ ...goodApp(), spec: { ...goodApp().spec, workload: [] } });
     expect(r.errors).toContainEqual({
       path: 'spec.workload',
-      message: "unknown field 'workload' (allowed: workloads, placement)",
+      message: "unknown field 'workload' (allowed: workloads, placement, isolation)",
       fix: "did you mean 'workloads'?",
     });
   });
@@ -243,7 +243,6 @@ describe('validateResource', () => {
 
   it.each([
     ['spec.autoscaling', (a: Loose) => (a.spec.autoscaling = { min: 1 }), 'autoscale controller'],
-    ['spec.isolation', (a: Loose) => (a.spec.isolation = {}), 'isolation controller'],
     ['spec.rollout', (a: Loose) => (a.spec.rollout = { strategy: 'canary' }), 'rollout controller'],
     ['spec.workloads[0].volumes', (a: Loose) => (a.spec.workloads[0].volumes = []), 'stateful volumes'],
   ])('rejects planned field %s as not supported yet', (path, mutate, capability) => {
@@ -458,5 +457,58 @@ spec:
   it('collects errors of all documents, not just the first', () => {
     const bad = good.replace('tenant: retail', 'tenant: Retail').replace('type: service', 'type: svc');
     expect(caught(() => parseManifests(bad)).errors.map((e) => e.document)).toEqual([1, 2]);
+  });
+});
+
+describe('spec.isolation', () => {
+  it('accepts a policy with custom signatures and a disabled built-in', () => {
+    expect(
+      errorsAfter((a) => {
+        a.spec.isolation = {
+          minHealthy: 2,
+          maxIsolationsPerMinute: 5,
+          quarantine: { cpu: 0.1, memoryFactor: 2, maxInstances: 2 },
+          evidence: { profile: false },
+          signatures: [
+            { name: 'latency-spike', enabled: false },
+            {
+              name: 'db-pool-exhausted',
+              when: { logPattern: { regex: 'pool exhausted', flags: 'i' } },
+              severity: 'major',
+              action: 'isolate',
+            },
+          ],
+        };
+      }),
+    ).toEqual([]);
+  });
+
+  it('names the field of a bad policy value', () => {
+    expect(errorsAfter((a) => (a.spec.isolation = { minHealthy: -1 }))).toEqual([
+      'spec.isolation.minHealthy: must be >= 0',
+    ]);
+    expect(errorsAfter((a) => (a.spec.isolation = { quarantine: { memoryFactr: 2 } }))[0]).toMatch(
+      /^spec\.isolation\.quarantine\.memoryFactr: unknown field/,
+    );
+  });
+
+  it('rejects a signature whose regex does not compile, and a disabled rule that does not exist', () => {
+    const badRegex = errorsAfter((a) => {
+      a.spec.isolation = {
+        signatures: [
+          { name: 'bad-re', when: { logPattern: { regex: '(' } }, severity: 'major', action: 'alert' },
+        ],
+      };
+    });
+    expect(badRegex).toEqual([
+      'spec.isolation.signatures[0].when.logPattern.regex: not a valid JavaScript regular expression: Invalid regular expression: /(/: Unterminated group',
+    ]);
+    const unknown = errorsAfter((a) => {
+      a.spec.isolation = { signatures: [{ name: 'no-such-builtin', enabled: false }] };
+    });
+    expect(unknown).toHaveLength(1);
+    expect(unknown[0]).toMatch(
+      /^spec\.isolation\.signatures: 'no-such-builtin' is disabled but there is no such rule/,
+    );
   });
 });
