@@ -68,6 +68,19 @@ export function computeAppStatus(
     ].join('; ') || 'no failing instances',
     now,
   );
+  const quarantined = mine.filter((i) => i.phase === 'quarantined');
+  conditions = setCondition(
+    conditions,
+    'Quarantined',
+    quarantined.length > 0 ? 'True' : 'False',
+    quarantined.length > 0 ? 'FaultIsolated' : 'NoneQuarantined',
+    quarantined.length > 0
+      ? `kept out of traffic for diagnosis (see 'bulwark incidents'): ${quarantined
+          .map((i) => `${i.id}${i.quarantine ? ` (${i.quarantine.reason})` : ''}`)
+          .join('; ')}`
+      : 'no quarantined instances',
+    now,
+  );
   return {
     conditions,
     observedGeneration: app.metadata.generation ?? 0,

@@ -135,7 +135,13 @@ export class SiteReconciler {
       for (const app of apps) {
         const key = `${app.metadata.project}/${app.metadata.name}`;
         const placed = placedSites(app, this.o.site).includes(this.o.site);
-        const plan = planApp(app, placed, instances, ctx);
+        // Quarantined instances are kept for diagnosis, not counted: their ordinal gets a replacement.
+        const plan = planApp(
+          app,
+          placed,
+          instances.filter((i) => i.phase !== 'quarantined'),
+          ctx,
+        );
         toStop.push(...plan.stop);
         for (const spec of plan.start) {
           try {

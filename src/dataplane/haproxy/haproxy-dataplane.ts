@@ -7,7 +7,7 @@
  * against what HAProxy itself reports (`show servers state`), so a command
  * lost in a crash or a reload is corrected by the next sync.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type {
   DataPlane,
@@ -155,6 +155,7 @@ export class HaproxyDataPlane implements DataPlane {
   static async create(opts: HaproxyDataPlaneOptions): Promise<HaproxyDataPlane> {
     const { binary } = await ensureHaproxy({ binary: opts.binary, autoInstall: opts.autoInstall });
     const dp = new HaproxyDataPlane(opts);
+    dp.loadLastRouting();
     if (opts.requestLogs ?? true) {
       dp.syslog = await SyslogReceiver.create({ transport: opts.logTransport ?? 'tcp' });
       dp.syslog.onFrame((f) => dp.onLogMessage(f.message));
@@ -171,6 +172,37 @@ export class HaproxyDataPlane implements DataPlane {
       throw err;
     }
     return dp;
+  }
+
+  private get routingFile(): string {
+    return path.join(path.resolve(this.opts.workDir), 'routing.json');
+  }
+
+  /**
+   * Start from the routing last synced by a previous control plane, so the
+   * HAProxy started after a control-plane crash serves every route from its
+   * first request instead of answering 404 until the first reconcile pass.
+   */
+  private loadLastRouting(): void {
+    let routing: SiteRouting;
+    try {
+      routing = JSON.parse(readFileSync(this.routingFile, 'utf8')) as SiteRouting;
+      validateRouting(routing);
+    } catch {
+      return; // first start, or an unreadable file: start empty, the first sync fills it
+    }
+    this.desired = new Map(routing.backends.map((b) => [b.name, b]));
+    this.currentStructure = structureKey(this.desired.values());
+  }
+
+  private saveRouting(routing: SiteRouting): void {
+    const tmp = `${this.routingFile}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify(routing));
+      renameSync(tmp, this.routingFile);
+    } catch {
+      // Only an optimisation for the next start; the sync itself succeeded.
+    }
   }
 
   get api(): RuntimeApi {
@@ -240,6 +272,7 @@ export class HaproxyDataPlane implements DataPlane {
         this.desired = next;
       }
       await this.reconcile();
+      this.saveRouting(routing);
       return { reloaded, runtimeCommands: this.runtimeCommands - before };
     });
   }
@@ -344,7 +377,8 @@ export class HaproxyDataPlane implements DataPlane {
   }
 
   async stats(): Promise<ServerRuntimeStats[]> {
-    const rows = await this.api.showStat();
+    // Server rows only (`-1 4 -1`): this runs every ~100 ms for isolation, keep the answer small.
+    const rows = await this.api.showStat({ serversOnly: true });
     return rows
       .filter(
         (r) => this.desired.has(r['pxname'] ?? '') && r['svname'] !== 'BACKEND' && r['svname'] !== 'FRONTEND',
@@ -357,6 +391,8 @@ export class HaproxyDataPlane implements DataPlane {
         currentSessions: Number(r['scur'] ?? 0),
         totalSessions: Number(r['stot'] ?? 0),
         responses5xx: Number(r['hrsp_5xx'] ?? 0),
+        retries: Number(r['wretr'] ?? 0),
+        redispatches: Number(r['wredis'] ?? 0),
       }));
   }
 

@@ -45,7 +45,7 @@ export interface IncidentAction {
 }
 
 export interface Incident {
-  /** `inc-<yyyymmdd>-<random>`, sortable by creation time. */
+  /** `inc-<yyyymmdd>-<hhmmss>-<random>`, sortable by creation time. */
   id: string;
   site: string;
   project: string;

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { effectivePolicy } from './policy.ts';
+import { decide, type SafetyContext } from './safety.ts';
+
+const base: SafetyContext = {
+  action: 'isolate',
+  policy: effectivePolicy(undefined),
+  otherReady: 3,
+  total: 4,
+  recentIsolations: 0,
+  recentlyFaulty: 1,
+};
+
+describe('decide', () => {
+  it('isolates when enough healthy instances remain', () => {
+    expect(decide(base)).toMatchObject({ action: 'isolate', reason: expect.stringMatching(/3 other ready/) });
+  });
+
+  it('passes restart and alert through, whatever the safety state', () => {
+    expect(decide({ ...base, action: 'restart', otherReady: 0 }).action).toBe('restart');
+    expect(decide({ ...base, action: 'alert' }).action).toBe('alert');
+  });
+
+  it('never isolates below minHealthy', () => {
+    const d = decide({ ...base, otherReady: 1, policy: effectivePolicy({ minHealthy: 2 }) });
+    expect(d).toEqual({
+      action: 'alert',
+      reason: 'isolating would leave 1 ready instance(s), below minHealthy 2: kept in traffic',
+    });
+    expect(decide({ ...base, otherReady: 0 }).action).toBe('alert');
+  });
+
+  it('limits the isolation rate', () => {
+    expect(decide({ ...base, recentIsolations: 3 }).reason).toMatch(/maxIsolationsPerMinute 3/);
+    expect(decide({ ...base, recentIsolations: 2 }).action).toBe('isolate');
+  });
+
+  it('suspects a shared dependency when most instances fail at once', () => {
+    const d = decide({ ...base, recentlyFaulty: 3 });
+    expect(d.action).toBe('alert');
+    expect(d.reason).toMatch(/3 of 4 instances look faulty .* suspect a shared dependency/);
+    expect(decide({ ...base, recentlyFaulty: 2 }).action).toBe('isolate');
+  });
+
+  it('only alerts when isolation is disabled for the app', () => {
+    expect(decide({ ...base, policy: effectivePolicy({ enabled: false }) }).reason).toMatch(/disabled/);
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * Safety rules between "a signature matched" and "take the instance out of
+ * traffic". Pure: given the match, the policy and what the workload looks
+ * like right now, decide what to do and say why. The controller records the
+ * decision and its reason in the incident, so every automatic action (and
+ * every action not taken) is explained.
+ */
+import type { Action } from '../signatures/types.ts';
+import type { EffectivePolicy } from './policy.ts';
+
+export interface SafetyContext {
+  /** The rule's action. */
+  action: Action;
+  policy: EffectivePolicy;
+  /** Instances of the workload that serve traffic now, excluding the faulty one. */
+  otherReady: number;
+  /** Instances of the workload (not quarantined), including the faulty one. */
+  total: number;
+  /** Isolations of this workload in the last 60 s. */
+  recentIsolations: number;
+  /** Distinct instances of the workload with a match in the last 10 s, including this one. */
+  recentlyFaulty: number;
+}
+
+export interface Decision {
+  action: Action | 'none';
+  reason: string;
+}
+
+export const MASS_FAULT_WINDOW_MS = 10_000;
+
+export function decide(c: SafetyContext): Decision {
+  if (c.action === 'alert') return { action: 'alert', reason: 'the signature only alerts' };
+  if (c.action === 'restart') {
+    return {
+      action: 'restart',
+      reason:
+        'the process ended: it cannot be kept, so it leaves traffic at once and the runtime restarts it',
+    };
+  }
+  const p = c.policy;
+  if (!p.enabled) {
+    return { action: 'alert', reason: 'isolation is disabled for this app (spec.isolation.enabled: false)' };
+  }
+  // A fault on most instances at once is rarely in the instances: a database, a
+  // downstream or a bad config they share. Isolating them would empty the backend.
+  if (c.total >= 2 && c.recentlyFaulty / c.total > p.massFaultRatio) {
+    return {
+      action: 'alert',
+      reason: `${c.recentlyFaulty} of ${c.total} instances look faulty within ${MASS_FAULT_WINDOW_MS / 1000} s (more than ${Math.round(p.massFaultRatio * 100)}%): suspect a shared dependency, not isolating`,
+    };
+  }
+  if (c.otherReady < p.minHealthy) {
+    return {
+      action: 'alert',
+      reason: `isolating would leave ${c.otherReady} ready instance(s), below minHealthy ${p.minHealthy}: kept in traffic`,
+    };
+  }
+  if (c.recentIsolations >= p.maxIsolationsPerMinute) {
+    return {
+      action: 'alert',
+      reason: `${c.recentIsolations} isolations in the last minute reached maxIsolationsPerMinute ${p.maxIsolationsPerMinute}: not isolating`,
+    };
+  }
+  return {
+    action: 'isolate',
+    reason: `${c.otherReady} other ready instance(s) keep serving (minHealthy ${p.minHealthy})`,
+  };
+}
