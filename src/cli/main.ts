@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ApiClient } from './client.ts';
 import { cmdApply } from './commands/apply.ts';
+import { cmdEvidence, cmdIncident, cmdIncidents, cmdQuarantine } from './commands/incidents.ts';
 import {
   appRef,
   cmdDelete,
@@ -31,6 +32,11 @@ Usage:
   bulwark scale PROJECT/APP --replicas N [--workload NAME] [--wait]
   bulwark logs INSTANCE [--tail 100] [--stream stdout|stderr|both]
   bulwark status
+  bulwark incidents [-p PROJECT] [--app APP] [--state open|isolated|mitigated|resolved] [--limit 100]
+  bulwark incident ID                     timeline and evidence status of one incident
+  bulwark evidence ID [--output FILE]     download the evidence bundle (default ./ID-evidence.tar.gz)
+  bulwark quarantine release INSTANCE     return a quarantined instance to traffic
+  bulwark quarantine delete INSTANCE      stop and remove it (its evidence is kept)
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
                  [--gateway-port 8080] [--unprivileged]
                  (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
@@ -39,7 +45,7 @@ Global flags:
   --server URL   control plane URL (env BULWARK_SERVER; default http://127.0.0.1:7070)
   --token TOKEN  API token (env BULWARK_TOKEN)
   --config FILE  client config (env BULWARK_CONFIG; default ./.bulwark/cli.json, ~/.config/bulwark/config.json)
-  -o FORMAT      table (default), json or yaml
+  -o FORMAT      table (default), json or yaml (for 'evidence', -o/--output is the file to write)
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input, 5 conflict,
             6 unauthorized, 7 control plane unreachable, 8 timed out waiting.`;
@@ -72,6 +78,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
         timeout: { type: 'string' },
         replicas: { type: 'string' },
         workload: { type: 'string' },
+        app: { type: 'string' },
+        state: { type: 'string' },
+        limit: { type: 'string' },
         tail: { type: 'string' },
         stream: { type: 'string' },
         host: { type: 'string' },
@@ -94,7 +103,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return cmd || f.help ? EXIT.ok : EXIT.usage;
   }
   try {
-    const fmt = parseFormat(f.output);
+    // `evidence` writes a file, so its -o/--output names that file rather than a format.
+    const fmt = cmd === 'evidence' ? 'table' : parseFormat(f.output);
     const timeoutMs = intFlag('timeout', f.timeout, 120, 1, 3600) * 1000;
     if (cmd === 'server') {
       await runServer(io, {
@@ -140,6 +150,23 @@ export async function main(argv: string[], io: Io): Promise<number> {
         break;
       case 'status':
         await cmdStatus(api, io, fmt);
+        break;
+      case 'incidents':
+        await cmdIncidents(api, io, fmt, {
+          ...(f.project ? { project: f.project } : {}),
+          ...(f.app ? { app: f.app } : {}),
+          ...(f.state ? { state: f.state } : {}),
+          ...(f.limit !== undefined ? { limit: intFlag('limit', f.limit, 100, 1, 1000) } : {}),
+        });
+        break;
+      case 'incident':
+        await cmdIncident(api, io, fmt, a1);
+        break;
+      case 'evidence':
+        await cmdEvidence(api, io, a1, f.output);
+        break;
+      case 'quarantine':
+        await cmdQuarantine(api, io, fmt, a1, a2);
         break;
       default:
         throw new CliError(`unknown command '${cmd}'\n\n${USAGE}`, EXIT.usage);

@@ -9,6 +9,9 @@ import type { PinoLogger } from './logger.ts';
 import { registerApplyRoutes } from './api/apply-routes.ts';
 import type { ApiDeps } from './api/deps.ts';
 import { registerEventRoutes } from './api/event-routes.ts';
+import { registerIncidentRoutes } from './api/incident-routes.ts';
+import { incidentSchemas } from './api/incident-schemas.ts';
+import { registerMetricsRoutes } from './api/metrics-routes.ts';
 import { registerResourceRoutes } from './api/resource-routes.ts';
 import { sharedSchemas } from './api/schemas.ts';
 import { bearerToken, verifyToken } from './auth.ts';
@@ -36,7 +39,7 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     disableRequestLogging: false,
   });
 
-  for (const s of sharedSchemas) app.addSchema(s);
+  for (const s of [...sharedSchemas, ...incidentSchemas]) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -145,8 +148,10 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     handler: async () => deps.status(),
   });
 
+  registerMetricsRoutes(app, deps);
   registerApplyRoutes(app, deps);
   registerResourceRoutes(app, deps);
+  registerIncidentRoutes(app, deps);
   registerEventRoutes(
     app,
     deps,

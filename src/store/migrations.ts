@@ -70,6 +70,27 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'incidents',
+    // The whole Incident lives in `doc`; the columns beside it exist only to
+    // filter and order without unpacking JSON, and are rewritten on every put.
+    sql: `
+      CREATE TABLE incidents (
+        id          text        PRIMARY KEY,
+        project     text        NOT NULL,
+        app         text        NOT NULL,
+        instance_id text        NOT NULL,
+        state       text        NOT NULL,
+        created_at  timestamptz NOT NULL,
+        doc         jsonb       NOT NULL
+      );
+      CREATE INDEX incidents_by_created  ON incidents (created_at DESC, id DESC);
+      CREATE INDEX incidents_by_app      ON incidents (project, app, created_at DESC);
+      CREATE INDEX incidents_by_instance ON incidents (instance_id);
+      CREATE INDEX incidents_by_state    ON incidents (state, created_at DESC);
+    `,
+  },
 ];
 
 /** Arbitrary constant key for pg_advisory_xact_lock: "bulwark" migrations. */

@@ -8,7 +8,8 @@ import type { Kind, Resource, ResourceKey } from '../model/types.ts';
 import { sameJson } from './canonical-json.ts';
 import { sqlState, UNIQUE_VIOLATION } from './sql.ts';
 import type { SqlExecutor } from './sql.ts';
-import { ConflictError } from './store.ts';
+import type { Incident, IncidentQuery } from '../isolation/incidents/types.ts';
+import { ConflictError, DEFAULT_INCIDENT_LIMIT, INCIDENT_STATES, MAX_INCIDENT_LIMIT } from './store.ts';
 import type { ApplyResult, ChangeEvent, ChangeType, InstanceRecord, Store, TokenRecord } from './store.ts';
 
 const KINDS: readonly Kind[] = ['Site', 'Project', 'App'];
@@ -315,6 +316,60 @@ export class SqlStore implements Store {
     await this.executor.query('DELETE FROM instances WHERE id = $1', [id]);
   }
 
+  async putIncident(incident: Incident): Promise<void> {
+    validateIncident(incident);
+    const doc = jsonCopy(incident);
+    await this.executor.query(
+      `INSERT INTO incidents (id, project, app, instance_id, state, created_at, doc)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+       ON CONFLICT (id) DO UPDATE SET project = EXCLUDED.project, app = EXCLUDED.app,
+         instance_id = EXCLUDED.instance_id, state = EXCLUDED.state, created_at = EXCLUDED.created_at,
+         doc = EXCLUDED.doc`,
+      [doc.id, doc.project, doc.app, doc.instanceId, doc.state, doc.createdAt, JSON.stringify(doc)],
+    );
+  }
+
+  async getIncident(id: string): Promise<Incident | undefined> {
+    const { rows } = await this.executor.query<{ doc: Incident }>('SELECT doc FROM incidents WHERE id = $1', [
+      id,
+    ]);
+    return rows[0]?.doc;
+  }
+
+  async listIncidents(query: IncidentQuery = {}): Promise<Incident[]> {
+    const limit = query.limit ?? DEFAULT_INCIDENT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_INCIDENT_LIMIT) {
+      throw new TypeError(
+        `limit must be an integer from 1 to ${MAX_INCIDENT_LIMIT}, got ${String(query.limit)}; ` +
+          'page with filters (project, app, state, instanceId) for more',
+      );
+    }
+    if (query.state !== undefined && !INCIDENT_STATES.includes(query.state)) {
+      throw new TypeError(
+        `state must be one of ${INCIDENT_STATES.join(', ')}, got ${JSON.stringify(query.state)}`,
+      );
+    }
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [
+      ['project', query.project],
+      ['app', query.app],
+      ['state', query.state],
+      ['instance_id', query.instanceId],
+    ] as const) {
+      if (value === undefined) continue;
+      params.push(value);
+      where.push(`${column} = $${params.length}`);
+    }
+    params.push(limit);
+    const { rows } = await this.executor.query<{ doc: Incident }>(
+      `SELECT doc FROM incidents ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((r) => r.doc);
+  }
+
   async addToken(rec: TokenRecord): Promise<void> {
     if (!/^[0-9a-f]{64}$/.test(rec.hash)) {
       throw new TypeError('token hash must be the sha256 of the secret as 64 lowercase hex characters');
@@ -446,4 +501,24 @@ function validateResource(r: Resource): ResourceKey {
     throw new TypeError(`${r.kind}/${md.name}: spec is required and must be an object`);
   }
   return keyOf(r);
+}
+
+/** The fields the store indexes must be usable; the rest of the document is the writer's business. */
+function validateIncident(inc: Incident): void {
+  if (!inc || typeof inc !== 'object') throw new TypeError('incident must be an object');
+  for (const field of ['id', 'project', 'app', 'instanceId'] as const) {
+    if (typeof inc[field] !== 'string' || inc[field] === '') {
+      throw new TypeError(`incident ${field} must be a non-empty string`);
+    }
+  }
+  if (!INCIDENT_STATES.includes(inc.state)) {
+    throw new TypeError(
+      `incident ${inc.id}: state must be one of ${INCIDENT_STATES.join(', ')}, got ${JSON.stringify(inc.state)}`,
+    );
+  }
+  if (typeof inc.createdAt !== 'string' || Number.isNaN(Date.parse(inc.createdAt))) {
+    throw new TypeError(
+      `incident ${inc.id}: createdAt must be an ISO-8601 time, got ${JSON.stringify(inc.createdAt)}`,
+    );
+  }
 }

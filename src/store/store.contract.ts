@@ -9,8 +9,9 @@ import type { AppResource, ProjectResource, Resource, SiteResource } from '../mo
 import { migrate } from './migrations.ts';
 import type { SqlExecutor } from './sql.ts';
 import { SqlStore } from './sql-store.ts';
-import { ConflictError } from './store.ts';
+import { ConflictError, MAX_INCIDENT_LIMIT } from './store.ts';
 import type { Store } from './store.ts';
+import { sampleIncident } from './testdata/incidents.ts';
 
 let counter = 0;
 /** A name no other test in this run uses. */
@@ -367,7 +368,82 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       expect(await store.countTokens()).toBe(n + 1);
     });
 
-    it('keeps resources, the change log, instances and tokens across close and reopen', async () => {
+    it('stores an incident and replaces it by id, round-tripping the whole document and re-indexing it', async () => {
+      const p = unique('p');
+      const first = sampleIncident({ id: unique('inc'), project: p, replacementId: undefined });
+      await store.putIncident(first);
+      // undefined members are dropped, as JSON would; everything else comes back as written.
+      expect(await store.getIncident(first.id)).toStrictEqual(JSON.parse(JSON.stringify(first)));
+      const resolved = sampleIncident({
+        ...first,
+        state: 'resolved',
+        resolvedAt: '2026-01-02T03:10:00.000Z',
+        durations: { ...first.durations, mttrMs: 1200 },
+        timeline: [...first.timeline, { at: '2026-01-02T03:10:00.000Z', event: 'released', detail: 'op' }],
+      });
+      await store.putIncident(resolved);
+      expect(await store.getIncident(first.id)).toEqual(resolved);
+      expect(await store.listIncidents({ project: p })).toEqual([resolved]);
+      expect(await store.listIncidents({ project: p, state: 'isolated' })).toEqual([]);
+      expect(await store.listIncidents({ project: p, state: 'resolved' })).toEqual([resolved]);
+      expect(await store.getIncident(unique('inc-missing'))).toBeUndefined();
+    });
+
+    it('lists incidents newest first (ties by id), filtered by project, app, state and instance, up to the limit', async () => {
+      const p = unique('p');
+      const at = (s: number) => `2026-03-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+      const incs = [
+        sampleIncident({ id: `${p}-a`, project: p, app: 'pay', instanceId: 'pay-0', createdAt: at(1) }),
+        sampleIncident({ id: `${p}-b`, project: p, app: 'pay', instanceId: 'pay-1', createdAt: at(3) }),
+        sampleIncident({ id: `${p}-c`, project: p, app: 'ledger', instanceId: 'led-0', createdAt: at(2) }),
+        sampleIncident({
+          id: `${p}-d`,
+          project: p,
+          app: 'pay',
+          instanceId: 'pay-0',
+          createdAt: at(3),
+          state: 'open',
+        }),
+      ];
+      for (const i of incs) await store.putIncident(i);
+      const ids = (list: { id: string }[]) => list.map((i) => i.id.slice(p.length + 1));
+      expect(ids(await store.listIncidents({ project: p }))).toEqual(['d', 'b', 'c', 'a']);
+      expect(ids(await store.listIncidents({ project: p, app: 'pay' }))).toEqual(['d', 'b', 'a']);
+      expect(ids(await store.listIncidents({ project: p, instanceId: 'pay-0' }))).toEqual(['d', 'a']);
+      expect(ids(await store.listIncidents({ project: p, state: 'open' }))).toEqual(['d']);
+      expect(ids(await store.listIncidents({ project: p, app: 'pay', state: 'isolated' }))).toEqual([
+        'b',
+        'a',
+      ]);
+      expect(ids(await store.listIncidents({ project: p, limit: 2 }))).toEqual(['d', 'b']);
+      expect(await store.listIncidents({ project: unique('p') })).toEqual([]);
+      const all = await store.listIncidents({ limit: MAX_INCIDENT_LIMIT });
+      expect(all.filter((i) => i.project === p)).toHaveLength(4);
+    });
+
+    it('refuses a bad incident limit, state or key field with an error naming it', async () => {
+      await expect(store.listIncidents({ limit: MAX_INCIDENT_LIMIT + 1 })).rejects.toThrow(
+        /limit must be an integer from 1 to 1000, got 1001/,
+      );
+      await expect(store.listIncidents({ limit: 0 })).rejects.toThrow(/limit must be/);
+      await expect(store.listIncidents({ limit: 2.5 })).rejects.toThrow(/limit must be/);
+      await expect(store.listIncidents({ state: 'closed' as 'open' })).rejects.toThrow(
+        /state must be one of open, isolated, mitigated, resolved, got "closed"/,
+      );
+      const p = unique('p');
+      await expect(store.putIncident(sampleIncident({ project: p, instanceId: '' }))).rejects.toThrow(
+        /instanceId must be a non-empty string/,
+      );
+      await expect(
+        store.putIncident(sampleIncident({ project: p, state: 'gone' as 'open' })),
+      ).rejects.toThrow(/state must be one of/);
+      await expect(store.putIncident(sampleIncident({ project: p, createdAt: 'yesterday' }))).rejects.toThrow(
+        /createdAt must be an ISO-8601 time/,
+      );
+      expect(await store.listIncidents({ project: p })).toEqual([]);
+    });
+
+    it('keeps resources, the change log, instances, incidents and tokens across close and reopen', async () => {
       const p = unique('p');
       const res = await store.apply(app(p, 'durable'));
       await store.updateStatus(appKey(p, 'durable'), { conditions: [] });
@@ -379,6 +455,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         workload: 'web',
         data: { x: 1 },
       });
+      const incident = sampleIncident({ id: unique('inc'), project: p });
+      await store.putIncident(incident);
       const seq = await store.latestSeq();
       const tokens = await store.countTokens();
       const events = await store.changesSince(seq - 2);
@@ -394,6 +472,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       expect(await store.changesSince(seq - 2)).toEqual(events);
       expect(await store.listInstances(p)).toHaveLength(1);
       expect(await store.countTokens()).toBe(tokens);
+      expect(await store.getIncident(incident.id)).toEqual(incident);
     });
   });
 }

@@ -6,6 +6,7 @@
  * queries; see `sql-store.ts`.
  */
 import type { Kind, Resource, ResourceKey } from '../model/types.ts';
+import type { Incident, IncidentQuery, IncidentState } from '../isolation/incidents/types.ts';
 
 export type ChangeType = 'created' | 'updated' | 'status' | 'deleted';
 
@@ -44,6 +45,13 @@ export interface TokenRecord {
   createdAt: string;
 }
 
+/** Every incident state in lifecycle order; what `listIncidents` (and the API) accept as a filter. */
+export const INCIDENT_STATES: readonly IncidentState[] = ['open', 'isolated', 'mitigated', 'resolved'];
+/** Page size of `listIncidents` when no limit is given. */
+export const DEFAULT_INCIDENT_LIMIT = 100;
+/** Largest `listIncidents` limit; a bigger one is refused rather than silently cut. */
+export const MAX_INCIDENT_LIMIT = 1000;
+
 export class ConflictError extends Error {
   readonly code = 'Conflict';
 }
@@ -81,6 +89,15 @@ export interface Store {
   putInstance(rec: InstanceRecord): Promise<void>;
   listInstances(site?: string): Promise<InstanceRecord[]>;
   deleteInstance(id: string): Promise<void>;
+
+  /** Insert or replace an incident by id (the whole document; the store indexes a few fields). */
+  putIncident(incident: Incident): Promise<void>;
+  getIncident(id: string): Promise<Incident | undefined>;
+  /**
+   * Newest first (by createdAt, then id), filtered by every field given.
+   * `limit` defaults to DEFAULT_INCIDENT_LIMIT; above MAX_INCIDENT_LIMIT it is a TypeError.
+   */
+  listIncidents(query?: IncidentQuery): Promise<Incident[]>;
 
   addToken(rec: TokenRecord): Promise<void>;
   findTokenByHash(hash: string): Promise<TokenRecord | undefined>;

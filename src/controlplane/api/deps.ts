@@ -1,4 +1,5 @@
 import type { DataPlane } from '../../dataplane/dataplane.ts';
+import type { Incident } from '../../isolation/incidents/types.ts';
 import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';
 import type { ChangeFeed } from '../change-feed.ts';
@@ -12,6 +13,26 @@ export interface SiteHandle {
   reconciler: SiteReconciler;
 }
 
+/**
+ * What the API needs from fault isolation. Implemented by the isolation
+ * controller's wiring; when absent the quarantine routes answer 503.
+ *
+ * `release` and `deleteQuarantined` resolve to the incident after the change
+ * (state `resolved`, with a `released` / `deleted` timeline entry). To fail,
+ * throw `NotFoundError` (no such instance, or it has no incident) or
+ * `ConflictError` (the instance is not quarantined) from `store/store.ts`;
+ * the routes answer 404 / 409 with the message. An `ApiError` passes through
+ * as is; anything else is a 500.
+ */
+export interface IsolationApi {
+  /** Return a quarantined instance to traffic (supervision back on). */
+  release(instanceId: string): Promise<Incident>;
+  /** Stop and remove a quarantined instance (its evidence stays). */
+  deleteQuarantined(instanceId: string): Promise<Incident>;
+  /** Prometheus text (format 0.0.4) of the isolation controller's metrics; see metrics/isolation.ts. */
+  metrics(): string;
+}
+
 /** What the HTTP routes need; built once by the control plane's wiring. */
 export interface ApiDeps {
   store: Store;
@@ -21,6 +42,8 @@ export interface ApiDeps {
   status: () => Promise<Record<string, unknown>>;
   /** Trigger reconciles after a write so the API's effect is not delayed by the resync period. */
   kick: () => void;
+  /** Fault isolation (quarantine release/delete, its metrics); absent until isolation is wired. */
+  isolation?: IsolationApi;
 }
 
 export function allInstances(deps: ApiDeps): InstanceStatus[] {

@@ -1,0 +1,48 @@
+/**
+ * `GET /metrics` for Prometheus: the control plane's own metrics followed by
+ * the isolation controller's. Outside `/api/`, so it needs no token (the
+ * server listens on loopback unless told otherwise).
+ */
+import type { FastifyInstance } from 'fastify';
+import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../metrics/control-plane.ts';
+import { joinExpositions, PROMETHEUS_CONTENT_TYPE } from '../metrics/registry.ts';
+import type { ApiDeps } from './deps.ts';
+
+export const METRICS_PATH = '/metrics';
+
+export function registerMetricsRoutes(
+  app: FastifyInstance,
+  deps: ApiDeps,
+  metrics: ControlPlaneMetrics = createControlPlaneMetrics(deps),
+): ControlPlaneMetrics {
+  app.addHook('onResponse', async (req, reply) => {
+    // The route pattern, not the URL: ids in paths would make a series per instance.
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
+  });
+
+  app.get(METRICS_PATH, {
+    schema: {
+      tags: ['system'],
+      summary: 'Prometheus metrics of the control plane and fault isolation (text format 0.0.4, no auth)',
+      security: [],
+      response: {
+        200: {
+          description: 'Prometheus text exposition format 0.0.4',
+          content: { 'text/plain': { schema: { type: 'string' } } },
+        },
+      },
+    },
+    handler: async (req, reply) => {
+      let isolation: string | undefined;
+      try {
+        isolation = deps.isolation?.metrics();
+      } catch (err) {
+        // A broken isolation exporter must not hide the control plane's own metrics.
+        req.log.warn({ err }, 'isolation metrics failed; serving the control plane metrics only');
+      }
+      return reply.type(PROMETHEUS_CONTENT_TYPE).send(joinExpositions(metrics.render(), isolation));
+    },
+  });
+  return metrics;
+}
