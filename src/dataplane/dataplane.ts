@@ -83,6 +83,14 @@ export interface ServerRuntimeStats {
   currentSessions: number;
   totalSessions: number;
   responses5xx: number;
+  /**
+   * Retries after failed attempts on this server (HAProxy `wretr`; a layer-7 retry counts here
+   * even when it moves to another server). Absent when the data plane cannot tell.
+   * Semantics measured in isolation/sources/server-stats.ts.
+   */
+  retries?: number;
+  /** Failed attempts on this server moved to another server (HAProxy `wredis`). */
+  redispatches?: number;
 }
 
 export interface DataPlane {

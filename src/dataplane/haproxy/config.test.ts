@@ -55,9 +55,9 @@ describe('renderConfig', () => {
     );
     expect(r.cfg).toContain('option httpchk GET /healthz');
   });
-  it('disables layer-7 retries for unsafe methods without an Idempotency-Key', () => {
+  it('retries 5xx answers and disables layer-7 retries for unsafe methods without an Idempotency-Key', () => {
     const r = renderConfig(input('/x'));
-    expect(r.cfg).toContain('retry-on conn-failure empty-response response-timeout');
+    expect(r.cfg).toContain('retry-on conn-failure empty-response response-timeout 500 502 503 504\n');
     expect(r.cfg).toContain('http-request disable-l7-retry if !bw_safe_method !bw_idem_key');
   });
   it('rejects a backend name HAProxy cannot use, naming the field', () => {

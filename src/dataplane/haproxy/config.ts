@@ -201,10 +201,14 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   // Every retry goes to another server: a dead instance must not eat the retry budget.
   L.push('  option redispatch 1');
   L.push(`  retries ${o.retries ?? 2}`);
-  // conn-failure: the request never reached a server, always safe. The two
-  // layer-7 conditions may replay a request the server already saw; the
-  // backends disable them for unsafe methods (see disable-l7-retry below).
-  L.push('  retry-on conn-failure empty-response response-timeout');
+  // conn-failure: the request never reached a server, always safe. The
+  // layer-7 conditions (no answer, timeout, a 5xx status) may replay a request
+  // the server already saw; the backends disable them for unsafe methods
+  // without an Idempotency-Key (see disable-l7-retry below). A 5xx is retried
+  // so one failing instance costs its clients nothing while isolation reacts;
+  // HAProxy logs only the final attempt, see isolation/sources/haproxy-stats.ts
+  // for how the failed attempts are still attributed to their instance.
+  L.push('  retry-on conn-failure empty-response response-timeout 500 502 503 504');
   L.push('');
   L.push(`frontend ${FRONTEND_NAME}`);
   for (const b of input.binds) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runDataPlaneContract } from '../dataplane.contract.ts';
 import type { ServerSpec } from '../dataplane.ts';
-import { request, startBackend, type TestBackend } from '../testing/backends.ts';
+import { request, startBackend, type BackendBehaviour, type TestBackend } from '../testing/backends.ts';
 import { HaproxyDataPlane } from './haproxy-dataplane.ts';
 import { ensureHaproxy, validateConfig } from './process.ts';
 import { freePort } from '../../util/ports.ts';
@@ -54,7 +54,7 @@ describe('HaproxyDataPlane contract', () => {
 describe('HaproxyDataPlane with a real HAProxy', () => {
   let dp: HaproxyDataPlane;
   const backends: TestBackend[] = [];
-  const start = async (name: string, b?: 'ok' | 'reset-after-read'): Promise<TestBackend> => {
+  const start = async (name: string, b?: BackendBehaviour): Promise<TestBackend> => {
     const x = await startBackend(name, b);
     backends.push(x);
     return x;
@@ -162,6 +162,36 @@ describe('HaproxyDataPlane with a real HAProxy', () => {
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     expect(bad.hits).toBeGreaterThan(0);
     expect(good.hits).toBe(10);
+  });
+
+  it('answers a GET and a keyed POST from another server when one answers 500, never replays an unkeyed POST', async () => {
+    const bad = await start('bad', 'http-500');
+    const good = await start('good');
+    await dp.sync({ backends: [{ name: 'f.app.proj', aliases: [], servers: [server(bad), server(good)] }] });
+    const url = `${dp.gatewayUrl}/proj/app/f/x`;
+    const gets = [];
+    const keyed = [];
+    for (let i = 0; i < 6; i++) {
+      gets.push(await request(url));
+      keyed.push(
+        await request(url, { method: 'POST', headers: { 'idempotency-key': `k-${i}` }, body: `${i}` }),
+      );
+    }
+    expect([...gets, ...keyed].filter((r) => r.status !== 200)).toEqual([]);
+    expect([...gets, ...keyed].every((r) => r.body.startsWith('good '))).toBe(true);
+    // Round robin sent some first attempts to the failing server: those were retried.
+    expect(bad.hits).toBeGreaterThan(0);
+
+    const badBefore = bad.hits;
+    const goodBefore = good.hits;
+    const posts = [];
+    for (let i = 0; i < 6; i++) posts.push(await request(url, { method: 'POST', body: `${i}` }));
+    const failed = posts.filter((r) => r.status !== 200);
+    // Each POST reached exactly one server; every one the failing server saw got its 500.
+    expect(bad.hits - badBefore + (good.hits - goodBefore)).toBe(6);
+    expect(failed.length).toBe(bad.hits - badBefore);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((r) => r.status === 500 && r.body.startsWith('bad POST'))).toBe(true);
   });
 
   it('adds X-Request-Id and a W3C traceparent only when absent', async () => {

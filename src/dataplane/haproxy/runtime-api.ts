@@ -166,8 +166,9 @@ export class RuntimeApi {
     return info;
   }
 
-  async showStat(): Promise<StatRow[]> {
-    return parseStatCsv(await this.exec('show stat'));
+  /** `show stat` as rows; `serversOnly` asks HAProxy for server rows only (no FRONTEND/BACKEND). */
+  async showStat(opts: { serversOnly?: boolean } = {}): Promise<StatRow[]> {
+    return parseStatCsv(await this.exec(opts.serversOnly ? 'show stat -1 4 -1' : 'show stat'));
   }
 
   async showServersState(backend?: string): Promise<ServerStateRow[]> {

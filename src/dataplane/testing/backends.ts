@@ -5,7 +5,11 @@
 import http from 'node:http';
 import type net from 'node:net';
 
-export type BackendBehaviour = 'ok' | 'reset-after-read';
+/**
+ * `http-500`: answers 500 (a failing instance); `hang`: reads the request and
+ * never answers (a deadlock); `reset-after-read`: crashes mid-request.
+ */
+export type BackendBehaviour = 'ok' | 'reset-after-read' | 'http-500' | 'hang';
 
 export interface TestBackend {
   name: string;
@@ -36,6 +40,8 @@ export async function startBackend(name: string, behaviour: BackendBehaviour = '
         req.socket.destroy();
         return;
       }
+      if (state.behaviour === 'hang') return;
+      if (state.behaviour === 'http-500') res.statusCode = 500;
       res.setHeader('content-type', 'text/plain');
       res.end(`${name} ${req.method} ${req.url}`);
     });
