@@ -13,7 +13,8 @@
  *
  * The test app is `src/runtime/local/testdata/app.ts` (or an image with the
  * same behaviour for Kubernetes): an HTTP server on $PORT whose misbehaviour
- * is selected with APP_* environment variables. Assertions use only the
+ * is selected with APP_* environment variables (and which prints on demand
+ * through /say). Assertions use only the
  * RuntimeDriver interface and the network (never pids), so they hold for
  * processes and pods alike.
  */
@@ -242,6 +243,133 @@ export function runDriverContract(o: DriverContractOptions): void {
       await driver.remove(s.id);
       expect(seen.length).toBe(n);
       expect(driver.list().some((x) => x.id === s.id)).toBe(false);
+    });
+
+    test('quarantine keeps the instance serving but out of readiness; unquarantine brings it back', async () => {
+      const s = spec('quar', { readiness });
+      await driver.ensure(s);
+      const before = await until('ready', s.id, (x) => x.phase === 'ready');
+      await expect(driver.quarantine('ct-no-such-instance', { reason: 'x' })).rejects.toThrow(
+        /ct-no-such-instance/,
+      );
+      const q = await driver.quarantine(s.id, { reason: 'incident 7: heap leak' });
+      expect(q).toMatchObject({
+        phase: 'quarantined',
+        ready: false,
+        quarantine: { reason: 'incident 7: heap leak' },
+      });
+      expect(Date.parse(q.quarantine!.since)).not.toBeNaN();
+      const again = await driver.quarantine(s.id, { reason: 'incident 7: heap leak' });
+      expect(again.quarantine?.since).toBe(q.quarantine!.since);
+      // Nothing was signalled, restarted or replaced: the same process still answers.
+      expect(await get(before.ip, before.ports.http!, '/live')).toBe('alive');
+      await sleep(t(600)); // several readiness intervals: a running probe would flip it back to ready
+      expect(driver.get(s.id)).toMatchObject({
+        phase: 'quarantined',
+        ready: false,
+        restarts: 0,
+        startedAt: before.startedAt,
+      });
+      const back = await driver.unquarantine(s.id);
+      expect(back.quarantine).toBeUndefined();
+      expect(back.phase).not.toBe('quarantined');
+      await until('ready again', s.id, (x) => x.phase === 'ready');
+      expect(driver.get(s.id)).toMatchObject({ restarts: 0, startedAt: before.startedAt });
+      expect((await driver.unquarantine(s.id)).phase).toBe('ready');
+      await expect(driver.unquarantine('ct-no-such-instance')).rejects.toThrow(/ct-no-such-instance/);
+    });
+
+    test('a quarantined instance is neither liveness-killed nor restarted; unquarantine restarts it', async () => {
+      const s = spec('quar-exit', {
+        env: { APP_HANG_AFTER_MS: '1000' },
+        terminationGracePeriodMs: 500,
+        liveness: {
+          http: { path: '/live', port: 'http' },
+          intervalMs: 150,
+          timeoutMs: 200,
+          failureThreshold: 2,
+        },
+      });
+      const st = await driver.ensure(s);
+      await driver.quarantine(s.id, { reason: 'hangs' });
+      // Unquarantined, the liveness probe would kill it about 1.5 s after start.
+      await sleep(t(2500));
+      const q = driver.get(s.id)!;
+      expect(q).toMatchObject({ phase: 'quarantined', restarts: 0 });
+      expect(q.lastExit).toBeUndefined();
+      const env = JSON.parse(await get(q.ip, q.ports.http!, '/env')) as Record<string, string>;
+      expect(env.BULWARK_INSTANCE_ID).toBe(st.id);
+      // It exits while quarantined: recorded, but not restarted.
+      await get(q.ip, q.ports.http!, '/crash');
+      const exited = await until('exit recorded', s.id, (x) => x.lastExit !== undefined);
+      expect(exited).toMatchObject({
+        phase: 'quarantined',
+        restarts: 0,
+        lastExit: { reason: 'exited', code: 3 },
+      });
+      await sleep(t(1000));
+      expect(driver.get(s.id)).toMatchObject({ phase: 'quarantined', restarts: 0 });
+      await driver.unquarantine(s.id);
+      await until('restarted', s.id, (x) => x.restarts >= 1 && x.phase !== 'quarantined');
+    });
+
+    test('remove stops a quarantined instance', async () => {
+      const s = spec('quar-rm', {
+        readiness,
+        env: { APP_IGNORE_SIGTERM: '1' },
+        terminationGracePeriodMs: 300,
+      });
+      await driver.ensure(s);
+      const st = await until('ready', s.id, (x) => x.phase === 'ready');
+      await driver.quarantine(s.id, { reason: 'x' });
+      await driver.remove(s.id);
+      expect(driver.get(s.id)).toBeUndefined();
+      await expect(get(st.ip, st.ports.http!, '/live', 500)).rejects.toThrow();
+    });
+
+    test('followLogs delivers each new line of both streams once, across a restart, until unsubscribed', async () => {
+      const s = spec('follow', { readiness });
+      await driver.ensure(s);
+      const st = await until('ready', s.id, (x) => x.phase === 'ready');
+      await waitFor('startup lines logged', async () => (await driver.logs(s.id)).includes('stderr hello'), {
+        timeoutMs: t(5000),
+      });
+      expect(() => driver.followLogs('ct-no-such-instance', () => {})).toThrow(/ct-no-such-instance/);
+      const a: { stream: string; line: string; at: number }[] = [];
+      const b: string[] = [];
+      const offA = driver.followLogs(s.id, (stream, line, at) => a.push({ stream, line, at }));
+      const offB = driver.followLogs(s.id, (_stream, line) => b.push(line));
+      const t0 = Date.now();
+      await get(st.ip, st.ports.http!, '/say?text=hello-out');
+      await get(st.ip, st.ports.http!, '/say?text=hello-err&stream=stderr');
+      await waitFor('both lines followed', () => a.length >= 2, { timeoutMs: t(5000) });
+      expect(Date.now() - t0).toBeLessThan(t(2000));
+      expect(a.filter((x) => x.stream === 'stdout').map((x) => x.line)).toEqual(['hello-out']);
+      expect(a.filter((x) => x.stream === 'stderr').map((x) => x.line)).toEqual(['hello-err']);
+      for (const x of a) {
+        expect(x.at).toBeGreaterThanOrEqual(t0 - 1000);
+        expect(x.at).toBeLessThanOrEqual(Date.now());
+      }
+      // Across a restart: the new run's startup lines arrive, the old ones were never replayed.
+      await get(st.ip, st.ports.http!, '/crash');
+      await until('restarted', s.id, (x) => x.restarts === 1 && x.phase === 'ready');
+      await waitFor(
+        'lines of the new run',
+        () => a.some((x) => x.stream === 'stderr' && x.line === 'stderr hello'),
+        {
+          timeoutMs: t(5000),
+        },
+      );
+      expect(a.filter((x) => x.line === 'stderr hello')).toHaveLength(1);
+      expect(a.filter((x) => x.line.startsWith('listening on'))).toHaveLength(1);
+      offA();
+      const now = driver.get(s.id)!;
+      await get(now.ip, now.ports.http!, '/say?text=after-off');
+      await waitFor('second listener still follows', () => b.includes('after-off'), { timeoutMs: t(5000) });
+      await sleep(t(300));
+      expect(a.some((x) => x.line === 'after-off')).toBe(false);
+      expect(b.filter((l) => l === 'hello-out')).toHaveLength(1);
+      offB();
     });
 
     test('a command that cannot start is reported as start-failed naming it', async () => {

@@ -78,8 +78,36 @@ export interface InstanceStatus {
   nextRestartAt?: string;
   /** Isolation of this instance as actually applied. */
   isolation: { netns?: string; cgroup?: string };
+  /** Set while the instance is quarantined (phase `quarantined`). */
+  quarantine?: { since: string; reason: string; cpu?: number; memoryBytes?: number };
   startedAt?: string;
   message?: string;
+}
+
+export interface QuarantineOptions {
+  /** Why (the incident and signature), kept on the status. */
+  reason: string;
+  /** Cap CPU (cores) while quarantined, e.g. 0.1; absent = unchanged. Needs cgroups. */
+  cpu?: number;
+  /** New memory limit (bytes) while quarantined, e.g. raised so a leak is not OOM-killed before
+   * its evidence is taken; absent = unchanged. Needs cgroups. */
+  memoryBytes?: number;
+}
+
+export type LogListener = (stream: 'stdout' | 'stderr', line: string, at: number) => void;
+
+/** Resource accounting of one instance; cumulative counters only grow while the instance exists. */
+export interface InstanceStats {
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  /** Cumulative CPU time used. */
+  cpuUsageNs?: number;
+  /** Cumulative CFS enforcement periods that elapsed with a CPU quota set (cgroup cpu.stat nr_periods). */
+  cpuPeriods?: number;
+  /** Cumulative periods in which the quota ran out and the instance was throttled (nr_throttled). */
+  cpuThrottledPeriods?: number;
+  /** Cumulative kernel OOM kills in the instance's memory cgroup. */
+  oomKills?: number;
 }
 
 export type DriverEvent = { type: 'changed'; instance: InstanceStatus } | { type: 'removed'; id: string };
@@ -113,6 +141,22 @@ export interface RuntimeDriver {
   /** Subscribe to instance changes; returns the unsubscribe function. */
   watch(listener: (ev: DriverEvent) => void): () => void;
   logs(id: string, query?: LogQuery): Promise<string[]>;
+  /** Current resource usage; undefined for an unknown instance or when nothing can be measured. */
+  stats(id: string): InstanceStats | undefined;
+  /**
+   * Follow new log lines of an instance (stdout and stderr, in order per stream) from now
+   * on, across restarts and rotations, until unsubscribed or the instance is removed.
+   */
+  followLogs(id: string, listener: LogListener): () => void;
+  /**
+   * Keep the process alive but out of supervision: phase `quarantined`, no probes, no
+   * restarts, never counted as a replica by controllers. Optional cgroup caps. Idempotent.
+   * If the process exits while quarantined the instance stays `quarantined` (with lastExit)
+   * until `remove` or `unquarantine`.
+   */
+  quarantine(id: string, opts: QuarantineOptions): Promise<InstanceStatus>;
+  /** Back to normal supervision (limits restored, probes on); restarts it if it exited. */
+  unquarantine(id: string): Promise<InstanceStatus>;
   /**
    * Stop supervising without stopping instances (control-plane restart keeps
    * workloads running) unless `stopInstances` is true.

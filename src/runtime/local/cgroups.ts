@@ -9,7 +9,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Capability } from '../driver.ts';
+import type { Capability, InstanceStats } from '../driver.ts';
 import { sleep } from '../../util/time.ts';
 
 export interface CgroupPaths {
@@ -17,12 +17,6 @@ export interface CgroupPaths {
   cpu: string;
   /** Absent when the cpuacct controller is not mounted separately or at all. */
   cpuacct?: string;
-}
-
-export interface CgroupStats {
-  memoryBytes: number;
-  memoryLimitBytes?: number;
-  cpuUsageNs?: number;
 }
 
 const CFS_PERIOD_US = 100_000;
@@ -106,22 +100,41 @@ export class CgroupsV1 {
   create(id: string, limits: { cpu?: number; memoryBytes?: number }): CgroupPaths {
     const p = this.pathsFor(id);
     for (const dir of this.dirs(p)) mkdirSync(dir, { recursive: true });
-    if (limits.memoryBytes !== undefined) {
-      writeFileSync(path.join(p.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-      // Without swap accounting the limit would spill into swap instead of OOM-killing.
-      const memsw = path.join(p.memory, 'memory.memsw.limit_in_bytes');
-      if (existsSync(memsw)) {
-        try {
-          writeFileSync(memsw, String(limits.memoryBytes));
-        } catch {
-          // swap accounting disabled in the kernel: the memory limit still holds
-        }
-      }
-    }
+    if (limits.memoryBytes !== undefined) this.setMemoryLimit(p, limits.memoryBytes);
     writeFileSync(path.join(p.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
-    const quota = limits.cpu !== undefined ? Math.max(1000, Math.round(limits.cpu * CFS_PERIOD_US)) : -1;
-    writeFileSync(path.join(p.cpu, 'cpu.cfs_quota_us'), String(quota));
+    this.setCpuLimit(p, limits.cpu);
     return p;
+  }
+
+  /** CPU quota in cores (e.g. 0.1), undefined = unlimited. Takes effect immediately for running processes. */
+  setCpuLimit(p: CgroupPaths, cpu: number | undefined): void {
+    const quota = cpu !== undefined ? Math.max(1000, Math.round(cpu * CFS_PERIOD_US)) : -1;
+    writeFileSync(path.join(p.cpu, 'cpu.cfs_quota_us'), String(quota));
+  }
+
+  /**
+   * Memory limit in bytes, undefined = unlimited; the swap-inclusive limit follows it so the
+   * limit does not spill into swap. Lowering it below current usage makes the kernel reclaim,
+   * then OOM-kill.
+   */
+  setMemoryLimit(p: CgroupPaths, bytes: number | undefined): void {
+    const value = bytes !== undefined ? String(bytes) : '-1';
+    const mem = path.join(p.memory, 'memory.limit_in_bytes');
+    const memsw = path.join(p.memory, 'memory.memsw.limit_in_bytes');
+    const writeMemsw = (): void => {
+      if (!existsSync(memsw)) return;
+      try {
+        writeFileSync(memsw, value);
+      } catch {
+        // swap accounting disabled in the kernel: the memory limit still holds
+      }
+    };
+    // The kernel keeps memory <= memsw at every step: raise memsw first, lower it last.
+    const currentMemsw = readNum(memsw);
+    const raising = bytes === undefined || (currentMemsw !== undefined && bytes > currentMemsw);
+    if (raising) writeMemsw();
+    writeFileSync(mem, value);
+    if (!raising) writeMemsw();
   }
 
   /** cgroup.procs files a process writes its pid into to join. */
@@ -141,14 +154,29 @@ export class CgroupsV1 {
     return readNum(path.join(p.memory, 'memory.failcnt')) ?? 0;
   }
 
-  stats(p: CgroupPaths): CgroupStats | undefined {
+  stats(p: CgroupPaths): InstanceStats | undefined {
     const memoryBytes = readNum(path.join(p.memory, 'memory.usage_in_bytes'));
     if (memoryBytes === undefined) return undefined;
-    const s: CgroupStats = { memoryBytes };
+    const s: InstanceStats = { memoryBytes };
     const limit = readNum(path.join(p.memory, 'memory.limit_in_bytes'));
     if (limit !== undefined && limit < UNLIMITED_THRESHOLD) s.memoryLimitBytes = limit;
     const cpu = readNum(path.join(p.cpuacct ?? p.cpu, 'cpuacct.usage'));
     if (cpu !== undefined) s.cpuUsageNs = cpu;
+    try {
+      const st = readFileSync(path.join(p.cpu, 'cpu.stat'), 'utf8');
+      const periods = /^nr_periods (\d+)$/m.exec(st);
+      const throttled = /^nr_throttled (\d+)$/m.exec(st);
+      if (periods) s.cpuPeriods = Number(periods[1]);
+      if (throttled) s.cpuThrottledPeriods = Number(throttled[1]);
+    } catch {
+      // cpu.stat missing (cgroup gone meanwhile)
+    }
+    try {
+      const oom = /^oom_kill (\d+)$/m.exec(readFileSync(path.join(p.memory, 'memory.oom_control'), 'utf8'));
+      if (oom) s.oomKills = Number(oom[1]);
+    } catch {
+      // older kernel without the counter, or cgroup gone
+    }
     return s;
   }
 

@@ -1,87 +1,28 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { InstanceSpec, InstanceStatus } from '../driver.ts';
-import { get, runDriverContract } from '../driver.contract.ts';
+import { get } from '../driver.contract.ts';
 import { sleep, waitFor } from '../../util/time.ts';
 import { LocalDriver, type LocalDriverOptions } from './local-driver.ts';
 import { identify, isAlive } from './proc.ts';
 import { FileInstanceRecords, MemoryInstanceRecords } from './records.ts';
 import { FILES, readJson, writeJsonAtomic, type ChildFile } from './shim-protocol.ts';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const APP = path.join(here, 'testdata', 'app.ts');
-const DRIVER_A = path.join(here, 'testdata', 'driver-a.ts');
-const isRoot = process.getuid?.() === 0;
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'bulwark-local-'));
+import { APP, DRIVER_A, isRoot, localTestEnv } from './testdata/test-env.ts';
 
 // Privileged tests use their own bridge, subnet and cgroup parent so they never touch a real control plane's.
 const BRIDGE = 'bwtest0';
-const SUBNET = '10.239.0.0/24';
 const GATEWAY = '10.239.0.1';
 const CG_PARENT = 'bulwark-test';
+const { newDir, privilegedOpts } = localTestEnv({
+  bridge: BRIDGE,
+  subnet: '10.239.0.0/24',
+  gateway: GATEWAY,
+  cgroupParent: CG_PARENT,
+});
 const fastBackoff = { initialMs: 300, maxMs: 5000, resetAfterMs: 60_000 };
-
-afterAll(() => {
-  rmSync(tmp, { recursive: true, force: true });
-  if (isRoot) {
-    try {
-      execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-    } catch {
-      // never created
-    }
-    for (const c of ['memory', 'cpu', 'cpuacct']) {
-      try {
-        // Each driver's scope directory (empty once its instances are gone), then the parent.
-        for (const scope of readdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}`, { withFileTypes: true }))
-          if (scope.isDirectory()) rmdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}/${scope.name}`);
-        rmdirSync(`/sys/fs/cgroup/${c}/${CG_PARENT}`);
-      } catch {
-        // absent or (a bug) not empty: the leftover check below reports it
-      }
-    }
-  }
-});
-
-let n = 0;
-const newDir = (): string => path.join(tmp, `d${n++}`);
-const privilegedOpts = { privileged: true, bridge: BRIDGE, subnet: SUBNET, cgroupParent: CG_PARENT };
-
-runDriverContract({
-  name: 'local (unprivileged)',
-  site: 'test',
-  newDriver: () =>
-    LocalDriver.create({
-      stateDir: newDir(),
-      site: 'test',
-      records: new MemoryInstanceRecords(),
-      privileged: false,
-      backoff: fastBackoff,
-    }),
-  app: { command: [process.execPath, APP] },
-  badApp: { command: ['no-such-binary-xyz'], badName: 'no-such-binary-xyz' },
-});
-
-if (isRoot) {
-  runDriverContract({
-    name: 'local (privileged: netns + cgroups)',
-    site: 'test',
-    newDriver: () =>
-      LocalDriver.create({
-        stateDir: newDir(),
-        site: 'test',
-        records: new MemoryInstanceRecords(),
-        backoff: fastBackoff,
-        ...privilegedOpts,
-      }),
-    app: { command: [process.execPath, APP] },
-    badApp: { command: ['/opt/nowhere/no-such-binary'], badName: 'no-such-binary' },
-  });
-}
 
 function spec(name: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
   return {
@@ -101,6 +42,18 @@ function spec(name: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
     ...over,
   };
 }
+
+const MiB = 1024 * 1024;
+
+/** Process state letter from /proc (R, S, T = stopped, Z, ...), undefined when gone. */
+const procState = (pid: number): string | undefined => {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+};
 
 const appPids = (id: string): number[] =>
   execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
@@ -178,6 +131,98 @@ describe('local driver basics', () => {
     const st = driver.stats(s.id);
     expect(st?.memoryBytes).toBeGreaterThan(1024 * 1024);
     expect(st?.cpuUsageNs).toBeGreaterThan(0);
+  });
+
+  it('quarantine without cgroups ignores the caps, says so, and rejects bad options naming them', async () => {
+    driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    const s = spec('qcaps-off', { readiness: undefined });
+    await driver.ensure(s);
+    const q = await driver.quarantine(s.id, { reason: 'leak', cpu: 0.1, memoryBytes: 512 * MiB });
+    expect(q.phase).toBe('quarantined');
+    expect(q.quarantine).toEqual({ since: q.quarantine!.since, reason: 'leak' });
+    expect(q.message).toMatch(
+      /quarantine caps \(cpu, memoryBytes\) ignored: cgroups unavailable \(.*(root|privileged)/,
+    );
+    await expect(driver.quarantine(s.id, { reason: '' })).rejects.toThrow(/reason/);
+    await expect(driver.quarantine(s.id, { reason: 'x', cpu: 0 })).rejects.toThrow(/cpu/);
+    await expect(driver.quarantine(s.id, { reason: 'x', memoryBytes: -1 })).rejects.toThrow(/memoryBytes/);
+    const back = await driver.unquarantine(s.id);
+    expect(back.message ?? '').not.toMatch(/quarantine/);
+  });
+
+  it('removes quarantined instances whose processes are SIGSTOPped: SIGTERM takes effect, SIGKILL follows the grace', async () => {
+    driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    const d = driver;
+    const polite = spec('stopped-polite', { terminationGracePeriodMs: 20_000 });
+    const stubborn = spec('stopped-stubborn', {
+      terminationGracePeriodMs: 300,
+      env: { APP_IGNORE_SIGTERM: '1' },
+    });
+    const pids: number[] = [];
+    for (const s of [polite, stubborn]) {
+      await d.ensure(s);
+      const st = await waitFor('ready', () => (d.get(s.id)?.phase === 'ready' ? d.get(s.id) : undefined));
+      await d.quarantine(s.id, { reason: 'frozen for inspection' });
+      process.kill(st.pid!, 'SIGSTOP');
+      await waitFor('stopped', () => procState(st.pid!) === 'T');
+      pids.push(st.pid!);
+    }
+    const said: string[] = [];
+    d.followLogs(polite.id, (_stream, line) => said.push(line));
+    const t0 = Date.now();
+    await d.remove(polite.id);
+    // Continued after SIGTERM, it exits at once instead of sitting out the 20 s grace.
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    // Followers get the last lines before the instance's files are removed.
+    expect(said).toContain('got SIGTERM');
+    const t1 = Date.now();
+    await d.remove(stubborn.id);
+    expect(Date.now() - t1).toBeLessThan(8_000);
+    for (const pid of pids) expect(isAlive(identify(pid))).toBe(false);
+    expect(appPids(polite.id)).toEqual([]);
+    expect(appPids(stubborn.id)).toEqual([]);
+    expect(d.list()).toEqual([]);
+  });
+
+  it('follows logs across rotations without losing or repeating lines, a fraction of a second behind', async () => {
+    const stateDir = newDir();
+    driver = await LocalDriver.create({
+      stateDir,
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+      logMaxBytes: 4096,
+      logFiles: 5,
+    });
+    const d = driver;
+    const s = spec('follow-rot');
+    await d.ensure(s);
+    const st = await waitFor('ready', () => (d.get(s.id)?.phase === 'ready' ? d.get(s.id) : undefined));
+    const got: string[] = [];
+    const lagsMs: number[] = [];
+    d.followLogs(s.id, (stream, line, at) => {
+      if (stream !== 'stdout' || !line.startsWith('rot ')) return;
+      got.push(line);
+      lagsMs.push(Date.now() - at);
+    });
+    // ~40 bytes a stored line: 300 lines rotate the 4 KiB file about three times in one burst.
+    await get(st.ip, st.ports.http!, '/say?text=rot&n=300');
+    await waitFor('300 lines followed', () => got.length >= 300, { timeoutMs: 10_000 });
+    await sleep(300);
+    expect(got).toEqual(Array.from({ length: 300 }, (_, i) => `rot ${i + 1}`));
+    expect(readdirSync(path.join(stateDir, 'instances', s.id, 'logs'))).toContain('stdout.log.2');
+    // Polled every 100 ms; the margin is for a loaded 2-core machine.
+    expect(Math.max(...lagsMs)).toBeLessThan(1000);
   });
 });
 
@@ -316,6 +361,52 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     await d.remove(s.id);
     expect(existsSync(mem)).toBe(false);
     expect(existsSync(cpu)).toBe(false);
+  });
+
+  it('applies quarantine caps to the instance cgroup (throttling it), and unquarantine restores the spec limits', async () => {
+    const d = await create();
+    const limited = spec('qcaps', { cpu: 0.5, memoryBytes: 256 * MiB });
+    const open = spec('qcaps-open', { readiness: undefined });
+    await d.ensure(limited);
+    await d.ensure(open);
+    const st = await waitFor('ready', () =>
+      d.get(limited.id)?.phase === 'ready' ? d.get(limited.id) : undefined,
+    );
+    const cg = (s: InstanceStatus, controller: string, file: string): string =>
+      readFileSync(`/sys/fs/cgroup/${controller}/${s.isolation.cgroup}/${file}`, 'utf8').trim();
+    const q = await d.quarantine(limited.id, { reason: 'cpu hog', cpu: 0.1, memoryBytes: 512 * MiB });
+    expect(q.quarantine).toMatchObject({ reason: 'cpu hog', cpu: 0.1, memoryBytes: 512 * MiB });
+    expect(q.message).toBe('quarantined: cpu hog');
+    expect(cg(st, 'cpu', 'cpu.cfs_quota_us')).toBe('10000');
+    expect(cg(st, 'memory', 'memory.limit_in_bytes')).toBe(String(512 * MiB));
+    expect(cg(st, 'memory', 'memory.memsw.limit_in_bytes')).toBe(String(512 * MiB));
+    // The cap bites: 200 ms of CPU at 0.1 cores takes about 2 s, and the kernel counts the throttling.
+    const before = d.stats(limited.id)!;
+    const t0 = Date.now();
+    await get(st.ip, 8080, '/burn?ms=200', 20_000);
+    expect(Date.now() - t0).toBeGreaterThan(1000);
+    const after = d.stats(limited.id)!;
+    expect(after.cpuPeriods!).toBeGreaterThan(before.cpuPeriods!);
+    expect(after.cpuThrottledPeriods!).toBeGreaterThan(before.cpuThrottledPeriods!);
+    expect(after).toMatchObject({ memoryLimitBytes: 512 * MiB, oomKills: 0 });
+    // A repeated call overrides only what it names, and keeps `since`.
+    const q2 = await d.quarantine(limited.id, { reason: 'cpu hog', cpu: 0.2 });
+    expect(q2.quarantine).toEqual({ ...q.quarantine, cpu: 0.2 });
+    expect(cg(st, 'cpu', 'cpu.cfs_quota_us')).toBe('20000');
+    expect(cg(st, 'memory', 'memory.limit_in_bytes')).toBe(String(512 * MiB));
+    expect(d.get(limited.id)).toMatchObject({ pid: st.pid, restarts: 0 });
+    await d.unquarantine(limited.id);
+    expect(cg(st, 'cpu', 'cpu.cfs_quota_us')).toBe('50000');
+    expect(cg(st, 'memory', 'memory.limit_in_bytes')).toBe(String(256 * MiB));
+    expect(cg(st, 'memory', 'memory.memsw.limit_in_bytes')).toBe(String(256 * MiB));
+    // Without limits in the spec, unquarantine lifts the caps entirely.
+    const so = await waitFor('open running', () => (d.get(open.id)?.pid ? d.get(open.id) : undefined));
+    await d.quarantine(open.id, { reason: 'x', cpu: 0.3, memoryBytes: 300 * MiB });
+    expect(cg(so, 'cpu', 'cpu.cfs_quota_us')).toBe('30000');
+    expect(cg(so, 'memory', 'memory.limit_in_bytes')).toBe(String(300 * MiB));
+    await d.unquarantine(open.id);
+    expect(cg(so, 'cpu', 'cpu.cfs_quota_us')).toBe('-1');
+    expect(Number(cg(so, 'memory', 'memory.limit_in_bytes'))).toBeGreaterThan(2 ** 60);
   });
 
   it('reports an instance that exceeds its memory limit as oom-killed and restarts it with backoff', async () => {
@@ -460,6 +551,96 @@ describe.each(isRoot ? ['privileged', 'unprivileged'] : ['unprivileged'])(
       expect(appPids(lose.id)).toEqual([]);
       expect(await new FileInstanceRecords(recordsDir).listInstances()).toEqual([]);
       if (isRoot) expect(existsSync(`/run/netns/bw-${keep.id}`)).toBe(false);
+    });
+
+    it('keeps quarantined instances quarantined, alive and unprobed after the control plane is SIGKILLed', async () => {
+      const stateDir = newDir();
+      const recordsDir = path.join(stateDir, 'records');
+      const options = { stateDir, site: 'test', backoff: fastBackoff, ...extra };
+      const flag = path.join(stateDir, 'fail-liveness');
+      const held = spec('held', {
+        liveness: {
+          exec: { command: ['sh', '-c', `test ! -e ${flag}`] },
+          intervalMs: 100,
+          timeoutMs: 5000,
+          failureThreshold: 1,
+        },
+      });
+      const gone = spec('gone');
+      const a = spawn(
+        process.execPath,
+        [
+          DRIVER_A,
+          JSON.stringify({
+            options: { ...options, recordsDir },
+            specs: [held, gone],
+            quarantine: { [held.id]: 'incident 1', [gone.id]: 'incident 2' },
+          }),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      a.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      try {
+        await waitFor('driver A ready', () => out.includes('READY '), { timeoutMs: 30_000 });
+      } catch (err) {
+        a.kill('SIGKILL');
+        // Its instances would outlive it and confuse the next test that uses these ids.
+        for (const pid of [...appPids(held.id), ...appPids(gone.id)]) process.kill(pid, 'SIGKILL');
+        throw err;
+      }
+      const before = JSON.parse(out.slice(out.indexOf('READY ') + 6).split('\n')[0]!) as InstanceStatus[];
+      const heldBefore = before.find((s) => s.id === held.id)!;
+      const goneBefore = before.find((s) => s.id === gone.id)!;
+      const gonePid = goneBefore.pid!;
+      expect(heldBefore.phase).toBe('quarantined');
+      a.kill('SIGKILL');
+      await new Promise((r) => a.once('exit', r));
+
+      // While no control plane runs: one quarantined process dies, the other's liveness would now fail.
+      process.kill(gonePid, 'SIGKILL');
+      await waitFor('gone exited', () => appPids(gone.id).length === 0, { timeoutMs: 5000 });
+      writeFileSync(flag, '');
+
+      driverB = await LocalDriver.create({ ...options, records: new FileInstanceRecords(recordsDir) });
+      const d = driverB;
+      expect(d.get(held.id)).toMatchObject({
+        phase: 'quarantined',
+        ready: false,
+        pid: heldBefore.pid,
+        restarts: heldBefore.restarts,
+        quarantine: { reason: 'incident 1', since: heldBefore.quarantine!.since },
+      });
+      const g = await waitFor('exit of gone recorded', () =>
+        d.get(gone.id)?.lastExit ? d.get(gone.id) : undefined,
+      );
+      expect(g).toMatchObject({
+        phase: 'quarantined',
+        restarts: goneBefore.restarts,
+        lastExit: { reason: 'signaled', signal: 'SIGKILL' },
+      });
+      expect(g.pid).toBeUndefined();
+      await sleep(1500); // 15 liveness intervals with the probe failing, 5 backoffs
+      expect(d.get(held.id)).toMatchObject({
+        phase: 'quarantined',
+        pid: heldBefore.pid,
+        restarts: heldBefore.restarts,
+      });
+      expect(appPids(held.id)).toEqual([heldBefore.pid]);
+      expect(d.get(gone.id)).toMatchObject({ phase: 'quarantined', restarts: goneBefore.restarts });
+      expect(appPids(gone.id)).toEqual([]);
+
+      // Back under supervision, the liveness probe runs again and replaces the failing process.
+      await d.unquarantine(held.id);
+      const h = await waitFor('held replaced after its liveness probe failed', () =>
+        d.get(held.id)?.lastExit?.reason === 'liveness-failed' ? d.get(held.id) : undefined,
+      );
+      expect(h.quarantine).toBeUndefined();
+      await d.unquarantine(gone.id);
+      await waitFor(
+        'gone restarted',
+        () => d.get(gone.id)?.phase === 'ready' && d.get(gone.id)!.restarts === goneBefore.restarts + 1,
+      );
     });
 
     it('resumes a pending backoff restart after a graceful control-plane restart', async () => {

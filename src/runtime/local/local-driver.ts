@@ -19,16 +19,20 @@ import type {
   ExitInfo,
   InstancePhase,
   InstanceSpec,
+  InstanceStats,
   InstanceStatus,
+  LogListener,
   LogQuery,
+  QuarantineOptions,
   RuntimeDriver,
 } from '../driver.ts';
 import { freePort } from '../../util/ports.ts';
 import { sleep } from '../../util/time.ts';
 import { nextBackoff } from './backoff.ts';
-import { CgroupsV1, type CgroupPaths, type CgroupStats } from './cgroups.ts';
+import { CgroupsV1, type CgroupPaths } from './cgroups.ts';
 import { resolveExecutable } from './executable.ts';
 import { launch } from './launcher.ts';
+import { LogFollower } from './log-follower.ts';
 import { tailLogs } from './log-reader.ts';
 import { BridgeNetwork, type InstanceNet } from './network.ts';
 import { compileOptions, validateSpec, type CompiledOptions, type LocalDriverOptions } from './options.ts';
@@ -37,6 +41,7 @@ import { isAlive, signalGroup, type ProcIdentity } from './proc.ts';
 import { FILES, readJson, type ChildFile, type ExitFile, type ShimStatusFile } from './shim-protocol.ts';
 
 export type { LocalDriverOptions } from './options.ts';
+export type { InstanceStats } from '../driver.ts';
 
 /** What the driver persists per instance (InstanceRecord.data). */
 export interface LocalRecordData {
@@ -60,6 +65,18 @@ export interface LocalRecordData {
   message?: string;
   /** Last readiness verdict, restored on adoption so a control-plane restart does not flap traffic. */
   lastReady?: boolean;
+  /** Present while quarantined; persisted so a control-plane restart keeps the instance out of supervision. */
+  quarantine?: QuarantineRecord;
+}
+
+interface QuarantineRecord {
+  since: string;
+  reason: string;
+  /** Caps actually written to the cgroup (restored to the spec's limits on unquarantine). */
+  cpu?: number;
+  memoryBytes?: number;
+  /** Why requested caps were not applied (no cgroups, or the kernel refused). */
+  capsNote?: string;
 }
 
 interface Inst {
@@ -79,12 +96,6 @@ interface Inst {
   persistChain: Promise<void>;
 }
 
-export interface InstanceStats {
-  memoryBytes: number;
-  memoryLimitBytes?: number;
-  cpuUsageNs?: number;
-}
-
 export interface LocalDriverStatus {
   mode: 'privileged' | 'unprivileged';
   stateDir: string;
@@ -96,6 +107,13 @@ export interface LocalDriverStatus {
 }
 
 const DEFAULT_GRACE_MS = 10_000;
+/** How often followed log files are checked: new lines reach listeners within about this long. */
+const FOLLOW_INTERVAL_MS = 100;
+
+interface Follow {
+  follower: LogFollower;
+  listener: LogListener;
+}
 
 export class LocalDriver implements RuntimeDriver {
   readonly kind = 'local' as const;
@@ -109,6 +127,8 @@ export class LocalDriver implements RuntimeDriver {
   /** Addresses handed out whose instance is still being set up (not yet in `insts`). */
   private readonly pendingIps = new Set<string>();
   private monitor: NodeJS.Timeout | undefined;
+  private readonly follows = new Map<string, Set<Follow>>();
+  private followTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -238,12 +258,14 @@ export class LocalDriver implements RuntimeDriver {
     return lines.map((l) => l.text);
   }
 
-  /** Memory and CPU accounting: from the cgroup when privileged, else from /proc of the main process. */
+  /**
+   * Memory and CPU accounting: from the cgroup when privileged (with throttling and OOM
+   * counters), else from /proc of the main process (memory = its RSS).
+   */
   stats(id: string): InstanceStats | undefined {
     const inst = this.insts.get(id);
     if (!inst) return undefined;
-    if (inst.data.cgroup && this.cgroups)
-      return this.cgroups.stats(inst.data.cgroup) satisfies CgroupStats | undefined;
+    if (inst.data.cgroup && this.cgroups) return this.cgroups.stats(inst.data.cgroup);
     const child = inst.data.child;
     if (!child || !isAlive(child)) return undefined;
     try {
@@ -259,6 +281,142 @@ export class LocalDriver implements RuntimeDriver {
     }
   }
 
+  followLogs(id: string, listener: LogListener): () => void {
+    this.assertOpen();
+    if (!this.insts.has(id)) throw new Error(`unknown instance '${id}': cannot follow its logs`);
+    const follow: Follow = {
+      follower: new LogFollower(path.join(this.dirOf(id), 'logs'), this.opts.logFiles),
+      listener,
+    };
+    follow.follower.start();
+    let set = this.follows.get(id);
+    if (!set) this.follows.set(id, (set = new Set()));
+    set.add(follow);
+    this.followTimer ??= setInterval(() => this.pollFollows(), FOLLOW_INTERVAL_MS);
+    return () => this.unfollow(id, follow);
+  }
+
+  /**
+   * Take the instance out of supervision without touching its process: no probes, no restarts,
+   * not ready. Caps are applied to its cgroup (absent ones keep the current limit; a repeated
+   * call keeps `since` and earlier caps it does not override). See `QuarantineOptions`.
+   */
+  async quarantine(id: string, opts: QuarantineOptions): Promise<InstanceStatus> {
+    this.assertOpen();
+    if (typeof opts?.reason !== 'string' || opts.reason.trim() === '')
+      throw new Error('quarantine: reason must be a non-empty string (the incident and signature)');
+    if (opts.cpu !== undefined && !(Number.isFinite(opts.cpu) && opts.cpu > 0))
+      throw new Error(`quarantine: cpu must be a positive number of cores, got ${opts.cpu}`);
+    if (opts.memoryBytes !== undefined && !(Number.isSafeInteger(opts.memoryBytes) && opts.memoryBytes > 0))
+      throw new Error(`quarantine: memoryBytes must be a positive integer, got ${opts.memoryBytes}`);
+    return await this.withLock(id, async () => {
+      const inst = this.insts.get(id);
+      if (!inst || inst.stopping)
+        throw new Error(`quarantine: unknown instance '${id}' on site '${this.opts.site}'`);
+      const d = inst.data;
+      const q: QuarantineRecord = d.quarantine ?? { since: new Date().toISOString(), reason: opts.reason };
+      q.reason = opts.reason;
+      this.stopProbes(inst);
+      // Leave the process exactly as it is: a pending liveness kill is called off too.
+      if (inst.killTimer) clearTimeout(inst.killTimer);
+      inst.killTimer = undefined;
+      inst.pendingReason = undefined;
+      if (inst.restartTimer) clearTimeout(inst.restartTimer);
+      inst.restartTimer = undefined;
+      if (d.nextRestartAtMs !== undefined && !d.shim && d.lastExit)
+        d.message = `${d.lastExit.message}; not restarted while quarantined`;
+      delete d.nextRestartAtMs;
+      inst.ready = false;
+      d.lastReady = false;
+      const wanted: { cpu?: number; memoryBytes?: number } = {};
+      if (opts.cpu !== undefined) wanted.cpu = opts.cpu;
+      if (opts.memoryBytes !== undefined) wanted.memoryBytes = opts.memoryBytes;
+      const notes: string[] = [];
+      if (wanted.cpu !== undefined || wanted.memoryBytes !== undefined) {
+        if (!d.cgroup || !this.cgroups) {
+          notes.push(
+            `quarantine caps (${Object.keys(wanted).join(', ')}) ignored: cgroups unavailable (${this.caps.cgroups.reason ?? 'no cgroup for this instance'})`,
+          );
+        } else {
+          if (wanted.cpu !== undefined) {
+            try {
+              this.cgroups.setCpuLimit(d.cgroup, wanted.cpu);
+              q.cpu = wanted.cpu;
+            } catch (err) {
+              notes.push(`quarantine cpu cap not applied: ${String(err)}`);
+            }
+          }
+          if (wanted.memoryBytes !== undefined) {
+            try {
+              this.cgroups.setMemoryLimit(d.cgroup, wanted.memoryBytes);
+              q.memoryBytes = wanted.memoryBytes;
+            } catch (err) {
+              notes.push(`quarantine memory cap not applied: ${String(err)}`);
+            }
+          }
+        }
+      }
+      if (notes.length) q.capsNote = notes.join('; ');
+      else if (wanted.cpu !== undefined || wanted.memoryBytes !== undefined) delete q.capsNote;
+      d.quarantine = q;
+      await this.persist(inst);
+      this.emit(inst);
+      return this.toStatus(inst);
+    });
+  }
+
+  /**
+   * Back under supervision: the spec's limits restored, probes resumed (readiness from
+   * scratch). A run that exited while quarantined is handled by the restart policy now
+   * (restarted at once, or left succeeded/failed). Idempotent.
+   */
+  async unquarantine(id: string): Promise<InstanceStatus> {
+    this.assertOpen();
+    return await this.withLock(id, async () => {
+      const inst = this.insts.get(id);
+      if (!inst || inst.stopping)
+        throw new Error(`unquarantine: unknown instance '${id}' on site '${this.opts.site}'`);
+      const d = inst.data;
+      const q = d.quarantine;
+      if (!q) return this.toStatus(inst);
+      const notes: string[] = [];
+      if (d.cgroup && this.cgroups) {
+        try {
+          if (q.cpu !== undefined) this.cgroups.setCpuLimit(d.cgroup, d.spec.cpu);
+        } catch (err) {
+          notes.push(`could not restore the cpu limit: ${String(err)}`);
+        }
+        try {
+          if (q.memoryBytes !== undefined) this.cgroups.setMemoryLimit(d.cgroup, d.spec.memoryBytes);
+        } catch (err) {
+          notes.push(`could not restore the memory limit: ${String(err)}`);
+        }
+      }
+      delete d.quarantine;
+      if (notes.length) d.message = notes.join('; ');
+      if (d.shim) {
+        inst.ready = !d.spec.readiness;
+        d.lastReady = inst.ready;
+        this.startProbes(inst);
+      } else if (!d.terminal) {
+        const info = d.lastExit;
+        const success = info?.reason === 'exited' && info.code === 0;
+        const policy = d.spec.restartPolicy;
+        if (info && (policy === 'Never' || (policy === 'OnFailure' && success))) {
+          d.terminal = success ? 'succeeded' : 'failed';
+          d.message = info.message;
+        } else {
+          // The quarantine outlasted any backoff this exit would have earned.
+          d.nextRestartAtMs = Date.now();
+          this.scheduleRestart(inst);
+        }
+      }
+      await this.persist(inst);
+      this.emit(inst);
+      return this.toStatus(inst);
+    });
+  }
+
   async close(opts: { stopInstances?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     if (opts.stopInstances) {
@@ -267,6 +425,7 @@ export class LocalDriver implements RuntimeDriver {
     }
     this.closed = true;
     if (this.monitor) clearInterval(this.monitor);
+    for (const id of [...this.follows.keys()]) this.dropFollows(id);
     for (const inst of this.insts.values()) {
       this.stopProbes(inst);
       if (inst.restartTimer) clearTimeout(inst.restartTimer);
@@ -522,7 +681,9 @@ export class LocalDriver implements RuntimeDriver {
     d.lastReady = false;
     inst.ready = false;
     inst.pendingReason = undefined;
-    if (!inst.stopping) {
+    if (d.quarantine && !inst.stopping) {
+      d.message = `${info.message}; not restarted while quarantined`;
+    } else if (!inst.stopping) {
       const policy = d.spec.restartPolicy;
       const success = info.reason === 'exited' && info.code === 0;
       if (policy === 'Never' || (policy === 'OnFailure' && success)) {
@@ -549,6 +710,7 @@ export class LocalDriver implements RuntimeDriver {
         inst.restartTimer = undefined;
         this.withLock(id, async () => {
           if (this.closed || inst.stopping || this.insts.get(id) !== inst || inst.data.shim) return;
+          if (inst.data.quarantine) return;
           inst.data.restarts++;
           await this.startRun(inst);
         }).catch((err: unknown) => {
@@ -576,6 +738,9 @@ export class LocalDriver implements RuntimeDriver {
     if (d.cgroup && this.cgroups) await this.cgroups.remove(d.cgroup);
     await inst.persistChain;
     await this.opts.records.deleteInstance(id);
+    // Followers get the last lines (e.g. what the process said on SIGTERM) before the files go.
+    this.pollFollows(id);
+    this.dropFollows(id);
     rmSync(this.dirOf(id), { recursive: true, force: true });
     this.insts.delete(id);
     this.emitRaw({ type: 'removed', id });
@@ -596,6 +761,8 @@ export class LocalDriver implements RuntimeDriver {
     }
     if (child && isAlive(child)) {
       signalGroup(child, 'SIGTERM');
+      // A stopped process (SIGSTOPped, e.g. frozen for inspection) only acts on SIGTERM once continued.
+      signalGroup(child, 'SIGCONT');
       const deadline = Date.now() + graceMs;
       while (isAlive(child) && Date.now() < deadline) await sleep(25);
       if (isAlive(child)) signalGroup(child, 'SIGKILL');
@@ -663,9 +830,9 @@ export class LocalDriver implements RuntimeDriver {
       d.shim = { pid: shim.pid, startTime: shim.startTime };
       if (child) d.child = child;
       d.runStartedAtMs ??= Date.now();
-      inst.ready = !d.spec.readiness || d.lastReady === true;
+      inst.ready = !d.quarantine && (!d.spec.readiness || d.lastReady === true);
       inst.everReady = inst.ready;
-      this.startProbes(inst);
+      if (!d.quarantine) this.startProbes(inst);
       await this.persist(inst);
       this.emit(inst);
       return;
@@ -687,6 +854,11 @@ export class LocalDriver implements RuntimeDriver {
         at: new Date().toISOString(),
         message: 'shim died while the control plane was down; instance killed and replaced',
       });
+      return;
+    }
+    // Quarantined and exited: stays so until unquarantined or removed.
+    if (d.quarantine) {
+      this.emit(inst);
       return;
     }
     // Waiting in backoff (or never launched): resume the schedule.
@@ -789,6 +961,7 @@ export class LocalDriver implements RuntimeDriver {
     inst.ready = false;
     this.emit(inst);
     signalGroup(child, 'SIGTERM');
+    signalGroup(child, 'SIGCONT');
     inst.killTimer = setTimeout(() => {
       if (isAlive(child)) signalGroup(child, 'SIGKILL');
       if (inst.data.cgroup && this.cgroups) this.cgroups.killAll(inst.data.cgroup);
@@ -802,6 +975,7 @@ export class LocalDriver implements RuntimeDriver {
     const s = d.spec;
     let phase: InstancePhase;
     if (inst.stopping) phase = 'stopping';
+    else if (d.quarantine) phase = 'quarantined';
     else if (d.terminal) phase = d.terminal;
     else if (d.nextRestartAtMs !== undefined && !d.shim) phase = 'backoff';
     else if (inst.ready) phase = 'ready';
@@ -829,13 +1003,59 @@ export class LocalDriver implements RuntimeDriver {
     if (d.net) st.isolation.netns = d.net.netns;
     if (d.cgroup) st.isolation.cgroup = `${this.opts.cgroupParent}/${this.opts.scope}/${s.id}`;
     if (d.startedAt) st.startedAt = d.startedAt;
+    const q = d.quarantine;
+    if (q) {
+      st.quarantine = { since: q.since, reason: q.reason };
+      if (q.cpu !== undefined) st.quarantine.cpu = q.cpu;
+      if (q.memoryBytes !== undefined) st.quarantine.memoryBytes = q.memoryBytes;
+    }
     const msgs: string[] = [];
+    if (q) msgs.push(`quarantined: ${q.reason}`);
+    if (q?.capsNote) msgs.push(q.capsNote);
     if (d.message) msgs.push(d.message);
     if (inst.droppedLogLines > 0) {
       msgs.push(`${inst.droppedLogLines} log lines dropped${inst.logError ? ` (${inst.logError})` : ''}`);
     }
     if (msgs.length) st.message = msgs.join('; ');
     return st;
+  }
+
+  /** Deliver new log lines to followers (of one instance, or all). */
+  private pollFollows(only?: string): void {
+    for (const [id, set] of this.follows) {
+      if (only !== undefined && id !== only) continue;
+      for (const f of set) {
+        let lines;
+        try {
+          lines = f.follower.poll();
+        } catch {
+          continue; // unreadable right now (disk trouble): try again next tick
+        }
+        for (const l of lines) {
+          if (!set.has(f)) break; // unsubscribed from inside the listener
+          try {
+            f.listener(l.stream, l.text, l.at);
+          } catch {
+            // a faulty listener must not stop the others
+          }
+        }
+      }
+    }
+  }
+
+  private unfollow(id: string, f: Follow): void {
+    const set = this.follows.get(id);
+    if (!set?.delete(f)) return;
+    f.follower.close();
+    if (set.size === 0) this.follows.delete(id);
+    if (this.follows.size === 0 && this.followTimer) {
+      clearInterval(this.followTimer);
+      this.followTimer = undefined;
+    }
+  }
+
+  private dropFollows(id: string): void {
+    for (const f of [...(this.follows.get(id) ?? [])]) this.unfollow(id, f);
   }
 
   private emit(inst: Inst): void {

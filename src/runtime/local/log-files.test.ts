@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LogFollower } from './log-follower.ts';
 import { tailLogs } from './log-reader.ts';
 import { RotatingLog } from './log-writer.ts';
 
@@ -70,5 +71,51 @@ describe('tailLogs on a large file', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('following logs', () => {
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const texts = (f: LogFollower): string[] => f.poll().map((l) => `${l.stream}:${l.text}`);
+
+  it('delivers only lines written after start, each once, across several rotations between polls', () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-follow-'));
+    // Each stored line is ~40 bytes: a 200-byte file holds about 5.
+    const out = new RotatingLog({ dir, stream: 'stdout', maxBytes: 200, files: 5 });
+    const err = new RotatingLog({ dir, stream: 'stderr', maxBytes: 200, files: 5 });
+    out.write('old 1\nold 2\n');
+    const f = new LogFollower(dir, 5);
+    f.start();
+    expect(f.poll()).toEqual([]);
+    out.write('new 1\n');
+    err.write('oops\n');
+    expect(texts(f).sort()).toEqual(['stderr:oops', 'stdout:new 1']);
+    // ~3 rotations before the next poll: the followed file is renamed twice, others appear between.
+    for (let i = 2; i <= 16; i++) out.write(`new ${i}\n`);
+    const got = texts(f);
+    expect(got).toEqual(Array.from({ length: 15 }, (_, i) => `stdout:new ${i + 2}`));
+    expect(texts(f)).toEqual([]);
+    out.write('new 17\n');
+    expect(texts(f)).toEqual(['stdout:new 17']);
+    f.close();
+    out.close();
+    err.close();
+  });
+
+  it('keeps reading a followed file that rotation deleted, and starts from the beginning of a file that appears later', () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-follow-'));
+    const f = new LogFollower(dir, 2);
+    f.start(); // nothing there yet
+    const out = new RotatingLog({ dir, stream: 'stdout', maxBytes: 100, files: 2 });
+    out.write('a 1\n');
+    expect(texts(f)).toEqual(['stdout:a 1']);
+    // With 2 files the followed file is deleted by the second rotation; its fd still reads it.
+    for (let i = 2; i <= 6; i++) out.write(`a ${i}\n`);
+    // ~36 bytes a line, 2 a file: a 2 is only in the deleted file, a 3-4 in .1, a 5-6 live.
+    expect(texts(f)).toEqual(['stdout:a 2', 'stdout:a 3', 'stdout:a 4', 'stdout:a 5', 'stdout:a 6']);
+    expect(readdirSync(dir).sort()).toEqual(['stdout.log', 'stdout.log.1']);
+    f.close();
+    out.close();
   });
 });

@@ -11,7 +11,8 @@ export interface LogLine {
   text: string;
 }
 
-function parse(line: string): LogLine {
+/** Split a stored line `<ISO time> <stream> <text>` into its parts. */
+export function parseLogLine(line: string): LogLine {
   const a = line.indexOf(' ');
   const b = line.indexOf(' ', a + 1);
   if (a < 0 || b < 0) return { at: '', stream: '', text: line };
@@ -54,7 +55,7 @@ async function readStream(dir: string, stream: string, files: number, tail: numb
   // Newest file first; stop as soon as enough lines are collected.
   for (let i = 0; i < files && out.length < tail; i++) {
     const file = path.join(dir, i === 0 ? `${stream}.log` : `${stream}.log.${i}`);
-    out.unshift(...(await lastLines(file, tail - out.length)).map(parse));
+    out.unshift(...(await lastLines(file, tail - out.length)).map(parseLogLine));
   }
   return out.slice(-tail);
 }

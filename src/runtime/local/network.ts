@@ -169,9 +169,14 @@ export class BridgeNetwork {
     return `bw${this.scope}-${id}`;
   }
 
+  /**
+   * Interface names come from the whole address (leased host-wide), not its offset in the
+   * subnet: drivers on other bridges and subnets (tests, a second control plane) would
+   * otherwise pick the same names and tear down each other's veths. 3 + 8 chars fits IFNAMSIZ.
+   */
   namesFor(id: string, ip: string): { netns: string; vethHost: string; vethPeer: string } {
-    const off = (ipToInt(ip) - this.base).toString(16);
-    return { netns: this.netnsFor(id), vethHost: `bwh${off}`, vethPeer: `bwp${off}` };
+    const hex = (ipToInt(ip) >>> 0).toString(16).padStart(8, '0');
+    return { netns: this.netnsFor(id), vethHost: `bwh${hex}`, vethPeer: `bwp${hex}` };
   }
 
   /** Build the instance's netns from scratch (any leftover of the same name is replaced). */

@@ -11,7 +11,9 @@
  *   APP_LINES            print this many numbered lines to stdout at start
  *   APP_CALL_HOST_PORT   GET http://$BULWARK_HOST_IP:<port>/ at start, print "host said <body>"
  *
- * Endpoints: /healthz, /live, /env (JSON of the environment), /crash (exit 3).
+ * Endpoints: /healthz, /live, /env (JSON of the environment), /crash (exit 3),
+ * /say?text=T[&stream=stderr][&n=N] (print T, or N lines "T 1".."T N", to stdout or stderr),
+ * /burn?ms=N (spin until this process used N ms of CPU, then answer).
  */
 import http from 'node:http';
 
@@ -48,6 +50,30 @@ const server = http.createServer((req, res) => {
     return;
   }
   if ((url === '/live' || url === '/healthz') && hung) return; // never answer
+  if (url.startsWith('/burn?')) {
+    const ms = Number(new URL(url, 'http://app').searchParams.get('ms') ?? 0);
+    const used = (): number => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    // CPU time, not wall time: under a CPU quota the same work takes longer.
+    const until = used() + ms;
+    while (used() < until) {
+      // spin
+    }
+    res.end('burnt');
+    return;
+  }
+  if (url.startsWith('/say?')) {
+    const q = new URL(url, 'http://app').searchParams;
+    const text = q.get('text') ?? '';
+    const n = q.get('n');
+    const print = q.get('stream') === 'stderr' ? console.error : console.log;
+    if (n === null) print(text);
+    else for (let i = 1; i <= Number(n); i++) print(`${text} ${i}`);
+    res.end('said');
+    return;
+  }
   if (url === '/healthz') {
     const ready = Date.now() - started >= (num('APP_READY_AFTER_MS') ?? 0);
     res.statusCode = ready ? 200 : 503;

@@ -1,9 +1,10 @@
 /**
  * A control plane in a child process, for adoption tests: creates a
  * LocalDriver with file-backed records, ensures the given specs, prints
- * "READY <json statuses>" once all are ready, then idles until killed.
+ * "READY <json statuses>" once all are ready (and those listed in `quarantine`
+ * are quarantined with the given reason), then idles until killed.
  *
- *   node driver-a.ts '<json: { options, specs }>'
+ *   node driver-a.ts '<json: { options, specs, quarantine? }>'
  */
 import { LocalDriver, type LocalDriverOptions } from '../local-driver.ts';
 import { FileInstanceRecords } from '../records.ts';
@@ -13,6 +14,8 @@ import { waitFor } from '../../../util/time.ts';
 const cfg = JSON.parse(process.argv[2] ?? '{}') as {
   options: Omit<LocalDriverOptions, 'records'> & { recordsDir: string };
   specs: InstanceSpec[];
+  /** Instance id -> quarantine reason. */
+  quarantine?: Record<string, string>;
 };
 const driver = await LocalDriver.create({
   ...cfg.options,
@@ -22,5 +25,6 @@ for (const s of cfg.specs) await driver.ensure(s);
 await waitFor('all ready', () => cfg.specs.every((s) => driver.get(s.id)?.phase === 'ready'), {
   timeoutMs: 15_000,
 });
+for (const [id, reason] of Object.entries(cfg.quarantine ?? {})) await driver.quarantine(id, { reason });
 console.log(`READY ${JSON.stringify(driver.list())}`);
 setInterval(() => {}, 60_000);
