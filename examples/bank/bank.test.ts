@@ -306,15 +306,58 @@ describe('fault injection', () => {
     s.child.kill('SIGKILL');
   });
 
-  it('leak grows resident memory by about 10 MiB per 100 ms', async () => {
+  const rssMiB = (s: Started): number =>
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${s.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+  it('a fast leak (mibPerSecond 100) grows resident memory by about 10 MiB per 100 ms', async () => {
     const s = await fresh();
-    const rssMiB = (): number =>
-      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${s.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-    const before = rssMiB();
-    await setFault(s.port, { mode: 'leak' });
+    const before = rssMiB(s);
+    await setFault(s.port, { mode: 'leak', mibPerSecond: 100 });
     await new Promise((r) => setTimeout(r, 800));
-    expect(rssMiB() - before).toBeGreaterThan(40);
-    expect((await request(s.port, 'GET', '/admin/fault')).body.leakedBytes).toBeGreaterThan(40 * 1024 * 1024);
+    expect(rssMiB(s) - before).toBeGreaterThan(40);
+    const st = (await request(s.port, 'GET', '/admin/fault')).body;
+    expect(st).toMatchObject({ mode: 'leak', mibPerSecond: 100 });
+    expect(st.leakedBytes).toBeGreaterThan(40 * 1024 * 1024);
+    s.child.kill('SIGKILL');
+  });
+
+  it('leaks 20 MiB/s by default, measured in resident memory over 1 s', async () => {
+    const s = await fresh();
+    await setFault(s.port, { mode: 'leak' });
+    // Measure from a first leaked chunk on, so start-up of the timer does not count.
+    await new Promise((r) => setTimeout(r, 250));
+    const [rss0, t0] = [rssMiB(s), performance.now()];
+    await new Promise((r) => setTimeout(r, 1000));
+    const rate = (rssMiB(s) - rss0) / ((performance.now() - t0) / 1000);
+    expect(rate).toBeGreaterThan(10);
+    expect(rate).toBeLessThan(35);
+    expect((await request(s.port, 'GET', '/admin/fault')).body.mibPerSecond).toBe(20);
+    s.child.kill('SIGKILL');
+  });
+
+  it('takes the leak rate from BANK_FAULT_LEAK_MIB_PER_S and refuses a bad one naming it', async () => {
+    const s = await fresh({ BANK_FAULT: 'leak', BANK_FAULT_LEAK_MIB_PER_S: '5' });
+    await ready(s.port);
+    expect((await request(s.port, 'GET', '/admin/fault')).body).toMatchObject({
+      mode: 'leak',
+      mibPerSecond: 5,
+    });
+    s.child.kill('SIGKILL');
+    const bad = await fresh({ BANK_FAULT: 'leak', BANK_FAULT_LEAK_MIB_PER_S: 'fast' });
+    expect(await bad.exited).not.toBe(0);
+    expect(bad.stderr()).toContain('BANK_FAULT_LEAK_MIB_PER_S must be a number > 0 and <= 1000');
+  });
+
+  it('rejects a leak rate out of range with the allowed range', async () => {
+    const s = await fresh();
+    for (const mibPerSecond of [0, 1001, '20']) {
+      const r = await setFault(s.port, { mode: 'leak', mibPerSecond });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toBe(
+        `mibPerSecond must be a number > 0 and <= 1000 (MiB leaked per second; 20 is a realistic leak, 100 a fast one) (got ${JSON.stringify(mibPerSecond)})`,
+      );
+    }
+    expect((await request(s.port, 'GET', '/admin/fault')).body.mode).toBe('none');
     s.child.kill('SIGKILL');
   });
 

@@ -6,7 +6,8 @@
  * - hang: busy-loop the event loop forever (alive but answering nothing)
  * - error: answer 500 to a `rate` share of requests except /admin
  * - slow: add `delayMs` latency to a `rate` share of requests except /admin
- * - leak: retain ~10 MiB every 100 ms until the memory limit kills the process
+ * - leak: retain memory at `mibPerSecond` (default 20, a realistic leak; 100 is
+ *   a fast one: a 128 MiB container is OOM-killed ~0.7 s in) until the limit kills the process
  * - oom-log: print a Java OutOfMemoryError with stack trace to stderr, keep answering
  * - none: back to normal (releases leaked memory)
  */
@@ -20,10 +21,21 @@ export interface FaultSettings {
   delayMs?: number;
   /** Share of requests affected by error/slow, 0..1. @default 1 */
   rate?: number;
+  /**
+   * Leak rate of leak, MiB per second, > 0 and <= 1000. 20 is a realistic
+   * leak (seconds to fill a small container); 100 is fast (a 128 MiB
+   * container from ~55 MiB is OOM-killed ~0.7 s in). @default 20
+   */
+  mibPerSecond?: number;
 }
 
-const LEAK_CHUNK_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_LEAK_MIB_PER_S = 20;
+const MAX_LEAK_MIB_PER_S = 1000;
+const MiB = 1024 * 1024;
 const LEAK_EVERY_MS = 100;
+
+const validLeakRate = (v: unknown): v is number => typeof v === 'number' && v > 0 && v <= MAX_LEAK_MIB_PER_S;
+const LEAK_RATE_RULE = `a number > 0 and <= ${MAX_LEAK_MIB_PER_S} (MiB leaked per second; 20 is a realistic leak, 100 a fast one)`;
 
 export const JAVA_OOM_TRACE = [
   'Exception in thread "http-nio-8080-exec-7" java.lang.OutOfMemoryError: Java heap space',
@@ -48,20 +60,32 @@ export function parseFaultSettings(v: unknown): FaultSettings | string {
   if (o.rate !== undefined && (typeof o.rate !== 'number' || !(o.rate >= 0 && o.rate <= 1))) {
     return 'rate must be a number between 0 and 1';
   }
+  if (o.mibPerSecond !== undefined && !validLeakRate(o.mibPerSecond)) {
+    return `mibPerSecond must be ${LEAK_RATE_RULE} (got ${JSON.stringify(o.mibPerSecond)})`;
+  }
   return {
     mode: o.mode as FaultMode,
     ...(o.delayMs !== undefined ? { delayMs: o.delayMs as number } : {}),
     ...(o.rate !== undefined ? { rate: o.rate as number } : {}),
+    ...(o.mibPerSecond !== undefined ? { mibPerSecond: o.mibPerSecond } : {}),
   };
 }
 
-/** Settings from `BANK_FAULT`, `BANK_FAULT_DELAY_MS`, `BANK_FAULT_RATE`, or undefined when unset. */
+/**
+ * Settings from `BANK_FAULT`, `BANK_FAULT_DELAY_MS`, `BANK_FAULT_RATE`,
+ * `BANK_FAULT_LEAK_MIB_PER_S`, or undefined when `BANK_FAULT` is unset.
+ */
 export function faultFromEnv(env: NodeJS.ProcessEnv): FaultSettings | string | undefined {
   if (!env.BANK_FAULT) return undefined;
+  const leak = env.BANK_FAULT_LEAK_MIB_PER_S;
+  if (leak && !validLeakRate(Number(leak))) {
+    return `BANK_FAULT_LEAK_MIB_PER_S must be ${LEAK_RATE_RULE} (got ${JSON.stringify(leak)})`;
+  }
   return parseFaultSettings({
     mode: env.BANK_FAULT,
     ...(env.BANK_FAULT_DELAY_MS ? { delayMs: Number(env.BANK_FAULT_DELAY_MS) } : {}),
     ...(env.BANK_FAULT_RATE ? { rate: Number(env.BANK_FAULT_RATE) } : {}),
+    ...(leak ? { mibPerSecond: Number(leak) } : {}),
   });
 }
 
@@ -69,20 +93,23 @@ export class FaultInjector {
   #mode: FaultMode = 'none';
   #delayMs = 0;
   #rate = 1;
+  #mibPerSecond = DEFAULT_LEAK_MIB_PER_S;
   #leakTimer: NodeJS.Timeout | undefined;
   #leaked: Buffer[] = [];
+  #leakedBytes = 0;
   readonly #stderr: (text: string) => void;
 
   constructor(stderr: (text: string) => void = (t) => process.stderr.write(t)) {
     this.#stderr = stderr;
   }
 
-  status(): { mode: FaultMode; delayMs: number; rate: number; leakedBytes: number } {
+  status(): { mode: FaultMode; delayMs: number; rate: number; mibPerSecond: number; leakedBytes: number } {
     return {
       mode: this.#mode,
       delayMs: this.#delayMs,
       rate: this.#rate,
-      leakedBytes: this.#leaked.length * LEAK_CHUNK_BYTES,
+      mibPerSecond: this.#mibPerSecond,
+      leakedBytes: this.#leakedBytes,
     };
   }
 
@@ -92,6 +119,7 @@ export class FaultInjector {
     this.#mode = s.mode;
     this.#delayMs = s.delayMs ?? (s.mode === 'slow' ? 1000 : 0);
     this.#rate = s.rate ?? 1;
+    this.#mibPerSecond = s.mibPerSecond ?? DEFAULT_LEAK_MIB_PER_S;
     const afterMs = Math.max(this.#delayMs, 20);
     switch (s.mode) {
       case 'crash':
@@ -108,12 +136,19 @@ export class FaultInjector {
           }
         }, afterMs);
         break;
-      case 'leak':
+      case 'leak': {
+        const started = performance.now();
+        const bytesPerMs = (this.#mibPerSecond * MiB) / 1000;
         this.#leakTimer = setInterval(() => {
+          // Catch up to the elapsed time, so a late timer on a busy machine does not slow the leak.
+          const due = Math.floor((performance.now() - started) * bytesPerMs) - this.#leakedBytes;
+          if (due <= 0) return;
           // fill() touches every page, so the memory is really resident.
-          this.#leaked.push(Buffer.allocUnsafe(LEAK_CHUNK_BYTES).fill(0x5a));
+          this.#leaked.push(Buffer.allocUnsafe(due).fill(0x5a));
+          this.#leakedBytes += due;
         }, LEAK_EVERY_MS);
         break;
+      }
       case 'oom-log':
         this.#stderr(`${JAVA_OOM_TRACE}\n`);
         break;
@@ -137,5 +172,6 @@ export class FaultInjector {
     if (this.#leakTimer) clearInterval(this.#leakTimer);
     this.#leakTimer = undefined;
     this.#leaked = [];
+    this.#leakedBytes = 0;
   }
 }

@@ -76,9 +76,17 @@ export const BUILTIN_RULES: readonly Rule[] = Object.freeze([
     action: 'isolate',
   },
   {
+    name: 'memory-leak',
+    description:
+      'Memory above 55% of the cgroup limit and growing fast enough (fitted over the last 1 s) to reach it within 4 s: a leak racing an OOM kill, isolate while it is alive.',
+    when: { memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.55 } },
+    severity: 'major',
+    action: 'isolate',
+  },
+  {
     name: 'memory-near-limit',
     description:
-      'Memory above 90% of the cgroup limit for 1 s: a leak about to be OOM-killed, isolate while it is alive.',
+      'Memory above 90% of the cgroup limit for 1 s, growing or not: the backstop for a leak too slow for memory-leak.',
     when: { memoryNearLimit: { aboveRatio: 0.9, forMs: 1000 } },
     severity: 'major',
     action: 'isolate',

@@ -58,6 +58,58 @@ function holdCheck(
   return state.since !== undefined && now - state.since >= forMs;
 }
 
+/**
+ * Memory samples of the last 2 x `windowMs`, oldest first (parallel arrays;
+ * `head` skips expired ones): the line is fitted through the last `windowMs`,
+ * the onset is looked for in all of them, so a leak that began just before
+ * the fitted window is dated from its real start.
+ */
+interface TrendState {
+  at: number[];
+  usage: number[];
+  head: number;
+}
+
+/** Least-squares slope of usage over time, bytes per ms; undefined when all samples share one time. */
+function fitSlope(at: readonly number[], usage: readonly number[], from: number): number | undefined {
+  const n = at.length - from;
+  let mt = 0;
+  let mu = 0;
+  for (let i = from; i < at.length; i++) {
+    mt += at[i]!;
+    mu += usage[i]!;
+  }
+  mt /= n;
+  mu /= n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = from; i < at.length; i++) {
+    const dt = at[i]! - mt;
+    sxx += dt * dt;
+    sxy += dt * (usage[i]! - mu);
+  }
+  return sxx > 0 ? sxy / sxx : undefined;
+}
+
+/**
+ * Where the growth started: the last sample still at the low point of the
+ * kept samples (within a tenth of the rise, so noise before a leak does not
+ * pull the onset back). The leak began after it; erring early keeps
+ * detection latency honest.
+ */
+function growthOnset(at: readonly number[], usage: readonly number[], from: number): number {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = from; i < usage.length; i++) {
+    lo = Math.min(lo, usage[i]!);
+    hi = Math.max(hi, usage[i]!);
+  }
+  const floor = lo + (hi - lo) / 10;
+  let onset = at[from]!;
+  for (let i = from; i < usage.length; i++) if (usage[i]! <= floor) onset = at[i]!;
+  return onset;
+}
+
 export function compileCondition(when: Condition): CompiledCondition {
   if ('consecutive5xx' in when) {
     const { count, withinMs } = when.consecutive5xx;
@@ -268,6 +320,51 @@ export function compileCondition(when: Condition): CompiledCondition {
         return {
           onsetAt: st.since!,
           evidence: `memory at ${pct(st.last)} of its limit (${st.detail}) for ${ms(now - st.since!)}, above ${pct(aboveRatio)}`,
+        };
+      },
+    };
+  }
+  if ('memoryTrend' in when) {
+    const { reachLimitWithinMs, aboveRatio } = when.memoryTrend;
+    const windowMs = when.memoryTrend.windowMs ?? 1000;
+    const minSamples = when.memoryTrend.minSamples ?? 3;
+    return {
+      kind: 'memoryTrend',
+      // A trend changes only with a new sample, so there is nothing to check between samples.
+      signals: ['memory'],
+      timed: false,
+      newState: (): TrendState => ({ at: [], usage: [], head: 0 }),
+      check(_w, raw, _now, signal) {
+        if (signal?.type !== 'memory') return undefined;
+        const st = raw as TrendState;
+        const limit = signal.limitBytes;
+        if (!(limit > 0) || !Number.isFinite(limit)) {
+          // Unlimited: no OOM kill to race, and a later limit must not fit through these samples.
+          st.at.length = st.usage.length = st.head = 0;
+          return undefined;
+        }
+        const at = Math.max(signal.at, st.at[st.at.length - 1] ?? -Infinity);
+        st.at.push(at);
+        st.usage.push(signal.usageBytes);
+        while (st.at[st.head]! < at - 2 * windowMs) st.head++;
+        if (st.head > 64 && st.head * 2 > st.at.length) {
+          st.at.splice(0, st.head);
+          st.usage.splice(0, st.head);
+          st.head = 0;
+        }
+        let from = st.head;
+        while (st.at[from]! < at - windowMs) from++;
+        const n = st.at.length - from;
+        const usage = signal.usageBytes;
+        if (n < minSamples || usage / limit <= aboveRatio) return undefined;
+        const slope = fitSlope(st.at, st.usage, from);
+        if (slope === undefined || slope <= 0) return undefined;
+        const projectedMs = Math.max(0, (limit - usage) / slope);
+        if (projectedMs > reachLimitWithinMs) return undefined;
+        const mibPerS = (slope * 1000) / 1048576;
+        return {
+          onsetAt: growthOnset(st.at, st.usage, st.head),
+          evidence: `memory ${mib(usage)} of its ${mib(limit)} limit (${pct(usage / limit)}) growing ${mibPerS.toFixed(1)} MiB/s over the last ${ms(windowMs)} (${n} samples): projected to reach the limit in ${ms(projectedMs)}; rule: above ${pct(aboveRatio)} and within ${ms(reachLimitWithinMs)}`,
         };
       },
     };

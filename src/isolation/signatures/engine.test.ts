@@ -4,7 +4,7 @@ import type { RequestSignal, Signal } from '../signals/types.ts';
 import { BUILTIN_RULES } from './builtins.ts';
 import { SignatureEngine } from './engine.ts';
 import { resolveRules } from './rules.ts';
-import type { Condition, Match, Rule } from './types.ts';
+import type { Condition, Match, MemoryTrendCondition, Rule } from './types.ts';
 
 /** A test bench: fake clock, one engine, helpers that advance time as signals arrive. */
 function bench(rules: readonly Rule[] = BUILTIN_RULES, window = {}) {
@@ -420,6 +420,180 @@ describe('memoryNearLimit and cpuThrottled', () => {
     }
     expect(b.matches).toMatchObject([{ rule: 'cpu-throttled', action: 'alert', severity: 'minor' }]);
     expect(b.matches[0]!.detectedAt - b.matches[0]!.onsetAt).toBe(5000);
+  });
+});
+
+describe('memoryTrend (memory-leak: above 55% and reaching the limit within 4 s)', () => {
+  const MiB = 1048576;
+  const LIMIT = 128 * MiB;
+  /** A deterministic noise source in [-1, 1), so a failing run can be replayed. */
+  const noise = (seed: number) => () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return (seed / 2 ** 31) * 2 - 1;
+  };
+
+  /**
+   * The demo's leak (examples/bank/lib/fault.ts): rate/10 MiB retained every
+   * 100 ms, the first chunk 100 ms after the fault is set, from 55 MiB in a
+   * 128 MiB limit, sampled every 250 ms at `phaseMs` past the leak start, with
+   * +-0.5 MiB of sample noise. Runs the whole built-in library until the
+   * kernel would OOM-kill the process. Times are ms after the leak started.
+   */
+  function leak(mibPerS: number, phaseMs: number) {
+    const rnd = noise(phaseMs + 1);
+    const leakAt = 60_000;
+    let t = 0;
+    const engine = new SignatureEngine({ now: () => t });
+    const fired = new Map<string, Match>();
+    for (t = leakAt - 30_000 + phaseMs; ; t += 250) {
+      const chunks = t > leakAt ? Math.floor((t - leakAt) / 100) : 0;
+      const usage = 55 * MiB + (chunks * mibPerS * MiB) / 10 + rnd() * 0.5 * MiB;
+      if (usage >= LIMIT) break; // OOM-killed: nothing left to isolate
+      const ms = [
+        ...engine.observe('i', { type: 'memory', at: t, usageBytes: usage, limitBytes: LIMIT }),
+        ...engine.evaluate(t),
+      ];
+      for (const m of ms) if (!fired.has(m.rule)) fired.set(m.rule, m);
+    }
+    const m = fired.get('memory-leak');
+    return {
+      rules: [...fired.keys()],
+      detectMs: m ? m.detectedAt - leakAt : undefined,
+      onsetMs: m ? m.onsetAt - leakAt : undefined,
+      oomMs: t - leakAt,
+      evidence: m?.evidence,
+    };
+  }
+  const PHASES = Array.from({ length: 10 }, (_, i) => i * 25);
+
+  it('isolates a 20 MiB/s leak within 1.5 s of its start, at every sampling phase, long before the OOM kill', () => {
+    const runs = PHASES.map((p) => leak(20, p));
+    for (const r of runs) {
+      expect(r.rules).toEqual(['memory-leak']);
+      expect(r.detectMs).toBeLessThanOrEqual(1500);
+      expect(r.oomMs - r.detectMs!).toBeGreaterThan(2000);
+      // Onset: the last sample before the rise, so detection latency is never flattered.
+      expect(r.onsetMs).toBeGreaterThanOrEqual(-250);
+      expect(r.onsetMs).toBeLessThan(100);
+    }
+    // Measured (deterministic): 800..1025 ms after the leak started (onset to detection 750..1000 ms);
+    // the OOM kill would come about 3700 ms after the start.
+    expect(runs.map((r) => r.detectMs)).toEqual([1000, 1025, 800, 825, 850, 875, 900, 925, 950, 975]);
+    expect(runs[0]!.evidence).toMatch(
+      /^memory \d+ MiB of its 128 MiB limit \(5\d%\) growing (19|2\d)\.\d MiB\/s over the last 1000 ms \(5 samples\): projected to reach the limit in \d+ ms; rule: above 55% and within 4000 ms$/,
+    );
+  });
+
+  it('isolates a fast 100 MiB/s leak before 0.5 s, while memory-near-limit would come too late', () => {
+    const runs = PHASES.map((p) => leak(100, p));
+    for (const r of runs) {
+      expect(r.rules).toEqual(['memory-leak']);
+      expect(r.detectMs).toBeLessThanOrEqual(500);
+      expect(r.detectMs).toBeLessThan(r.oomMs);
+    }
+    // Measured: 200..425 ms; the kernel would OOM-kill at 800 ms (first sample over the limit at
+    // 800..1025 ms), before memory-near-limit's 1 s hold can run out.
+    expect(runs.map((r) => r.detectMs)).toEqual([250, 275, 300, 325, 350, 375, 400, 425, 200, 225]);
+    const withoutTrend = BUILTIN_RULES.filter((r) => r.name !== 'memory-leak');
+    const b = bench(withoutTrend);
+    for (let i = 0; i <= 30; i++) {
+      const usage = Math.min(LIMIT, 55 * MiB + Math.max(0, i * 250 - 100) * 0.1 * MiB);
+      if (usage >= LIMIT) break;
+      b.at(b.now, 'i', { type: 'memory', at: b.now, usageBytes: usage, limitBytes: LIMIT });
+      b.tick(250);
+    }
+    expect(b.matches).toEqual([]);
+  });
+
+  it('leaves steady memory at 70% with sample noise, timing jitter and GC sawtooth alone for an hour', () => {
+    const rnd = noise(42);
+    const b = bench(BUILTIN_RULES);
+    const start = b.now;
+    for (let i = 0; i < 4 * 3600; i++) {
+      const t = start + i * 250 + rnd() * 20;
+      // +-2 MiB per sample, and a 4 MiB sawtooth that builds up over 3 s and drops at a GC.
+      const usage = 0.7 * LIMIT + rnd() * 2 * MiB + ((i % 12) / 12) * 4 * MiB - 2 * MiB;
+      b.at(t, 'i', { type: 'memory', at: t, usageBytes: usage, limitBytes: LIMIT });
+    }
+    b.tick(1000);
+    expect(b.matches).toEqual([]);
+  });
+
+  describe('condition', () => {
+    const rule = (o: Partial<MemoryTrendCondition['memoryTrend']> = {}) =>
+      only('trend', { memoryTrend: { reachLimitWithinMs: 5000, aboveRatio: 0.5, ...o } });
+    /** One memory sample every 250 ms (MiB; limit 1000 MiB unless given); returns the usage that fired, if any. */
+    const feed = (b: ReturnType<typeof bench>, usagesMiB: number[], limitMiB = 1000) => {
+      for (const u of usagesMiB) {
+        const m = b.at(b.now, 'i', {
+          type: 'memory',
+          at: b.now,
+          usageBytes: u * MiB,
+          limitBytes: limitMiB * MiB,
+        });
+        if (m.length > 0) return u;
+        b.tick(250);
+      }
+      return undefined;
+    };
+
+    it('fires on the sample that completes the trend, with onset at the start of the rise and the numbers', () => {
+      const b = bench(rule());
+      const rise = b.now + 750; // the last sample at 400
+      expect(feed(b, [400, 400, 400, 400, 500])).toBeUndefined(); // 50% is not above 50%
+      const firedAt = b.now;
+      expect(feed(b, [600])).toBe(600);
+      expect(b.matches).toMatchObject([{ rule: 'trend', onsetAt: rise, detectedAt: firedAt }]);
+      expect(b.matches[0]!.evidence).toBe(
+        'memory 600 MiB of its 1000 MiB limit (60%) growing 200.0 MiB/s over the last 1000 ms (5 samples): projected to reach the limit in 2000 ms; rule: above 50% and within 5000 ms',
+      );
+    });
+
+    it('waits while slow growth would need more than reachLimitWithinMs, and fires once it would not', () => {
+      const b = bench(rule());
+      // 5 MiB per 250 ms = 20 MiB/s: 5 s to the limit from 900 MiB.
+      const ramp = Array.from({ length: 60 }, (_, i) => 700 + 5 * i);
+      const fired = feed(b, ramp);
+      expect(fired).toBeGreaterThanOrEqual(900);
+      expect(fired).toBeLessThanOrEqual(905);
+    });
+
+    it('never fires at or below aboveRatio, however fast the growth', () => {
+      const b = bench(rule());
+      expect(feed(b, [100, 200, 300, 400, 500, 500, 500])).toBeUndefined();
+    });
+
+    it('never fires on flat or shrinking memory near the limit', () => {
+      const b = bench(rule());
+      expect(feed(b, [990, 990, 990, 990, 990, 980, 960, 940, 920, 920, 920, 920])).toBeUndefined();
+    });
+
+    it('needs minSamples samples (default 3) in the window', () => {
+      expect(feed(bench(rule()), [600, 700, 800])).toBe(800);
+      expect(feed(bench(rule({ minSamples: 4 })), [600, 700, 800, 900])).toBe(900);
+    });
+
+    it('fits only the samples of the last windowMs', () => {
+      const b = bench(rule({ windowMs: 500, minSamples: 2 }));
+      expect(feed(b, [600])).toBeUndefined();
+      b.tick(750); // the 600 sample is now 1000 ms old, out of a 500 ms window
+      expect(feed(b, [700])).toBeUndefined();
+      expect(feed(b, [800])).toBe(800);
+      // The same samples with the default 1000 ms window: 600 and 700 make a trend at once.
+      const d = bench(rule({ minSamples: 2 }));
+      feed(d, [600]);
+      d.tick(750);
+      expect(feed(d, [700])).toBe(700);
+    });
+
+    it('never fires without a limit, and does not fit a new limit through unlimited samples', () => {
+      const b = bench(rule());
+      expect(feed(b, [100, 400, 700, 1000, 1300], 0)).toBeUndefined();
+      b.at(b.now, 'i', { type: 'memory', at: b.now, usageBytes: 1e15, limitBytes: Infinity });
+      b.tick(250);
+      expect(feed(b, [800, 810])).toBeUndefined(); // two limited samples: fewer than 3
+      expect(feed(b, [820])).toBe(820);
+    });
   });
 });
 

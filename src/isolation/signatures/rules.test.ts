@@ -41,6 +41,7 @@ describe('built-in library', () => {
       'probe-failures',
       'java-oom-log',
       'node-heap-oom',
+      'memory-leak',
       'memory-near-limit',
       'cpu-throttled',
       'restart-loop',
@@ -74,6 +75,10 @@ describe('validateRules', () => {
       rule({ stopped: {} }, { name: 'g' }),
       rule({ logPattern: { regex: 'deadlock', flags: 'i', stream: 'stderr' } }, { name: 'h' }),
       rule({ memoryNearLimit: { aboveRatio: 0.95, forMs: 500 } }, { name: 'i' }),
+      rule(
+        { memoryTrend: { reachLimitWithinMs: 3000, aboveRatio: 0.5, windowMs: 2000, minSamples: 5 } },
+        { name: 'l' },
+      ),
       rule(
         { cpuThrottled: { aboveRatio: 0.8, forMs: 10_000 } },
         { name: 'j', action: 'alert', severity: 'minor' },
@@ -114,6 +119,31 @@ describe('validateRules', () => {
       '[0].when: must have exactly one condition (got noResponse, stopped)',
     ],
     [rule({ panics: {} }), '[0].when.panics: unknown condition; use one of consecutive5xx'],
+    [rule({ memoryTrend: { aboveRatio: 0.6 } }), '[0].when.memoryTrend.reachLimitWithinMs: required'],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 0, aboveRatio: 0.6 } }),
+      '[0].when.memoryTrend.reachLimitWithinMs: must be > 0 milliseconds (got 0)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 60 } }),
+      '[0].when.memoryTrend.aboveRatio: must be between 0 and 1, a fraction such as 0.9 for 90% (got 60)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, minSamples: 1 } }),
+      '[0].when.memoryTrend.minSamples: must be an integer >= 2, a line needs two points (got 1)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, windowMs: -1 } }),
+      '[0].when.memoryTrend.windowMs: must be > 0 milliseconds (got -1)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, windowMs: 3_600_000 } }),
+      '[0].when.memoryTrend.windowMs: must be <= 600000 (10 minutes; each instance keeps 2 x windowMs of samples) (got 3600000)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, forMs: 1000 } }),
+      '[0].when.memoryTrend.forMs: unknown field; known fields: reachLimitWithinMs, aboveRatio, windowMs, minSamples',
+    ],
     [rule({ stopped: {} }, { action: 'kill' }), '[0].action: must be one of isolate, restart, alert'],
     [
       rule({ stopped: {} }, { name: 'Bad_Name' }),
@@ -131,6 +161,19 @@ describe('validateRules', () => {
     expect(issuesOf([r]).join()).toContain(
       '[0].when.logPattern.regex: not a valid JavaScript regular expression',
     );
+  });
+
+  it('rejects a memoryTrend window too short to hold minSamples memory samples (it would never fire)', () => {
+    expect(
+      issuesOf([rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, minSamples: 10 } })]),
+    ).toEqual([
+      'spec.isolation.signatures[0].when.memoryTrend: windowMs 1000 cannot hold minSamples 10 memory samples taken every ~250 ms, so the rule would never fire; set windowMs >= 2250 or lower minSamples',
+    ]);
+    expect(
+      issuesOf([
+        rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, windowMs: 2250, minSamples: 10 } }),
+      ]),
+    ).toEqual([]);
   });
 
   it('rejects duplicate names and a non-list', () => {

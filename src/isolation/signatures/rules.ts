@@ -15,6 +15,9 @@ const EXIT_REASONS = ['exited', 'signaled', 'oom-killed', 'liveness-failed'];
 const STREAMS = ['stdout', 'stderr', 'both'];
 const PERCENTILES = [50, 90, 99];
 const REGEX_FLAGS = /^[imsu]*$/;
+/** How often memory is sampled (src/isolation/sources/resources.ts default), for `memoryTrend` window checks. */
+const MEMORY_SAMPLE_INTERVAL_MS = 250;
+const MAX_TREND_WINDOW_MS = 600_000;
 
 /** One problem in a rule list, located like `spec.isolation.signatures[2].when.errorRate.above`. */
 export class RuleValidationError extends Error {
@@ -58,6 +61,12 @@ const CONDITION_FIELDS: Record<string, Record<string, { kind: FieldKind | 'custo
   memoryNearLimit: {
     aboveRatio: { kind: 'ratio', required: true },
     forMs: { kind: 'nonNegMs', required: true },
+  },
+  memoryTrend: {
+    reachLimitWithinMs: { kind: 'posMs', required: true },
+    aboveRatio: { kind: 'ratio', required: true },
+    windowMs: { kind: 'posMs', required: false },
+    minSamples: { kind: 'custom', required: false },
   },
   cpuThrottled: {
     aboveRatio: { kind: 'ratio', required: true },
@@ -114,6 +123,10 @@ function checkCustom(kind: string, field: string, v: unknown, at: string, issues
   } else if (kind === 'logPattern' && field === 'regex') {
     if (typeof v !== 'string' || v === '')
       issues.push(`${at}: must be a non-empty regular expression string`);
+  } else if (kind === 'memoryTrend' && field === 'minSamples') {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 2) {
+      issues.push(`${at}: must be an integer >= 2, a line needs two points (got ${JSON.stringify(v)})`);
+    }
   } else if (kind === 'exited' && field === 'reasons') {
     if (!Array.isArray(v) || v.length === 0) {
       issues.push(`${at}: must be a non-empty list of ${EXIT_REASONS.join(', ')}; omit it to match any exit`);
@@ -124,6 +137,28 @@ function checkCustom(kind: string, field: string, v: unknown, at: string, issues
         }
       });
     }
+  }
+}
+
+/**
+ * A window too short for `minSamples` at the memory sampling interval never
+ * fires, silently: say so when the rule is applied.
+ */
+function checkTrendWindow(body: Obj, at: string, issues: string[]): void {
+  const windowMs = body.windowMs ?? 1000;
+  const minSamples = body.minSamples ?? 3;
+  if (typeof windowMs !== 'number' || typeof minSamples !== 'number' || !Number.isInteger(minSamples)) return;
+  if (windowMs <= 0 || minSamples < 2) return; // already reported
+  if (windowMs > MAX_TREND_WINDOW_MS) {
+    issues.push(
+      `${at}.windowMs: must be <= ${MAX_TREND_WINDOW_MS} (10 minutes; each instance keeps 2 x windowMs of samples) (got ${windowMs})`,
+    );
+  }
+  const needMs = (minSamples - 1) * MEMORY_SAMPLE_INTERVAL_MS;
+  if (windowMs < needMs) {
+    issues.push(
+      `${at}: windowMs ${windowMs} cannot hold minSamples ${minSamples} memory samples taken every ~${MEMORY_SAMPLE_INTERVAL_MS} ms, so the rule would never fire; set windowMs >= ${needMs} or lower minSamples`,
+    );
   }
 }
 
@@ -170,6 +205,7 @@ function validateCondition(when: unknown, at: string, issues: string[]): void {
   if (kind === 'latency' && body.aboveBaselineFactor === undefined && body.aboveMs === undefined) {
     issues.push(`${at}.latency: set aboveBaselineFactor (x own baseline), aboveMs (absolute), or both`);
   }
+  if (kind === 'memoryTrend') checkTrendWindow(body, `${at}.memoryTrend`, issues);
   if (kind === 'logPattern' && typeof body.regex === 'string' && body.regex !== '') {
     try {
       new RegExp(

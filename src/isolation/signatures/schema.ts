@@ -2,7 +2,8 @@
  * JSON Schema (draft-07) fragment for `spec.isolation.signatures`, for the
  * model owner to plug into the App schema (src/model/schema.ts). It mirrors
  * `validateRules` in rules.ts, which additionally checks what a schema cannot
- * say well (the regex compiles, duplicate names, a latency threshold is set)
+ * say well (the regex compiles, duplicate names, a latency threshold is set,
+ * a memoryTrend window holds its minSamples)
  * and gives located, fix-naming messages.
  */
 import { MAX_STREAK_SAMPLES } from '../signals/window.ts';
@@ -104,6 +105,23 @@ const CONDITIONS: Record<(typeof CONDITION_KINDS)[number], Json> = {
     'Memory usage above aboveRatio of the cgroup limit for forMs.',
     { aboveRatio: ratio('Fraction of the limit (0..1).'), forMs: nonNegMs('How long it must hold.') },
     ['aboveRatio', 'forMs'],
+  ),
+  memoryTrend: object(
+    'Memory usage above aboveRatio of the cgroup limit and, fitted over the samples of the last windowMs, growing fast enough to reach the limit within reachLimitWithinMs.',
+    {
+      reachLimitWithinMs: posMs('Projected time to the limit at the fitted growth rate.'),
+      aboveRatio: ratio('Usage must also be above this fraction of the limit (0..1).'),
+      windowMs: {
+        ...posMs('Samples of this many ms are fitted (at most 10 minutes). Default 1000.'),
+        maximum: 600_000,
+      },
+      minSamples: {
+        type: 'integer',
+        minimum: 2,
+        description: 'Samples needed in the window (at least 2). Default 3.',
+      },
+    },
+    ['reachLimitWithinMs', 'aboveRatio'],
   ),
   cpuThrottled: object(
     'Fraction of CPU periods throttled above aboveRatio for forMs.',

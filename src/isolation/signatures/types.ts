@@ -72,6 +72,26 @@ export interface MemoryNearLimitCondition {
   memoryNearLimit: { aboveRatio: number; forMs: number };
 }
 
+/**
+ * A leak about to hit the cgroup limit: usage is above `aboveRatio` of the
+ * limit AND a least-squares line through the memory samples of the last
+ * `windowMs` reaches the limit within `reachLimitWithinMs`. Fires earlier than
+ * `memoryNearLimit` for a fast leak (which an OOM kill would otherwise end
+ * before a hold timer runs out) and later, but still alive, for a slow one.
+ */
+export interface MemoryTrendCondition {
+  memoryTrend: {
+    /** Fires when the fitted growth reaches the limit within this many ms of the newest sample. */
+    reachLimitWithinMs: number;
+    /** Usage / limit must also be above this (0..1), so a young process filling its heap does not count. */
+    aboveRatio: number;
+    /** Samples the line is fitted through: those of the last `windowMs`. @default 1000 */
+    windowMs?: number;
+    /** Samples needed in the window before a trend counts (at least 2). @default 3 */
+    minSamples?: number;
+  };
+}
+
 export interface CpuThrottledCondition {
   cpuThrottled: { aboveRatio: number; forMs: number };
 }
@@ -90,6 +110,7 @@ export type Condition =
   | StoppedCondition
   | LogPatternCondition
   | MemoryNearLimitCondition
+  | MemoryTrendCondition
   | CpuThrottledCondition
   | RestartLoopCondition;
 
@@ -104,6 +125,7 @@ export const CONDITION_KINDS = [
   'stopped',
   'logPattern',
   'memoryNearLimit',
+  'memoryTrend',
   'cpuThrottled',
   'restartLoop',
 ] as const;
