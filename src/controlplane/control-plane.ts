@@ -18,6 +18,8 @@ import { ChangeFeed } from './change-feed.ts';
 import { setCondition } from './controllers/conditions.ts';
 import { SiteReconciler } from './controllers/site-reconciler.ts';
 import { createLogger, type LogLevel } from './logger.ts';
+import { IsolationController } from '../isolation/controller/isolation-controller.ts';
+import { siteSignalFeed } from '../isolation/controller/feed.ts';
 import { buildServer } from './server.ts';
 
 export interface ControlPlaneOptions {
@@ -51,6 +53,7 @@ export class ControlPlane {
   readonly store: Store;
   readonly feed: ChangeFeed;
   readonly site: SiteHandle;
+  readonly isolation: IsolationController;
   readonly server: FastifyInstance;
   readonly url: string;
   readonly log: PinoLogger;
@@ -60,6 +63,7 @@ export class ControlPlane {
     store: Store;
     feed: ChangeFeed;
     site: SiteHandle;
+    isolation: IsolationController;
     server: FastifyInstance;
     url: string;
     log: PinoLogger;
@@ -67,6 +71,7 @@ export class ControlPlane {
     this.store = parts.store;
     this.feed = parts.feed;
     this.site = parts.site;
+    this.isolation = parts.isolation;
     this.server = parts.server;
     this.url = parts.url;
     this.log = parts.log;
@@ -120,6 +125,26 @@ export class ControlPlane {
         dataRoot: path.join(dataDir, 'sites', siteName, 'data'),
         ...(opts.resyncIntervalMs !== undefined ? { resyncIntervalMs: opts.resyncIntervalMs } : {}),
       });
+      const isoLog = log.child({ component: 'isolation', site: siteName });
+      // The feed asks the controller for each instance's probe (its app's readiness probe).
+      const isolation: IsolationController = new IsolationController({
+        site: siteName,
+        store,
+        driver,
+        dataplane,
+        reconciler,
+        feed: siteSignalFeed({
+          site: siteName,
+          driver,
+          dataplane,
+          probeTarget: (inst) => isolation.probeTargetOf(inst),
+          onError: rateLimited((source, err) =>
+            isoLog.warn({ source, err: String(err) }, 'signal source error'),
+          ),
+        }),
+        evidenceDir: path.join(dataDir, 'sites', siteName, 'evidence'),
+        log: isoLog,
+      });
       const site: SiteHandle = { name: siteName, driver, dataplane, reconciler };
       const kick = (): void => {
         feed.poke();
@@ -133,6 +158,11 @@ export class ControlPlane {
         feed,
         sites: new Map([[siteName, site]]),
         kick,
+        isolation: {
+          release: (id) => isolation.release(id),
+          deleteQuarantined: (id) => isolation.deleteQuarantined(id),
+          metrics: () => isolation.metrics(),
+        },
         status: async () => ({
           store: store.description,
           changeFeed: feed.status(),
@@ -142,6 +172,7 @@ export class ControlPlane {
               gateway: dataplane.gatewayUrl,
               dataplane: 'status' in dataplane ? (dataplane as { status(): unknown }).status() : undefined,
               reconciler: reconciler.status(),
+              isolation: isolation.status(),
             },
           },
         }),
@@ -151,8 +182,10 @@ export class ControlPlane {
       const address = await server.listen({ host, port: opts.port ?? 7070 });
       cleanups.unshift(() => server.close());
       reconciler.start();
+      await isolation.start();
+      cleanups.unshift(() => isolation.stop());
       await writeSiteStatus(store, siteName, driver, dataplane.gatewayUrl);
-      const cp = new ControlPlane({ store, feed, site, server, url: address, log });
+      const cp = new ControlPlane({ store, feed, site, isolation, server, url: address, log });
       log.info(
         { url: address, store: store.description, gateway: dataplane.gatewayUrl },
         'control plane started',
@@ -173,6 +206,7 @@ export class ControlPlane {
     if (this.closed) return;
     this.closed = true;
     await this.server.close();
+    await this.isolation.stop();
     await this.site.reconciler.stop();
     await this.feed.stop();
     await this.site.driver.close({ stopInstances: opts.stopWorkloads ?? false });
@@ -224,4 +258,17 @@ async function writeSiteStatus(
     now,
   );
   await store.updateStatus({ kind: 'Site', project: '', name }, { conditions, gateway: { url: gatewayUrl } });
+}
+
+/** At most one report per source and message every 10 s: a broken dependency must not flood the log. */
+function rateLimited(report: (source: string, err: unknown) => void): (source: string, err: unknown) => void {
+  const last = new Map<string, number>();
+  return (source, err) => {
+    const key = `${source}\0${String(err)}`;
+    const now = Date.now();
+    if ((last.get(key) ?? 0) > now - 10_000) return;
+    if (last.size > 1000) last.clear();
+    last.set(key, now);
+    report(source, err);
+  };
 }

@@ -258,12 +258,21 @@ describe('foundation: demo bank end to end', () => {
   it.runIf(isRoot)(
     'OOM-kills an instance that outgrows its memory limit, reports it and restarts it with backoff',
     async () => {
+      // This test is about the runtime's OOM handling: with isolation on, the memory-leak
+      // signature would quarantine the instance before the kernel kills it.
+      const noIsolation = manifest.replace(
+        /(name: ledger\n  project: bank\nspec:\n)/,
+        '$1  isolation:\n    enabled: false\n',
+      );
+      expect(noIsolation).not.toBe(manifest);
+      const applied = await cp.api('POST', '/api/v1/apply', noIsolation, true);
+      expect(applied.status, JSON.stringify(applied.body)).toBe(200);
       const [victim] = await instances('ledger');
       const port = Object.values(victim!.ports)[0];
       const res = await fetch(`http://${victim!.ip}:${port}/admin/fault`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ mode: 'leak' }),
+        body: JSON.stringify({ mode: 'leak', mibPerSecond: 100 }),
       });
       expect(res.status).toBe(200);
       const after = await waitFor(

@@ -1,0 +1,578 @@
+/**
+ * The isolation controller of one site: signals in, incidents and actions out.
+ *
+ *   signal feed ──► SignatureEngine ──► match ──► safety ──► action ──► incident
+ *
+ * Isolation is deliberately not a reconcile pass: the first thing it does is
+ * one runtime-API call that puts the server in `maint` (about 1 ms), then it
+ * tells the reconciler to hold the instance out (so no later sync undoes it),
+ * quarantines the process (alive, unsupervised) and asks for a pass, which
+ * starts the replacement because quarantined instances no longer count as
+ * replicas. Evidence is collected in the background, after the instance is
+ * out of traffic. Every step lands in the incident's timeline.
+ *
+ * Crash-only: an instance whose process died cannot be quarantined; it leaves
+ * traffic the same way and the runtime restarts it (action `restart`).
+ */
+import type { DataPlane } from '../../dataplane/dataplane.ts';
+import type { AppResource } from '../../model/types.ts';
+import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
+import type { Store } from '../../store/store.ts';
+import { serviceName } from '../../controlplane/controllers/plan.ts';
+import type { Logger } from '../../controlplane/logger.ts';
+import { createIsolationMetrics } from '../../controlplane/metrics/isolation.ts';
+import { ConflictError, NotFoundError } from '../../store/store.ts';
+import { collectEvidence as defaultCollect } from '../evidence/collect.ts';
+import type { Incident } from '../incidents/types.ts';
+import type { Signal } from '../signals/types.ts';
+import type { ProbeTarget } from '../sources/probes.ts';
+import { SignatureEngine } from '../signatures/engine.ts';
+import type { Match } from '../signatures/types.ts';
+import { addEvent, newIncident } from './incident-record.ts';
+import { effectivePolicy, RuleCache, type EffectivePolicy } from './policy.ts';
+import { decide, MASS_FAULT_WINDOW_MS, type Decision } from './safety.ts';
+
+/** Where signals come from (see src/isolation/sources). */
+export interface SignalSink {
+  signal(instanceId: string, s: Signal): void;
+  logLine(instanceId: string, stream: 'stdout' | 'stderr', line: string, at: number): void;
+}
+export interface SignalFeed {
+  start(sink: SignalSink): void;
+  stop(): Promise<void>;
+}
+
+export interface IsolationControllerOptions {
+  site: string;
+  store: Store;
+  driver: RuntimeDriver;
+  dataplane: DataPlane;
+  /** The site reconciler: keeps held-out instances in maint and starts replacements. */
+  reconciler: { holdOut(id: string, held: boolean): void; trigger(): void };
+  feed?: SignalFeed;
+  /** Root directory of evidence bundles. */
+  evidenceDir: string;
+  log: Logger;
+  /** How often time-driven signatures are checked. @default 100 */
+  evaluateIntervalMs?: number;
+  /** How often App specs (policies, rules) are re-read. @default 1000 */
+  appRefreshMs?: number;
+  /** Retention sweep (TTL of quarantined instances). @default 30000 */
+  sweepIntervalMs?: number;
+  engine?: SignatureEngine;
+  collectEvidence?: typeof defaultCollect;
+}
+
+export interface IsolationControllerStatus {
+  site: string;
+  watched: number;
+  quarantined: string[];
+  openIncidents: number;
+  matches: number;
+  engine: ReturnType<SignatureEngine['status']>;
+}
+
+const RATE_WINDOW_MS = 60_000;
+const ALERT_DEDUPE_MS = 60_000;
+/** After a suppressed isolation, let the rules fire again this much later (the situation may have changed). */
+const REARM_AFTER_MS = 5_000;
+
+const workloadKey = (i: { project: string; app: string; workload: string }): string =>
+  `${i.project}/${i.app}/${i.workload}`;
+
+export class IsolationController {
+  private readonly o: Required<
+    Pick<IsolationControllerOptions, 'evaluateIntervalMs' | 'appRefreshMs' | 'sweepIntervalMs'>
+  > &
+    IsolationControllerOptions;
+  private readonly engine: SignatureEngine;
+  private readonly rules = new RuleCache();
+  private readonly metricsSink = createIsolationMetrics({
+    quarantined: () => this.o.driver.list().filter((i) => i.phase === 'quarantined').length,
+  });
+  /** Last persisted version of each incident, so each duration is observed once. */
+  private readonly lastWritten = new Map<string, Incident>();
+  private apps = new Map<string, AppResource>();
+  /** Incidents still in progress, by instance id (isolate: until resolved; restart: until mitigated). */
+  private readonly active = new Map<string, Incident>();
+  /** Incidents waiting for a replacement instance, by incident id. */
+  private readonly awaitingReplacement = new Map<string, Incident>();
+  private readonly isolations = new Map<string, number[]>();
+  private readonly recentFaults = new Map<string, Map<string, number>>();
+  private readonly alerted = new Map<string, number>();
+  private readonly writes = new Map<string, Promise<void>>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly pending = new Set<Promise<unknown>>();
+  private unwatch: (() => void) | undefined;
+  private stopped = false;
+  private matches = 0;
+
+  constructor(opts: IsolationControllerOptions) {
+    this.o = { evaluateIntervalMs: 100, appRefreshMs: 1000, sweepIntervalMs: 30_000, ...opts };
+    this.engine = opts.engine ?? new SignatureEngine();
+  }
+
+  async start(): Promise<void> {
+    await this.refreshApps();
+    await this.resumeIncidents();
+    for (const inst of this.o.driver.list()) this.track(inst);
+    this.unwatch = this.o.driver.watch((ev) => {
+      if (ev.type === 'removed') this.onRemoved(ev.id);
+      else this.onChanged(ev.instance);
+    });
+    this.o.feed?.start({
+      signal: (id, s) => this.onSignal(id, s),
+      logLine: (id, stream, line, at) => {
+        if (!this.watchable(id)) return;
+        this.handleAll(this.engine.observeLogLine(id, stream, line, at));
+      },
+    });
+    const every = (ms: number, fn: () => unknown): void => {
+      const t = setInterval(() => {
+        try {
+          const r = fn();
+          if (r instanceof Promise) this.background(r);
+        } catch (err) {
+          this.o.log.error({ err: (err as Error).message }, 'isolation timer failed');
+        }
+      }, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.o.evaluateIntervalMs, () => this.handleAll(this.engine.evaluate()));
+    every(this.o.appRefreshMs, () => this.refreshApps());
+    every(this.o.sweepIntervalMs, () => this.sweep());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.unwatch?.();
+    await this.o.feed?.stop();
+    await Promise.allSettled([...this.pending]);
+    await Promise.allSettled([...this.writes.values()]);
+  }
+
+  status(): IsolationControllerStatus {
+    return {
+      site: this.o.site,
+      watched: this.engine.status().instances,
+      quarantined: this.o.driver
+        .list()
+        .filter((i) => i.phase === 'quarantined')
+        .map((i) => i.id),
+      openIncidents: this.active.size,
+      matches: this.matches,
+      engine: this.engine.status(),
+    };
+  }
+
+  /** Prometheus text of the isolation metrics. */
+  metrics(): string {
+    return this.metricsSink.render();
+  }
+
+  // ------------------------------------------------------------ operator actions
+
+  /** Put a quarantined instance back into service (a false positive, or fixed in place). */
+  async release(instanceId: string): Promise<Incident> {
+    const inst = this.requireQuarantined(instanceId);
+    await this.o.driver.unquarantine(inst.id);
+    this.o.reconciler.holdOut(inst.id, false);
+    this.engine.reset(inst.id);
+    this.track(this.o.driver.get(inst.id) ?? inst);
+    this.o.reconciler.trigger();
+    const inc = await this.incidentOf(inst.id);
+    addEvent(inc, 'released', Date.now(), 'returned to supervision and to traffic by an operator');
+    this.finish(inc);
+    return inc;
+  }
+
+  /** Stop and remove a quarantined instance (its evidence stays). */
+  async deleteQuarantined(instanceId: string, why = 'stopped and removed by an operator'): Promise<Incident> {
+    const inst = this.requireQuarantined(instanceId);
+    const inc = await this.incidentOf(inst.id);
+    await this.o.driver.remove(inst.id);
+    this.o.reconciler.holdOut(inst.id, false);
+    this.engine.forget(inst.id);
+    addEvent(inc, 'deleted', Date.now(), why);
+    this.finish(inc);
+    return inc;
+  }
+
+  private requireQuarantined(instanceId: string): InstanceStatus {
+    const inst = this.o.driver.get(instanceId);
+    if (!inst) throw new NotFoundError(`instance '${instanceId}' not found on site ${this.o.site}`);
+    if (inst.phase !== 'quarantined') {
+      throw new ConflictError(
+        `instance '${instanceId}' is ${inst.phase}, not quarantined: only quarantined instances can be released or deleted`,
+      );
+    }
+    return inst;
+  }
+
+  private async incidentOf(instanceId: string): Promise<Incident> {
+    const known = this.active.get(instanceId);
+    if (known) return known;
+    const stored = (await this.o.store.listIncidents({ instanceId, limit: 10 })).find(
+      (i) => i.action.kind === 'isolate' && i.state !== 'resolved',
+    );
+    if (stored) return stored;
+    throw new NotFoundError(`no open incident for quarantined instance '${instanceId}'`);
+  }
+
+  // ------------------------------------------------------------ tracking
+
+  private async refreshApps(): Promise<void> {
+    const apps = (await this.o.store.list('App')) as AppResource[];
+    this.apps = new Map(apps.map((a) => [`${a.metadata.project}/${a.metadata.name}`, a]));
+    // Rules may have changed with a new generation: re-watch (the engine keeps windows).
+    for (const inst of this.o.driver.list()) if (this.watchable(inst.id)) this.track(inst);
+  }
+
+  private appOf(i: { project: string; app: string }): AppResource | undefined {
+    return this.apps.get(`${i.project}/${i.app}`);
+  }
+
+  /** The fast probe of an instance: its workload's readiness probe (HTTP or TCP), else none. */
+  probeTargetOf(inst: InstanceStatus): ProbeTarget | undefined {
+    const w = this.appOf(inst)?.spec.workloads.find((x) => x.name === inst.workload);
+    const r = w?.health?.readiness;
+    if (!r) return undefined;
+    if ('http' in r) {
+      const port = inst.ports[r.http.port];
+      return port ? { http: { port, path: r.http.path } } : undefined;
+    }
+    if ('tcp' in r) {
+      const port = inst.ports[r.tcp.port];
+      return port ? { tcp: { port } } : undefined;
+    }
+    return undefined;
+  }
+
+  private policyOf(i: { project: string; app: string }): EffectivePolicy {
+    return effectivePolicy(this.appOf(i)?.spec.isolation);
+  }
+
+  private watchable(id: string): boolean {
+    const inst = this.o.driver.get(id);
+    return (
+      !!inst &&
+      inst.site === this.o.site &&
+      inst.phase !== 'quarantined' &&
+      inst.phase !== 'stopping' &&
+      !this.stopped
+    );
+  }
+
+  private track(inst: InstanceStatus): void {
+    if (inst.site !== this.o.site || inst.phase === 'quarantined') return;
+    const app = this.appOf(inst);
+    this.engine.watch(inst.id, app ? this.rules.rulesFor(app) : undefined);
+  }
+
+  private onRemoved(id: string): void {
+    this.engine.forget(id);
+    const inc = this.active.get(id);
+    if (inc && inc.action.kind === 'isolate' && inc.state !== 'resolved') {
+      addEvent(inc, 'deleted', Date.now(), 'the instance was removed (app deleted or scaled)');
+      this.finish(inc);
+    } else if (inc) {
+      this.active.delete(id);
+    }
+    this.o.reconciler.holdOut(id, false);
+  }
+
+  private onChanged(inst: InstanceStatus): void {
+    if (inst.site !== this.o.site) return;
+    if (inst.phase !== 'quarantined') this.track(inst);
+    // A crashed instance that the runtime restarted and that is ready again closes its episode.
+    const inc = this.active.get(inst.id);
+    if (inc && inc.action.kind === 'restart' && inst.ready && inst.pid !== undefined) {
+      addEvent(inc, 'replacement-ready', Date.now(), `restarted process ${inst.pid} is ready`);
+      this.engine.reset(inst.id);
+      this.active.delete(inst.id);
+      this.persist(inc);
+    }
+    for (const waiting of this.awaitingReplacement.values()) this.checkReplacement(waiting, inst);
+  }
+
+  private checkReplacement(inc: Incident, inst: InstanceStatus): void {
+    const quarantined = this.o.driver.get(inc.instanceId);
+    if (
+      inst.id === inc.instanceId ||
+      workloadKey(inst) !== workloadKey(inc) ||
+      inst.phase === 'quarantined' ||
+      (quarantined && inst.ordinal !== quarantined.ordinal)
+    )
+      return;
+    if (!inc.replacementId) {
+      inc.replacementId = inst.id;
+      addEvent(inc, 'replacement-started', Date.now(), `replacement ${inst.id} started`);
+      this.persist(inc);
+    }
+    if (inc.replacementId === inst.id && inst.ready) {
+      addEvent(inc, 'replacement-ready', Date.now(), `replacement ${inst.id} is ready and in traffic`);
+      this.awaitingReplacement.delete(inc.id);
+      this.persist(inc);
+    }
+  }
+
+  /** After a control-plane restart: keep quarantined instances out, continue open incidents. */
+  private async resumeIncidents(): Promise<void> {
+    for (const inst of this.o.driver.list()) {
+      if (inst.site === this.o.site && inst.phase === 'quarantined') this.o.reconciler.holdOut(inst.id, true);
+    }
+    for (const state of ['open', 'isolated', 'mitigated'] as const) {
+      for (const inc of await this.o.store.listIncidents({ state, limit: 1000 })) {
+        if (inc.site !== this.o.site) continue;
+        const inst = this.o.driver.get(inc.instanceId);
+        if (inc.action.kind === 'isolate' && inst?.phase === 'quarantined') {
+          this.active.set(inc.instanceId, inc);
+          if (!inc.replacementReadyAt) this.awaitingReplacement.set(inc.id, inc);
+        } else if (inc.action.kind === 'isolate' && !inst) {
+          addEvent(
+            inc,
+            'deleted',
+            Date.now(),
+            'the quarantined instance was gone after a control-plane restart',
+          );
+          this.persist(inc);
+        } else if (inc.action.kind === 'restart' && !inc.replacementReadyAt && inst) {
+          this.active.set(inc.instanceId, inc);
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ matching
+
+  private onSignal(id: string, s: Signal): void {
+    if (!this.watchable(id)) return;
+    this.handleAll(this.engine.observe(id, s));
+  }
+
+  private handleAll(matches: Match[]): void {
+    for (const m of matches) this.background(this.handle(m));
+  }
+
+  private background(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) =>
+      this.o.log.error({ err: (err as Error).message }, 'isolation action failed'),
+    );
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  private async handle(m: Match): Promise<void> {
+    if (this.stopped) return;
+    const inst = this.o.driver.get(m.instanceId);
+    if (!inst || inst.phase === 'quarantined' || inst.phase === 'stopping') return;
+    // One episode at a time per instance: a crashed process also stops answering probes,
+    // which must not turn its restart into an isolation.
+    if (this.active.has(inst.id)) return;
+    this.matches++;
+    const now = Date.now();
+    const wk = workloadKey(inst);
+    const faults = this.recentFaults.get(wk) ?? new Map<string, number>();
+    this.recentFaults.set(wk, faults);
+    faults.set(inst.id, now);
+    for (const [id, at] of faults) if (now - at > MASS_FAULT_WINDOW_MS) faults.delete(id);
+    const siblings = this.o.driver
+      .list()
+      .filter((i) => i.site === this.o.site && workloadKey(i) === wk && i.phase !== 'quarantined');
+    const recent = (this.isolations.get(wk) ?? []).filter((t) => now - t < RATE_WINDOW_MS);
+    this.isolations.set(wk, recent);
+    const policy = this.policyOf(inst);
+    const decision = decide({
+      action: m.action,
+      policy,
+      otherReady: siblings.filter((i) => i.id !== inst.id && i.ready && !this.active.has(i.id)).length,
+      total: siblings.length,
+      recentIsolations: recent.length,
+      recentlyFaulty: [...faults.keys()].filter((id) => siblings.some((s) => s.id === id)).length,
+    });
+    if (decision.action === 'alert' && this.dedupeAlert(inst.id, m.rule, now)) return;
+    const inc = newIncident(inst, m, decision, now);
+    this.o.log.warn(
+      {
+        incident: inc.id,
+        instance: inst.id,
+        signature: m.rule,
+        action: decision.action,
+        why: decision.reason,
+      },
+      `fault detected: ${m.evidence}`,
+    );
+    if (decision.action === 'isolate') {
+      recent.push(now);
+      this.active.set(inst.id, inc);
+      await this.isolate(inst, inc, policy);
+    } else if (decision.action === 'restart') {
+      this.active.set(inst.id, inc);
+      await this.takeOutOfTraffic(
+        inst,
+        inc,
+        'out of traffic (server in maint) while the runtime restarts the process',
+      );
+      this.persist(inc);
+    } else {
+      addEvent(
+        inc,
+        decision.action === 'alert' && m.action !== 'alert' ? 'suppressed' : 'alert',
+        now,
+        decision.reason,
+      );
+      addEvent(inc, 'resolved', now, 'alert only: nothing was changed');
+      this.persist(inc);
+      // Let the rules fire again later: a suppressed isolation may be allowed once the workload recovers.
+      if (m.action === 'isolate') {
+        const t = setTimeout(() => this.engine.reset(inst.id), REARM_AFTER_MS);
+        t.unref();
+      }
+    }
+  }
+
+  private dedupeAlert(id: string, rule: string, now: number): boolean {
+    const key = `${id}/${rule}`;
+    const last = this.alerted.get(key);
+    if (last !== undefined && now - last < ALERT_DEDUPE_MS) return true;
+    this.alerted.set(key, now);
+    return false;
+  }
+
+  private async takeOutOfTraffic(inst: InstanceStatus, inc: Incident, detail: string): Promise<void> {
+    const backend = serviceName(inst.project, inst.app, inst.workload);
+    try {
+      await this.o.dataplane.setServerState(backend, inst.id, 'maint');
+      addEvent(inc, 'isolated', Date.now(), `${detail}: ${backend}/${inst.id}`);
+    } catch (err) {
+      // Not routed (no HTTP port, or not synced yet): nothing to take out of traffic.
+      addEvent(inc, 'isolated', Date.now(), `not in the data plane (${(err as Error).message}); ${detail}`);
+    }
+  }
+
+  private async isolate(inst: InstanceStatus, inc: Incident, policy: EffectivePolicy): Promise<void> {
+    this.o.reconciler.holdOut(inst.id, true);
+    await this.takeOutOfTraffic(inst, inc, 'out of traffic (server in maint)');
+    const limit = this.o.driver.stats(inst.id)?.memoryLimitBytes;
+    const caps = {
+      ...(policy.quarantine.cpu !== undefined ? { cpu: policy.quarantine.cpu } : {}),
+      ...(limit && policy.quarantine.memoryFactor > 1
+        ? { memoryBytes: Math.round(limit * policy.quarantine.memoryFactor) }
+        : {}),
+    };
+    const window = this.engine.window(inst.id);
+    const requestHistory = window?.lastRequests(500) ?? [];
+    this.engine.forget(inst.id);
+    try {
+      await this.o.driver.quarantine(inst.id, { reason: `${inc.id}: ${inc.signature}`, ...caps });
+      const capText = [
+        caps.cpu !== undefined ? `cpu capped at ${caps.cpu}` : '',
+        caps.memoryBytes !== undefined
+          ? `memory limit raised to ${Math.round(caps.memoryBytes / 2 ** 20)} MiB`
+          : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
+      addEvent(
+        inc,
+        'quarantined',
+        Date.now(),
+        `process ${inst.pid ?? '?'} kept alive, not probed, not restarted${capText ? `; ${capText}` : ''}`,
+      );
+    } catch (err) {
+      addEvent(inc, 'quarantined', Date.now(), `quarantine failed: ${(err as Error).message}`);
+    }
+    this.awaitingReplacement.set(inc.id, inc);
+    this.persist(inc);
+    // The next pass starts the replacement: quarantined instances do not count as replicas.
+    this.o.reconciler.trigger();
+    this.background(this.collect(inst.id, inc, policy, requestHistory));
+    this.background(this.enforceRetention(inst));
+  }
+
+  private async collect(
+    id: string,
+    inc: Incident,
+    policy: EffectivePolicy,
+    requestHistory: unknown[],
+  ): Promise<void> {
+    const inst = this.o.driver.get(id);
+    if (!inst) return;
+    const collect = this.o.collectEvidence ?? defaultCollect;
+    const bundle = await collect({
+      instance: inst,
+      logs: (iid, q) => this.o.driver.logs(iid, q),
+      requestHistory,
+      outDir: this.o.evidenceDir,
+      profile: policy.evidence.profile,
+      profileDurationMs: policy.evidence.profileDurationMs,
+    });
+    inc.evidenceDir = bundle.dir;
+    const parts = Object.entries(bundle.parts)
+      .map(([k, p]) => `${k} ${p.status}`)
+      .join(', ');
+    addEvent(inc, 'evidence-collected', Date.now(), `bundle in ${bundle.durationMs} ms: ${parts}`);
+    this.persist(inc);
+  }
+
+  /** Keep at most `maxInstances` quarantined instances per workload, deleting the oldest. */
+  private async enforceRetention(inst: InstanceStatus): Promise<void> {
+    const max = this.policyOf(inst).quarantine.maxInstances;
+    const q = this.o.driver
+      .list()
+      .filter((i) => i.phase === 'quarantined' && workloadKey(i) === workloadKey(inst))
+      .sort((a, b) => (a.quarantine?.since ?? '').localeCompare(b.quarantine?.since ?? ''));
+    for (const old of q.slice(0, Math.max(0, q.length - max))) {
+      await this.deleteQuarantined(
+        old.id,
+        `retention: more than quarantine.maxInstances ${max} quarantined instances of ${workloadKey(inst)}`,
+      ).catch((err: unknown) =>
+        this.o.log.warn({ instance: old.id, err: (err as Error).message }, 'retention delete failed'),
+      );
+    }
+  }
+
+  /** Delete quarantined instances older than their app's ttl. */
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    for (const i of this.o.driver.list()) {
+      if (i.phase !== 'quarantined' || !i.quarantine) continue;
+      const ttl = this.policyOf(i).quarantine.ttlSeconds * 1000;
+      if (now - Date.parse(i.quarantine.since) > ttl) {
+        await this.deleteQuarantined(
+          i.id,
+          `retention: quarantined longer than ttlSeconds ${ttl / 1000}`,
+        ).catch(() => undefined);
+      }
+    }
+  }
+
+  private finish(inc: Incident): void {
+    this.active.delete(inc.instanceId);
+    this.awaitingReplacement.delete(inc.id);
+    this.persist(inc);
+  }
+
+  /** Writes of one incident are serialized so the store always ends with the latest document. */
+  private persist(inc: Incident): void {
+    const doc = structuredClone(inc);
+    this.metricsSink.recordIncident(doc, this.lastWritten.get(inc.id));
+    this.lastWritten.set(inc.id, doc);
+    // Bounded: the oldest incidents are long finished (Map iterates in insertion order).
+    if (this.lastWritten.size > 5000) this.lastWritten.delete(this.lastWritten.keys().next().value!);
+    const prev = this.writes.get(inc.id) ?? Promise.resolve();
+    const next = prev
+      .then(() => this.o.store.putIncident(doc))
+      .catch((err: unknown) =>
+        this.o.log.error({ incident: inc.id, err: (err as Error).message }, 'cannot persist incident'),
+      );
+    this.writes.set(inc.id, next);
+    void next.finally(() => {
+      if (this.writes.get(inc.id) === next) this.writes.delete(inc.id);
+    });
+  }
+}
+
+export type { Decision };
