@@ -215,6 +215,26 @@ export function runDriverContract(o: DriverContractOptions): void {
       expect(st.lastExit?.reason).toBe('liveness-failed');
     });
 
+    test('liveness does not kill an instance that has not been ready yet (slow start)', async () => {
+      const s = spec('slowstart', {
+        readiness,
+        // Answers neither readiness nor liveness from the start: a start-up that takes long.
+        env: { APP_HANG_AFTER_MS: '0' },
+        liveness: {
+          http: { path: '/live', port: 'http' },
+          intervalMs: 150,
+          timeoutMs: 200,
+          failureThreshold: 2,
+        },
+      });
+      await driver.ensure(s);
+      await sleep(2500);
+      const st = driver.get(s.id);
+      expect(st?.restarts).toBe(0);
+      expect(st?.lastExit).toBeUndefined();
+      expect(st?.pid).toBeDefined();
+    });
+
     test('logs returns the last lines per stream', async () => {
       const s = spec('logs', { readiness, env: { APP_LINES: '50' } });
       await driver.ensure(s);

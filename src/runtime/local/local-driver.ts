@@ -940,7 +940,10 @@ export class LocalDriver implements RuntimeDriver {
     }
     if (d.spec.liveness) {
       inst.liveness = new ProbeRunner(d.spec.liveness, target, true, (passing) => {
-        if (!passing) this.killForLiveness(inst);
+        // A slow start (a loaded host, a cold compile) is not a dead process: with a readiness
+        // probe, liveness only acts once this run has been ready (Kubernetes needs a startupProbe
+        // for the same).
+        if (!passing && (inst.everReady || !d.spec.readiness)) this.killForLiveness(inst);
       });
       inst.liveness.start();
     }
