@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -284,6 +284,32 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     const specs = ['para', 'parb', 'parc'].map((x) => spec(x, { readiness: undefined }));
     const sts = await Promise.all(specs.map((x) => d.ensure(x)));
     expect(new Set(sts.map((x) => x.ip)).size).toBe(3);
+  });
+
+  it('takes over the address of a driver whose data dir is gone, removing its leftover namespace', async () => {
+    const goneDir = newDir();
+    const d1 = await LocalDriver.create({
+      stateDir: goneDir,
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      backoff: fastBackoff,
+      ...privilegedOpts,
+    });
+    const x = spec('orphan');
+    await d1.ensure(x);
+    const s1 = await waitFor('1 ready', () => (d1.get(x.id)?.phase === 'ready' ? d1.get(x.id) : undefined));
+    // The control plane dies and its data dir is deleted: the instance and its netns remain.
+    await d1.close();
+    rmSync(goneDir, { recursive: true, force: true });
+    const d2 = await create();
+    const y = spec('heir');
+    await d2.ensure(y);
+    const s2 = await waitFor('2 ready', () => (d2.get(y.id)?.phase === 'ready' ? d2.get(y.id) : undefined));
+    expect(s2.ip).toBe(s1.ip);
+    expect(existsSync(`/run/netns/${s1.isolation.netns}`)).toBe(false);
+    expect(isAlive(identify(s1.pid!))).toBe(false);
+    const env = JSON.parse(await get(s2.ip, 8080, '/env')) as Record<string, string>;
+    expect(env.BULWARK_INSTANCE_ID).toBe(y.id);
   });
 
   it('keeps two drivers on one bridge apart: distinct addresses and namespaces for the same instance id', async () => {

@@ -797,7 +797,7 @@ export class LocalDriver implements RuntimeDriver {
       }
       const inst = this.newInst(d);
       this.insts.set(d.spec.id, inst);
-      if (d.net && this.network) this.network.claim(d.ip);
+      if (d.net && this.network) this.network.claim(d.ip, d.net.netns);
       await this.adoptOne(inst);
     }
     // Instance dirs without a record (the driver died between mkdir and persist): kill and remove.

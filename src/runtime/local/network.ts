@@ -7,7 +7,25 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Capability } from '../driver.ts';
+import { execFileSync } from 'node:child_process';
 import { run } from './exec.ts';
+
+/** Kill what still runs in a namespace and delete it (synchronously: called while leasing). */
+function removeNetnsNow(netns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8', timeout: 5000 });
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore', timeout: 5000 });
+  } catch {
+    // no such namespace any more
+  }
+}
 
 export interface NetworkOptions {
   /** @default "bulwark0" */
@@ -126,16 +144,16 @@ export class BridgeNetwork {
   }
 
   /** Record that an adopted instance holds `ip` (leases live in /run and vanish on reboot). */
-  claim(ip: string): void {
+  claim(ip: string, netns?: string): void {
     mkdirSync(this.leaseDir, { recursive: true });
-    writeFileSync(path.join(this.leaseDir, ip), this.owner);
+    writeFileSync(path.join(this.leaseDir, ip), netns ? `${this.owner}\n${netns}` : this.owner);
   }
 
   /** Give `ip` back, if this owner holds it. */
   release(ip: string): void {
     const file = path.join(this.leaseDir, ip);
     try {
-      if (readFileSync(file, 'utf8') === this.owner) unlinkSync(file);
+      if (this.readLease(ip)?.owner === this.owner) unlinkSync(file);
     } catch {
       // Not leased (already released, or leases were wiped by a reboot).
     }
@@ -149,19 +167,27 @@ export class BridgeNetwork {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    let holder = '';
-    try {
-      holder = readFileSync(file, 'utf8');
-    } catch {
-      return false;
-    }
+    const lease = this.readLease(ip);
+    if (!lease) return false;
     // Our own leftover (a crash between leasing and persisting the record) is ours to reuse.
-    if (holder === this.owner) return true;
-    if (holder.startsWith('/') && !existsSync(holder)) {
+    if (lease.owner === this.owner) return true;
+    if (lease.owner.startsWith('/') && !existsSync(lease.owner)) {
+      // The owner's data dir is gone, but its namespace may still hold the address on the
+      // bridge (its control plane was killed): remove it, or two hosts answer for one IP.
+      if (lease.netns) removeNetnsNow(lease.netns);
       writeFileSync(file, this.owner);
       return true;
     }
     return false;
+  }
+
+  private readLease(ip: string): { owner: string; netns?: string } | undefined {
+    try {
+      const [owner = '', netns] = readFileSync(path.join(this.leaseDir, ip), 'utf8').split('\n');
+      return { owner, ...(netns ? { netns } : {}) };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Network namespace name of an instance (`ip netns identify` shows it). */
@@ -193,6 +219,7 @@ export class BridgeNetwork {
       await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
       await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
       await run('ip', ['-n', netns, 'route', 'add', 'default', 'via', this.gateway]);
+      this.claim(ip, netns);
     } catch (err) {
       await this.teardown({ netns, vethHost, ip });
       throw err;
