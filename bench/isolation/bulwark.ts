@@ -45,6 +45,8 @@ export interface BulwarkEnv {
   watcher: ServerWatcher;
   /** Query parameter name the incidents API accepted for the instance filter. */
   incidentFilter: string;
+  /** Instances quarantined while no fault was being injected into them, with the incident's reason. */
+  unexpected: Map<string, string>;
   /** Delete the app, stop the control plane and anything left of its instances. */
   stop: () => Promise<void>;
 }
@@ -131,7 +133,7 @@ export async function startBulwark(dir: string, opts: { requireIsolationApi: boo
       path.join(cp.dataDir, 'sites', 'local', 'haproxy', 'stats.sock'),
       SERVICE_HOST,
     );
-    const env = { cp, watcher, incidentFilter, stop };
+    const env = { cp, watcher, incidentFilter, stop, unexpected: new Map<string, string>() };
     await waitSteady(env, 120_000);
     return env;
   } catch (err) {
@@ -166,6 +168,13 @@ async function waitSteady(env: BulwarkEnv, timeoutMs = 90_000): Promise<Instance
           }),
         );
         last = list.map((i) => `${i.id}:${i.phase}${up.has(i.id) ? ':UP' : ''}`).join(' ') + statsError;
+        for (const q of list.filter((i) => i.phase === 'quarantined' && !env.unexpected.has(i.id))) {
+          // Isolated although the bench injected nothing into it (now): a false positive, or a late
+          // match on a victim that was already replaced. Record it and clear it out of the way.
+          const inc = await incidentFor(env, q.id, 0).catch(() => undefined);
+          env.unexpected.set(q.id, inc ? `${inc.signature}: ${inc.evidenceSummary}` : 'no incident found');
+          await deleteQuarantined(env, q.id);
+        }
         const ok =
           ready.length === REPLICAS &&
           list.every((i) => i.phase !== 'quarantined') &&
@@ -209,8 +218,9 @@ export async function runBulwark(
   env: BulwarkEnv,
   plan: { fault: Fault; injections: number }[],
   log: (s: string) => void,
-): Promise<Injection[]> {
-  const out: Injection[] = [];
+  /** Filled as injections complete, so a failure later keeps what was measured. */
+  out: Injection[],
+): Promise<void> {
   for (const { fault, injections } of plan) {
     for (let k = 0; k < injections; k++) {
       let ready = await waitSteady(env);
@@ -276,7 +286,21 @@ export async function runBulwark(
       await release(env, victim, target, fault);
     }
   }
-  return out;
+}
+
+async function deleteQuarantined(env: BulwarkEnv, id: string): Promise<void> {
+  const r = await env.cp.api<unknown>(
+    'POST',
+    `/api/v1/instances/${encodeURIComponent(id)}/quarantine/delete`,
+  );
+  if (r.status === 404 || r.status === 503) {
+    throw new IsolationApiMissing(
+      `POST /api/v1/instances/${id}/quarantine/delete answered ${r.status}: ${JSON.stringify(r.body)}; ` +
+        `the quarantine API is needed to remove isolated instances between injections`,
+    );
+  }
+  if (r.status >= 300)
+    throw new Error(`quarantine/delete of ${id} answered ${r.status}: ${JSON.stringify(r.body)}`);
 }
 
 /** Back to 4 healthy instances: delete the quarantined one, or clear the fault if nothing was quarantined. */
@@ -290,18 +314,8 @@ async function release(
   if (fault === 'hang' && alive(target.pid)) process.kill(target.pid, 'SIGCONT');
   const current = (await ledgerInstances(env)).find((i) => i.id === victim.id);
   if (current?.phase === 'quarantined') {
-    const r = await env.cp.api<unknown>(
-      'POST',
-      `/api/v1/instances/${encodeURIComponent(victim.id)}/quarantine/delete`,
-    );
-    if (r.status === 404 || r.status === 503) {
-      throw new IsolationApiMissing(
-        `POST /api/v1/instances/${victim.id}/quarantine/delete answered ${r.status}: ${JSON.stringify(r.body)}; ` +
-          `the quarantine API is needed to remove isolated instances between injections`,
-      );
-    }
-    if (r.status >= 300)
-      throw new Error(`quarantine/delete of ${victim.id} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    env.unexpected.delete(victim.id);
+    await deleteQuarantined(env, victim.id);
     return;
   }
   // Not quarantined (restarted in place, or not isolated at all): clear the fault like a baseline does.

@@ -159,15 +159,23 @@ async function bulwarkPhase(dir: string, out: Injection[], notes: string[]): Pro
   try {
     load.start();
     await sleep(WARMUP_MS);
-    const inj = await runBulwark(
-      env,
-      faults.map((fault) => ({ fault, injections })),
-      (s) => log(s),
-    );
-    await sleep(CLIENT_TIMEOUT_MS + 200);
-    await stopLoad();
-    account(inj, load);
-    out.push(...inj);
+    const inj: Injection[] = [];
+    try {
+      await runBulwark(
+        env,
+        faults.map((fault) => ({ fault, injections })),
+        (s) => log(s),
+        inj,
+      );
+    } finally {
+      // Keep what was measured before a failure.
+      await sleep(CLIENT_TIMEOUT_MS + 200);
+      await stopLoad();
+      account(inj, load);
+      out.push(...inj);
+      for (const [id, why] of env.unexpected)
+        notes.push(`bulwark: UNEXPECTED isolation of ${id} (no fault injected): ${why}`);
+    }
     const o = outside(load, inj);
     notes.push(
       `bulwark: ${o.errors} errors in ${o.requests} requests outside the injection windows; all codes ${JSON.stringify(load.byCode())}`,
