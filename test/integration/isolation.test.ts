@@ -119,7 +119,8 @@ async function victim(): Promise<InstanceStatus> {
   return all[0]!;
 }
 
-async function incidentFor(id: string, timeoutMs = 15_000): Promise<Incident> {
+/** The incident of `id` detected after `since` that took it out of traffic. */
+async function incidentFor(id: string, since: number, timeoutMs = 15_000): Promise<Incident> {
   return waitFor(
     `an incident with an isolation for ${id}`,
     async () => {
@@ -127,7 +128,7 @@ async function incidentFor(id: string, timeoutMs = 15_000): Promise<Incident> {
         'GET',
         `/api/v1/incidents?instance=${encodeURIComponent(id)}`,
       );
-      return r.body.items.find((i) => i.isolatedAt);
+      return r.body.items.find((i) => i.isolatedAt && Date.parse(i.detectedAt) >= since);
     },
     { timeoutMs, intervalMs: 100 },
   );
@@ -158,7 +159,10 @@ async function expectQuarantined(
   maxIsolateMs: number,
 ): Promise<Incident> {
   const inc = await incidentFor(inst.id, injectedAt);
-  expect(inc.signature).toMatch(signatures);
+  expect(
+    inc.signature,
+    `${inst.id} injected at ${new Date(injectedAt).toISOString()}: ${JSON.stringify(inc)}`,
+  ).toMatch(signatures);
   expect(inc.action.kind, inc.action.reason).toBe('isolate');
   const isolateMs = Date.parse(inc.isolatedAt!) - injectedAt;
   expect(isolateMs, JSON.stringify(inc.timeline, null, 1)).toBeLessThan(maxIsolateMs);
@@ -170,7 +174,14 @@ async function expectQuarantined(
   await waitFor('replacement ready', async () => (await readyCount()) >= REPLICAS, {
     timeoutMs: 20_000,
   }).catch(async (err: Error) => {
-    const all = (await instances()).map((i) => `${i.id} ${i.phase} ready=${i.ready} ${i.message ?? ''}`);
+    const list = await instances();
+    const all = list.map(
+      (i) => `${i.id} ${i.phase} ready=${i.ready} pid=${i.pid} ip=${i.ip} ${i.message ?? ''}`,
+    );
+    for (const i of list.filter((x) => x.phase === 'starting' || x.phase === 'running')) {
+      const l = await cp.api<{ lines: string[] }>('GET', `/api/v1/instances/${i.id}/logs?tail=8`);
+      all.push(`-- ${i.id} logs:`, ...(l.body.lines ?? [JSON.stringify(l.body)]));
+    }
     const incs = await cp.api<{ items: Incident[] }>('GET', `/api/v1/incidents?instance=${inst.id}`);
     throw new Error(`${err.message}\n${all.join('\n')}\n${JSON.stringify(incs.body.items[0]?.timeline)}`);
   });
@@ -218,6 +229,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await load?.stop();
   if (!cp) return;
+  if (process.env.BULWARK_KEEP_TEST_DATA === 'running') return; // post-mortem on the live system
   for (const app of ['accounts', 'ledger'])
     await cp.api('DELETE', `/api/v1/projects/bank/apps/${app}`).catch(() => undefined);
   await waitFor('instances gone', () => instanceProcesses(cp.gatewayPort).length === 0, {
@@ -233,7 +245,9 @@ afterAll(async () => {
   } catch {
     // nothing left: the clean case
   }
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  // BULWARK_KEEP_TEST_DATA=1 keeps instance logs and evidence for a post-mortem.
+  if (!process.env.BULWARK_KEEP_TEST_DATA) fs.rmSync(dataDir, { recursive: true, force: true });
+  else console.log(`kept ${dataDir}`);
 }, 60_000);
 
 describe('fault isolation under steady load', () => {

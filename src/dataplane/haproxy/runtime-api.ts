@@ -220,7 +220,9 @@ export function parseServersState(text: string): ServerStateRow[] {
 export function adminStateToServerState(adminState: number): 'ready' | 'drain' | 'maint' {
   // SRV_ADMF_FMAINT 0x01, SRV_ADMF_IMAINT 0x02, SRV_ADMF_CMAINT 0x04 (config 'disabled'),
   // SRV_ADMF_FDRAIN 0x08, SRV_ADMF_IDRAIN 0x10, SRV_ADMF_RMAINT 0x20 (DNS), SRV_ADMF_HMAINT 0x40.
-  if (adminState & (0x01 | 0x02 | 0x04 | 0x20 | 0x40)) return 'maint';
+  // HAProxy's own SRV_ADMF_MAINT mask is 0x23: CMAINT only records that the server was
+  // declared `disabled` and stays set after it is enabled (observed: admin=4 while serving).
+  if (adminState & 0x23) return 'maint';
   if (adminState & (0x08 | 0x10)) return 'drain';
   return 'ready';
 }

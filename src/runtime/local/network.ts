@@ -71,6 +71,7 @@ export class BridgeNetwork {
   private readonly owner: string;
   private readonly scope: string;
   private readonly leaseDir: string;
+  private cursor = 2;
 
   constructor(opts: NetworkOptions = {}) {
     this.bridge = opts.bridge ?? 'bulwark0';
@@ -128,7 +129,7 @@ export class BridgeNetwork {
   }
 
   /**
-   * Lease the lowest address (from .2) that is neither in `used` (this driver's records) nor
+   * Lease the next free address (round robin from .2) that is neither in `used` (this driver's records) nor
    * leased by another live owner on this host. A lease file is created with O_EXCL, so two
    * drivers racing for the same address cannot both win; a lease whose owner directory is
    * gone (a deleted data dir) is taken over.
@@ -136,9 +137,16 @@ export class BridgeNetwork {
   allocate(used: Iterable<string>): string {
     const taken = new Set(used);
     mkdirSync(this.leaseDir, { recursive: true });
-    for (let off = 2; off < this.size - 1; off++) {
+    // Round robin from the last address handed out: a just-released address is reused last,
+    // so peers' caches (ARP, connection pools) have time to forget its previous owner.
+    const span = this.size - 3;
+    for (let i = 0; i < span; i++) {
+      const off = 2 + ((this.cursor - 2 + i) % span);
       const ip = intToIp(this.base + off);
-      if (!taken.has(ip) && this.tryLease(ip)) return ip;
+      if (!taken.has(ip) && this.tryLease(ip)) {
+        this.cursor = off + 1 >= this.size - 1 ? 2 : off + 1;
+        return ip;
+      }
     }
     throw new Error(`no free address left in ${intToIp(this.base)}/${this.prefix}`);
   }
@@ -219,6 +227,10 @@ export class BridgeNetwork {
       await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
       await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
       await run('ip', ['-n', netns, 'route', 'add', 'default', 'via', this.gateway]);
+      // The address may have belonged to an instance removed moments ago: the host's ARP entry
+      // still names the old veth's MAC and stays "reachable" for up to ~45 s, during which
+      // nothing reaches the new instance. Forget it so the next packet asks again.
+      await this.forgetNeighbour(ip);
       this.claim(ip, netns);
     } catch (err) {
       await this.teardown({ netns, vethHost, ip });
@@ -232,6 +244,11 @@ export class BridgeNetwork {
     // Deleting the netns also deletes the veth end inside it, and with it the pair.
     if (net.vethHost) await run('ip', ['link', 'del', net.vethHost]).catch(() => {});
     await run('ip', ['netns', 'del', net.netns]).catch(() => {});
+    if (net.ip) await this.forgetNeighbour(net.ip);
+  }
+
+  private async forgetNeighbour(ip: string): Promise<void> {
+    await run('ip', ['neigh', 'del', ip, 'dev', this.bridge]).catch(() => {});
   }
 
   netnsPath(netns: string): string {
