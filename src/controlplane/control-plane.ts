@@ -151,7 +151,9 @@ export class ControlPlane {
         reconciler.trigger();
       };
       feed.subscribe((ev) => {
-        if (ev.type !== 'status') reconciler.trigger();
+        if (ev.type === 'status') return;
+        reconciler.trigger();
+        if (ev.key.kind === 'App') isolation.refresh();
       });
       const deps: ApiDeps = {
         store,

@@ -35,6 +35,8 @@ export interface BackendSpec {
    * Set it here so an empty backend keeps its check settings (no reload when servers come back).
    */
   checkPath?: string;
+  /** How long to wait for a server's response before giving up (and retrying when allowed). @default 30000 */
+  serverTimeoutMs?: number;
   /** Active check interval. @default 1000 */
   checkIntervalMs?: number;
 }

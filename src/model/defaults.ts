@@ -10,6 +10,7 @@ export const DEFAULTS = {
   replicas: 1,
   probe: { intervalMs: 1000, timeoutMs: 1000, failureThreshold: 3, successThreshold: 1, initialDelayMs: 0 },
   portProtocol: 'http',
+  portTimeoutMs: 5000,
   terminationGracePeriodMs: 10_000,
   placementWeight: 100,
 } as const;

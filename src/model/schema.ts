@@ -195,6 +195,14 @@ const workload: Json = object(
             default: DEFAULTS.portProtocol,
             description: 'Only http is routed by the gateway for now.',
           },
+          timeoutMs: {
+            type: 'integer',
+            minimum: 100,
+            maximum: 3_600_000,
+            default: DEFAULTS.portTimeoutMs,
+            description:
+              'Gateway wait for a response before the request is given up on this instance and, when retryable (GET, or with an Idempotency-Key), sent to another one. Bounds what a hung instance costs.',
+          },
         },
         ['name', 'port'],
       ),

@@ -100,6 +100,12 @@ export interface PortSpec {
   port: number;
   /** Only http is routed by the gateway for now. @default "http" */
   protocol?: 'http' | 'tcp';
+  /**
+   * How long the gateway waits for an instance's response before giving up on it and, for
+   * a retryable request, asking another instance. Bounds what a hung instance costs the
+   * requests it holds. @default 5000
+   */
+  timeoutMs?: number;
 }
 
 export interface Resources {

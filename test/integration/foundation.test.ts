@@ -124,6 +124,12 @@ describe('foundation: demo bank end to end', () => {
 
   it('carries 1,000 requests through HAProxy with 0 errors', async () => {
     const res = await traffic(1000);
+    // Normal traffic on a busy machine must not look like a fault to isolation.
+    const incidents = await cp.api<{ items: { signature: string; evidenceSummary: string }[] }>(
+      'GET',
+      '/api/v1/incidents',
+    );
+    expect(incidents.body.items.map((i) => `${i.signature}: ${i.evidenceSummary}`)).toEqual([]);
     expect(res.errors.slice(0, 5), gatewayState()).toEqual([]);
     expect(res.ok).toBe(1000);
   }, 120_000);
@@ -267,6 +273,8 @@ describe('foundation: demo bank end to end', () => {
       expect(noIsolation).not.toBe(manifest);
       const applied = await cp.api('POST', '/api/v1/apply', noIsolation, true);
       expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+      // The policy reaches the isolation controller through the change feed: give it a moment.
+      await sleep(1000);
       const [victim] = await instances('ledger');
       const port = Object.values(victim!.ports)[0];
       const res = await fetch(`http://${victim!.ip}:${port}/admin/fault`, {

@@ -7,6 +7,7 @@
 import type { BackendSpec, SiteRouting } from '../../dataplane/dataplane.ts';
 import type { AppResource, HttpProbe } from '../../model/types.ts';
 import type { InstanceStatus } from '../../runtime/driver.ts';
+import { DEFAULTS } from '../../model/defaults.ts';
 import { serviceName } from './plan.ts';
 
 export function computeRouting(
@@ -58,6 +59,7 @@ export function computeRouting(
               ? ('ready' as const)
               : ('maint' as const),
           ...(checkPath ? { checkPath } : {}),
+          serverTimeoutMs: port.timeoutMs ?? DEFAULTS.portTimeoutMs,
         }));
       backends.push({
         name,

@@ -15,6 +15,7 @@ const input = (dir: string) => ({
       name: 'web.shop.acme',
       aliases: ['shop.acme'],
       checkPath: '/healthz',
+      serverTimeoutMs: 5000,
       servers: [
         { name: 'i1', address: '127.0.0.1', port: 9001, weight: 50, state: 'ready' as const },
         { name: 'i2', address: '127.0.0.1', port: 9002, weight: 100, state: 'maint' as const },
@@ -25,6 +26,18 @@ const input = (dir: string) => ({
 });
 
 describe('renderConfig', () => {
+  it('bounds the wait for a response per backend, and rejects a nonsense timeout', () => {
+    const cfg = renderConfig(input('/tmp')).cfg;
+    const web = cfg.slice(cfg.indexOf('backend web.shop.acme'), cfg.indexOf('backend api.shop.acme'));
+    expect(web).toContain('  timeout server 5000ms');
+    expect(cfg.slice(cfg.indexOf('backend api.shop.acme'))).not.toContain('timeout server');
+    const bad = input('/tmp');
+    bad.backends[0]!.serverTimeoutMs = 0;
+    expect(() => renderConfig(bad)).toThrow(
+      /serverTimeoutMs of backend web.shop.acme must be a positive integer/,
+    );
+  });
+
   it('renders a configuration haproxy -c accepts', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-'));
     try {

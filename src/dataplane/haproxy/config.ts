@@ -32,6 +32,8 @@ export interface RenderBackend {
   checkPath?: string;
   /** @default 1000 */
   checkIntervalMs?: number;
+  /** Backend `timeout server`; absent = the defaults' idle timeout. */
+  serverTimeoutMs?: number;
   /** Current servers; empty when servers are managed at runtime only. */
   servers: RenderServer[];
 }
@@ -248,6 +250,14 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   for (const be of input.backends) {
     L.push(`backend ${be.name}`);
     L.push('  balance roundrobin');
+    if (be.serverTimeoutMs !== undefined) {
+      if (!Number.isInteger(be.serverTimeoutMs) || be.serverTimeoutMs < 1)
+        throw new Error(
+          `serverTimeoutMs of backend ${be.name} must be a positive integer, got ${be.serverTimeoutMs}`,
+        );
+      // A response-timeout is retried on another server for safe requests (retry-on).
+      L.push(`  timeout server ${be.serverTimeoutMs}ms`);
+    }
     if (be.checkPath) {
       if (!/^\/[^\s]*$/.test(be.checkPath)) {
         throw new Error(

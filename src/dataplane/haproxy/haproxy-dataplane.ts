@@ -94,6 +94,7 @@ function structureOf(b: BackendSpec): RenderBackend {
     aliases: [...b.aliases].sort(),
     checkPath: b.checkPath ?? b.servers.find((s) => s.checkPath)?.checkPath,
     checkIntervalMs: b.checkIntervalMs ?? 1000,
+    ...(b.serverTimeoutMs !== undefined ? { serverTimeoutMs: b.serverTimeoutMs } : {}),
     servers: [],
   };
 }

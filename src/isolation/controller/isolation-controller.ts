@@ -223,6 +223,11 @@ export class IsolationController {
 
   // ------------------------------------------------------------ tracking
 
+  /** Re-read App specs now (an App changed): policies and rules apply without waiting for the periodic refresh. */
+  refresh(): void {
+    if (!this.stopped) this.background(this.refreshApps());
+  }
+
   private async refreshApps(): Promise<void> {
     const apps = (await this.o.store.list('App')) as AppResource[];
     this.apps = new Map(apps.map((a) => [`${a.metadata.project}/${a.metadata.name}`, a]));

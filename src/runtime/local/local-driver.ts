@@ -41,6 +41,9 @@ import { isAlive, signalGroup, type ProcIdentity } from './proc.ts';
 import { FILES, readJson, type ChildFile, type ExitFile, type ShimStatusFile } from './shim-protocol.ts';
 
 export type { LocalDriverOptions } from './options.ts';
+
+/** Longest start-up (no readiness yet) that liveness tolerates before it may kill a run. */
+const STARTUP_GRACE_MS = 60_000;
 export type { InstanceStats } from '../driver.ts';
 
 /** What the driver persists per instance (InstanceRecord.data). */
@@ -60,6 +63,8 @@ export interface LocalRecordData {
   /** OOM-kill counter of the cgroup when the current run started. */
   oomBaseline: number;
   lastExit?: ExitInfo;
+  /** This run has passed readiness at least once (liveness only acts after that, or after the start-up grace). */
+  readyOnce?: boolean;
   nextRestartAtMs?: number;
   terminal?: 'succeeded' | 'failed';
   message?: string;
@@ -528,6 +533,7 @@ export class LocalDriver implements RuntimeDriver {
     inst.pendingReason = undefined;
     inst.ready = false;
     inst.everReady = false;
+    delete d.readyOnce;
     const exe = resolveExecutable(spec.command![0]!, { cwd, pathEnv: env.PATH });
     if ('error' in exe) {
       this.onExit(inst, {
@@ -831,7 +837,8 @@ export class LocalDriver implements RuntimeDriver {
       if (child) d.child = child;
       d.runStartedAtMs ??= Date.now();
       inst.ready = !d.quarantine && (!d.spec.readiness || d.lastReady === true);
-      inst.everReady = inst.ready;
+      // Persisted, so an adopted process that hangs is still liveness-killed.
+      inst.everReady = inst.ready || d.readyOnce === true;
       if (!d.quarantine) this.startProbes(inst);
       await this.persist(inst);
       this.emit(inst);
@@ -931,7 +938,10 @@ export class LocalDriver implements RuntimeDriver {
     if (d.spec.readiness) {
       inst.readiness = new ProbeRunner(d.spec.readiness, target, inst.ready, (passing) => {
         inst.ready = passing;
-        if (passing) inst.everReady = true;
+        if (passing) {
+          inst.everReady = true;
+          d.readyOnce = true;
+        }
         d.lastReady = passing;
         void this.persist(inst);
         this.emit(inst);
@@ -943,7 +953,9 @@ export class LocalDriver implements RuntimeDriver {
         // A slow start (a loaded host, a cold compile) is not a dead process: with a readiness
         // probe, liveness only acts once this run has been ready (Kubernetes needs a startupProbe
         // for the same).
-        if (!passing && (inst.everReady || !d.spec.readiness)) this.killForLiveness(inst);
+        const startingFor = Date.now() - (d.runStartedAtMs ?? 0);
+        if (!passing && (inst.everReady || !d.spec.readiness || startingFor > STARTUP_GRACE_MS))
+          this.killForLiveness(inst);
       });
       inst.liveness.start();
     }
