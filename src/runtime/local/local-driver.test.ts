@@ -286,15 +286,19 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     expect(new Set(sts.map((x) => x.ip)).size).toBe(3);
   });
 
-  it('takes over the address of a driver whose data dir is gone, removing its leftover namespace', async () => {
-    const goneDir = newDir();
-    const d1 = await LocalDriver.create({
-      stateDir: goneDir,
+  /** Another driver on the same bridge, as a second control plane on this host would run. */
+  const secondDriver = (stateDir = newDir()): Promise<LocalDriver> =>
+    LocalDriver.create({
+      stateDir,
       site: 'test',
       records: new MemoryInstanceRecords(),
       backoff: fastBackoff,
       ...privilegedOpts,
     });
+
+  it('takes over the address of a driver whose data dir is gone, removing its leftover namespace', async () => {
+    const goneDir = newDir();
+    const d1 = await secondDriver(goneDir);
     const x = spec('orphan');
     await d1.ensure(x);
     const s1 = await waitFor('1 ready', () => (d1.get(x.id)?.phase === 'ready' ? d1.get(x.id) : undefined));
@@ -314,13 +318,7 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
 
   it('keeps two drivers on one bridge apart: distinct addresses and namespaces for the same instance id', async () => {
     const d1 = await create();
-    const d2 = await LocalDriver.create({
-      stateDir: newDir(),
-      site: 'test',
-      records: new MemoryInstanceRecords(),
-      backoff: fastBackoff,
-      ...privilegedOpts,
-    });
+    const d2 = await secondDriver();
     try {
       const x = spec('twin');
       await d1.ensure(x);
