@@ -217,6 +217,11 @@ export class ServerStatsSource extends BaseSource {
       acc.reported = settledMax;
       acc.reportedL7 = Math.min(acc.reportedL7, Math.max(0, settledMax));
     }
+    // Every failed attempt HAProxy hid behind a retry moved this server's retry counters
+    // (wretr/wredis); attempts that look unlogged without them are accounting noise (a log
+    // later than the grace period, a session counted across a maint/ready change), and
+    // reporting them isolated healthy instances in the isolation benchmark.
+    settledUnlogged = Math.min(settledUnlogged, settled.retryCounters);
     if (settledUnlogged <= acc.reported) return;
     const fresh = settledUnlogged - acc.reported;
     const l7Total = Math.min(settledUnlogged, Math.max(0, settled.retryCounters - settledUnlogged));
