@@ -177,7 +177,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
       io.err(`error: ${err.message}`);
       return err.exitCode;
     }
-    io.err(`error: ${(err as Error).stack ?? String(err)}`);
+    // Our errors carry the fix in their message; the stack is for bug reports only.
+    io.err(`error: ${err instanceof Error ? err.message : String(err)}`);
+    if (process.env.BULWARK_DEBUG && err instanceof Error && err.stack) io.err(err.stack);
     return EXIT.error;
   }
 }
