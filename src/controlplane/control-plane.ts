@@ -94,6 +94,7 @@ export class ControlPlane {
       const token = await ensureInitialToken(store, opts.bootstrapToken);
       if (token) opts.onInitialToken?.(token);
       await ensureLocalSite(store, siteName, gatewayPort);
+      await markAppsUnknown(store);
 
       const feed = new ChangeFeed(store);
       await feed.start();
@@ -273,4 +274,32 @@ function rateLimited(report: (source: string, err: unknown) => void): (source: s
     last.set(key, now);
     report(source, err);
   };
+}
+
+/**
+ * App conditions in the store were written by the previous process: until the first
+ * reconcile pass of this one has looked at the instances, "Ready" is not known. Without
+ * this, `apply --wait` right after a restart saw the old Ready=True and returned before
+ * any instance was up.
+ */
+async function markAppsUnknown(store: Store): Promise<void> {
+  const now = new Date().toISOString();
+  for (const app of await store.list('App')) {
+    const conditions = app.status?.conditions ?? [];
+    if (!conditions.some((c) => c.type === 'Ready' && c.status !== 'Unknown')) continue;
+    await store.updateStatus(
+      { kind: 'App', project: app.metadata.project ?? '', name: app.metadata.name },
+      {
+        ...app.status,
+        conditions: setCondition(
+          conditions,
+          'Ready',
+          'Unknown',
+          'ControlPlaneRestarted',
+          'the control plane restarted; waiting for the first reconcile pass',
+          now,
+        ),
+      },
+    );
+  }
 }
