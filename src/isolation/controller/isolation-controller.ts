@@ -291,15 +291,28 @@ export class IsolationController {
   private onChanged(inst: InstanceStatus): void {
     if (inst.site !== this.o.site) return;
     if (inst.phase !== 'quarantined') this.track(inst);
-    // A crashed instance that the runtime restarted and that is ready again closes its episode.
-    const inc = this.active.get(inst.id);
-    if (inc && inc.action.kind === 'restart' && inst.ready && inst.pid !== undefined) {
-      addEvent(inc, 'replacement-ready', Date.now(), `restarted process ${inst.pid} is ready`);
-      this.engine.reset(inst.id);
-      this.active.delete(inst.id);
-      this.persist(inc);
-    }
+    this.closeIfRestarted(inst);
     for (const waiting of this.awaitingReplacement.values()) this.checkReplacement(waiting, inst);
+  }
+
+  /**
+   * A crashed instance whose restarted process is ready closes its episode. Checked on every
+   * driver event and again when a match is handled: the exit may be matched after the
+   * restarted process already reported ready, and an episode left open would make the
+   * controller ignore every later fault of that instance.
+   */
+  private closeIfRestarted(inst: InstanceStatus | undefined): void {
+    if (!inst) return;
+    const inc = this.active.get(inst.id);
+    if (!inc || inc.action.kind !== 'restart' || !inst.ready || inst.pid === undefined) return;
+    // The ready process must be a run started after this episode's exit (not the one that died).
+    const exitAt = inst.lastExit ? Date.parse(inst.lastExit.at) : NaN;
+    if (!inst.startedAt || !(Date.parse(inst.startedAt) >= exitAt)) return;
+    if (exitAt < Date.parse(inc.detectedAt) - 10_000) return;
+    addEvent(inc, 'replacement-ready', Date.now(), `restarted process ${inst.pid} is ready`);
+    this.engine.reset(inst.id);
+    this.active.delete(inst.id);
+    this.persist(inc);
   }
 
   private checkReplacement(inc: Incident, inst: InstanceStatus): void {
@@ -375,13 +388,17 @@ export class IsolationController {
     if (!inst || inst.phase === 'quarantined' || inst.phase === 'stopping') return;
     // One episode at a time per instance: a crashed process also stops answering probes,
     // which must not turn its restart into an isolation.
+    this.closeIfRestarted(inst);
     if (this.active.has(inst.id)) return;
     this.matches++;
     const now = Date.now();
     const wk = workloadKey(inst);
     const faults = this.recentFaults.get(wk) ?? new Map<string, number>();
     this.recentFaults.set(wk, faults);
-    faults.set(inst.id, now);
+    // Only faults that would take an instance out of traffic count towards "most instances at
+    // once": crashes are restarted whatever happens, and counting them made the first hang after
+    // a series of crashes look like a shared-dependency failure (bench/isolation).
+    if (m.action === 'isolate') faults.set(inst.id, now);
     for (const [id, at] of faults) if (now - at > MASS_FAULT_WINDOW_MS) faults.delete(id);
     const siblings = this.o.driver
       .list()
@@ -421,6 +438,7 @@ export class IsolationController {
         'out of traffic (server in maint) while the runtime restarts the process',
       );
       this.persist(inc);
+      this.closeIfRestarted(this.o.driver.get(inst.id));
     } else {
       addEvent(
         inc,
