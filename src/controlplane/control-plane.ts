@@ -20,6 +20,7 @@ import { SiteReconciler } from './controllers/site-reconciler.ts';
 import { createLogger, type LogLevel } from './logger.ts';
 import { IsolationController } from '../isolation/controller/isolation-controller.ts';
 import { siteSignalFeed } from '../isolation/controller/feed.ts';
+import { rateLimited } from '../isolation/sources/base.ts';
 import { buildServer } from './server.ts';
 
 export interface ControlPlaneOptions {
@@ -261,19 +262,6 @@ async function writeSiteStatus(
     now,
   );
   await store.updateStatus({ kind: 'Site', project: '', name }, { conditions, gateway: { url: gatewayUrl } });
-}
-
-/** At most one report per source and message every 10 s: a broken dependency must not flood the log. */
-function rateLimited(report: (source: string, err: unknown) => void): (source: string, err: unknown) => void {
-  const last = new Map<string, number>();
-  return (source, err) => {
-    const key = `${source}\0${String(err)}`;
-    const now = Date.now();
-    if ((last.get(key) ?? 0) > now - 10_000) return;
-    if (last.size > 1000) last.clear();
-    last.set(key, now);
-    report(source, err);
-  };
 }
 
 /**

@@ -7,18 +7,26 @@
 import type { InstanceStatus } from '../../runtime/driver.ts';
 import type { InstanceView, SignalSink, SourceErrorHandler, SourceOptions, SourceStatus } from './types.ts';
 
-const lastWarned = new Map<string, number>();
+/**
+ * Wrap an error handler so it reports each source and message at most once every 10 s:
+ * a broken dependency must not flood the log.
+ */
+export function rateLimited(report: SourceErrorHandler): SourceErrorHandler {
+  const last = new Map<string, number>();
+  return (source, err) => {
+    const key = `${source}\0${errorText(err)}`;
+    const now = Date.now();
+    if ((last.get(key) ?? 0) > now - 10_000) return;
+    if (last.size > 1000) last.clear();
+    last.set(key, now);
+    report(source, err);
+  };
+}
 
-/** Default error handler: one console line per source and message every 10 s, so a broken dependency cannot flood the log. */
-export const warnRateLimited: SourceErrorHandler = (source, err) => {
-  const msg = err instanceof Error ? err.message : String(err);
-  const key = `${source}\0${msg}`;
-  const now = Date.now();
-  if ((lastWarned.get(key) ?? 0) > now - 10_000) return;
-  if (lastWarned.size > 1000) lastWarned.clear();
-  lastWarned.set(key, now);
-  console.warn(`bulwark signal source ${source}: ${msg}`);
-};
+/** Default error handler: a console line, rate limited (see `rateLimited`). */
+export const warnRateLimited: SourceErrorHandler = rateLimited((source, err) =>
+  console.warn(`bulwark signal source ${source}: ${errorText(err)}`),
+);
 
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -7,7 +7,7 @@ export type {
   SourceOptions,
   SourceStatus,
 } from './types.ts';
-export { cachedInstances, warnRateLimited } from './base.ts';
+export { cachedInstances, rateLimited, warnRateLimited } from './base.ts';
 export { SignalHub, defaultSources } from './hub.ts';
 export type { DefaultSourcesOptions, SignalHubOptions, SignalHubStatus } from './hub.ts';
 export { RequestLogSource } from './request-log.ts';
