@@ -13,6 +13,8 @@ export const DEFAULTS = {
   portTimeoutMs: 5000,
   terminationGracePeriodMs: 10_000,
   placementWeight: 100,
+  placementStrategy: 'replicate',
+  siteHealth: { intervalMs: 1000, timeoutMs: 800, failureThreshold: 3, failbackAfterMs: 30_000 },
 } as const;
 
 /** A service keeps running; a job is expected to end, so only a failure restarts it. */
@@ -79,6 +81,7 @@ export function withDefaults(app: AppResource): AppResource {
   copy.spec.workloads = copy.spec.workloads.map(workloadWithDefaults);
   copy.spec.placement = copy.spec.placement
     ? {
+        ...copy.spec.placement,
         sites: copy.spec.placement.sites.map((s) => ({ ...s, weight: s.weight ?? DEFAULTS.placementWeight })),
       }
     : { sites: [{ name: DEFAULT_SITE, weight: DEFAULTS.placementWeight }] };

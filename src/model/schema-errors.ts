@@ -7,6 +7,7 @@ import type { ErrorObject } from 'ajv';
 import type { RawIssue } from './issues.ts';
 import { pointerToSegments, type PathSegment } from './paths.ts';
 import {
+  ABSOLUTE_PATH_PATTERN,
   DNS_LABEL_PATTERN,
   ENV_NAME_PATTERN,
   LABEL_KEY_PATTERN,
@@ -87,6 +88,11 @@ function explainPattern(pattern: string, value: unknown): { message: string; fix
     case LABEL_KEY_PATTERN:
       return {
         message: `must be a label key: letters, digits, '-', '_', '.', '/', starting and ending with a letter or digit ${got}`,
+      };
+    case ABSOLUTE_PATH_PATTERN:
+      return {
+        message: `must be an absolute path on the control-plane host ${got}`,
+        fix: 'write the full path, e.g. /etc/bulwark/dc1.kubeconfig',
       };
     case '^/':
       return {

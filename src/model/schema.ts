@@ -18,6 +18,7 @@ export const PLANNED_KEYWORD = 'x-bulwark-planned';
 export const PLANNED_VALUES_KEYWORD = 'x-bulwark-planned-values';
 export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
+export const ABSOLUTE_PATH_PATTERN = '^/.*$';
 export const LABEL_KEY_PATTERN = '^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$';
 
 type Json = Record<string, unknown>;
@@ -243,11 +244,17 @@ const appSpec: Json = object(
     placement: object(
       `Sites the App runs on. Default: the single site "${DEFAULT_SITE}".`,
       {
+        strategy: {
+          enum: ['replicate', 'spread'],
+          default: DEFAULTS.placementStrategy,
+          description:
+            'replicate: every placed site runs each workload’s full replicas (weights steer traffic). spread: replicas is the total across the sites, split by weight (largest remainder) with per-site minReplicas; an unreachable site’s share moves to the healthy ones and comes back after the site’s failback period.',
+        },
         sites: {
           type: 'array',
           minItems: 1,
           items: object(
-            'A site and its traffic weight.',
+            'A site and its weight.',
             {
               name: dnsLabel('Site name.'),
               weight: {
@@ -255,7 +262,15 @@ const appSpec: Json = object(
                 minimum: 0,
                 maximum: 100,
                 default: DEFAULTS.placementWeight,
-                description: 'Relative share of traffic.',
+                description: 'Relative share: of traffic (replicate) or of replicas (spread).',
+              },
+              minReplicas: {
+                type: 'integer',
+                minimum: 0,
+                maximum: 100,
+                default: 0,
+                description:
+                  'strategy spread: replicas of each workload this site always gets while it is healthy.',
               },
             },
             ['name'],
@@ -353,12 +368,67 @@ const siteSpec: Json = object(
   'A data center (or this machine) where Apps run.',
   {
     kind: {
-      enum: ['local'],
-      [PLANNED_VALUES_KEYWORD]: { kubernetes: 'Kubernetes driver' },
-      description: '"local": this machine’s runtime driver.',
+      enum: ['local', 'kubernetes'],
+      description:
+        '"local": this machine’s runtime driver. "kubernetes": a cluster reached through its API server (kubeconfig).',
     },
     displayName: { type: 'string', maxLength: 253, description: 'Human-readable name, e.g. "Shanghai DC1".' },
-    gatewayPort: port('Port of the site’s HTTP gateway.'),
+    gatewayPort: port('Port of the site’s HTTP gateway (local sites only).'),
+    kubeconfig: object(
+      'kind kubernetes: where the kubeconfig is. Exactly one of path or env; the Site stores only this reference, never credentials.',
+      {
+        path: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 4096,
+          pattern: ABSOLUTE_PATH_PATTERN,
+          description: 'Absolute path of a kubeconfig file on the control-plane host.',
+        },
+        env: {
+          type: 'string',
+          pattern: ENV_NAME_PATTERN,
+          maxLength: 253,
+          description: 'Name of a control-plane environment variable holding the kubeconfig text.',
+        },
+      },
+    ),
+    context: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 253,
+      description: 'kind kubernetes: the kubeconfig context to use. Default: its current-context.',
+    },
+    health: object('How the control plane probes the site and decides failover and failback.', {
+      intervalMs: {
+        type: 'integer',
+        minimum: 100,
+        maximum: 60000,
+        default: DEFAULTS.siteHealth.intervalMs,
+        description: 'Time between health probes.',
+      },
+      timeoutMs: {
+        type: 'integer',
+        minimum: 50,
+        maximum: 30000,
+        default: DEFAULTS.siteHealth.timeoutMs,
+        description: 'Timeout of one probe.',
+      },
+      failureThreshold: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 100,
+        default: DEFAULTS.siteHealth.failureThreshold,
+        description: 'Consecutive failed probes before the site is unreachable and its share moves.',
+      },
+      failbackAfterMs: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 86_400_000,
+        default: DEFAULTS.siteHealth.failbackAfterMs,
+        description:
+          'Hysteresis: how long a returning site must answer every probe before it gets its share back.',
+      },
+    }),
   },
   ['kind'],
 );

@@ -125,16 +125,96 @@ function checkWorkload(w: unknown, i: number, out: RawIssue[]): void {
   }
 }
 
+/** Kind-specific Site fields: a kubernetes site needs exactly one kubeconfig source; a local one none. */
+function checkSite(spec: Obj, out: RawIssue[]): void {
+  if (spec.kind === 'kubernetes') {
+    const kc = spec.kubeconfig;
+    if (kc === undefined) {
+      out.push({
+        segments: ['spec', 'kubeconfig'],
+        message: 'is required for a kubernetes site',
+        fix: 'add kubeconfig: { path: /etc/bulwark/dc1.kubeconfig } (or { env: DC1_KUBECONFIG } naming a control-plane environment variable)',
+      });
+    } else if (isObj(kc)) {
+      const set = ['path', 'env'].filter((k) => kc[k] !== undefined);
+      if (set.length !== 1) {
+        out.push({
+          segments: ['spec', 'kubeconfig'],
+          message:
+            set.length === 0 ? 'must set path or env' : 'must set only one of path or env (found both)',
+          fix: 'keep one: path (a kubeconfig file on the control-plane host) or env (an environment variable holding it)',
+        });
+      }
+    }
+    if (spec.gatewayPort !== undefined) {
+      out.push({
+        segments: ['spec', 'gatewayPort'],
+        atKey: true,
+        message:
+          'a kubernetes site has no Bulwark gateway (traffic inside the cluster goes through its Services)',
+        fix: "remove 'gatewayPort'",
+      });
+    }
+  } else if (spec.kind === 'local') {
+    for (const field of ['kubeconfig', 'context'] as const) {
+      if (spec[field] === undefined) continue;
+      out.push({
+        segments: ['spec', field],
+        atKey: true,
+        message: 'only a kubernetes site has a kubeconfig',
+        fix: `remove '${field}' or set kind: kubernetes`,
+      });
+    }
+  }
+}
+
+/** spread: the minimums must fit in every workload's total, and some weight must be positive. */
+function checkPlacement(placement: Obj, workloads: unknown[], out: RawIssue[]): void {
+  const sites = list(placement.sites).filter(isObj);
+  duplicates(list(placement.sites), 'name', ['spec', 'placement', 'sites'], 'site', out);
+  const spread = placement.strategy === 'spread';
+  if (!spread) {
+    list(placement.sites).forEach((s, i) => {
+      if (!isObj(s) || s.minReplicas === undefined) return;
+      out.push({
+        segments: ['spec', 'placement', 'sites', i, 'minReplicas'],
+        atKey: true,
+        message: 'applies only to strategy spread (replicate runs the full replicas on every site)',
+        fix: "set spec.placement.strategy: spread, or remove 'minReplicas'",
+      });
+    });
+    return;
+  }
+  const weight = (s: Obj): number => (typeof s.weight === 'number' ? s.weight : 100);
+  if (sites.length > 0 && sites.every((s) => weight(s) === 0)) {
+    out.push({
+      segments: ['spec', 'placement', 'sites'],
+      message: 'strategy spread needs at least one site with a weight above 0',
+      fix: 'give the sites that should run replicas a weight, e.g. weight: 1',
+    });
+  }
+  const minSum = sites.reduce((n, s) => n + (typeof s.minReplicas === 'number' ? s.minReplicas : 0), 0);
+  workloads.forEach((w, i) => {
+    if (!isObj(w)) return;
+    const replicas = typeof w.replicas === 'number' ? w.replicas : 1;
+    if (replicas === 0 || minSum <= replicas) return;
+    out.push({
+      segments: ['spec', 'workloads', i, 'replicas'],
+      message: `is ${replicas} but the placement's minReplicas add up to ${minSum} (strategy spread: replicas is the total across sites)`,
+      fix: `raise replicas to at least ${minSum} or lower spec.placement.sites[].minReplicas`,
+    });
+  });
+}
+
 /** Semantic checks of one resource (cross-resource rules live in `validate.ts`). */
 export function semanticIssues(r: unknown): RawIssue[] {
   const out: RawIssue[] = [];
+  if (isObj(r) && r.kind === 'Site' && isObj(r.spec)) checkSite(r.spec, out);
   if (!isObj(r) || r.kind !== 'App' || !isObj(r.spec)) return out;
   const workloads = list(r.spec.workloads);
   duplicates(workloads, 'name', ['spec', 'workloads'], 'workload name', out);
   workloads.forEach((w, i) => checkWorkload(w, i, out));
-  if (isObj(r.spec.placement)) {
-    duplicates(list(r.spec.placement.sites), 'name', ['spec', 'placement', 'sites'], 'site', out);
-  }
+  if (isObj(r.spec.placement)) checkPlacement(r.spec.placement, workloads, out);
   if (isObj(r.spec.isolation)) checkSignatures(r.spec.isolation.signatures, out);
   return out;
 }

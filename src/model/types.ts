@@ -33,23 +33,63 @@ export interface Condition {
   reason: string;
   message: string;
   lastTransitionTime: string;
+  /** When the condition was last checked (health probes), even when it did not change. */
+  lastProbeTime?: string;
 }
 
 // ---------------------------------------------------------------- Site
 
+/**
+ * Where a Kubernetes site's kubeconfig comes from. Only a reference is stored: the file (or
+ * the control plane's environment variable) holds the credentials, never the Site resource.
+ */
+export type KubeconfigRef = { path: string } | { env: string };
+
+/** How the control plane decides whether a site is usable. */
+export interface SiteHealthSpec {
+  /** Time between health probes. @default 1000 */
+  intervalMs?: number;
+  /** One probe's timeout. @default 800 */
+  timeoutMs?: number;
+  /** Consecutive failed probes before the site is unreachable and its share moves. @default 3 */
+  failureThreshold?: number;
+  /** How long a returning site must stay healthy before it gets its share back (hysteresis). @default 30000 */
+  failbackAfterMs?: number;
+}
+
 export interface SiteSpec {
-  /** `local`: this machine's runtime driver. `kubernetes` is reserved for the Kubernetes driver. */
-  kind: 'local';
+  /** `local`: this machine's runtime driver. `kubernetes`: a cluster reached through its API server. */
+  kind: 'local' | 'kubernetes';
   /** Human-readable data-center name, e.g. "Shanghai DC1". */
   displayName?: string;
-  /** Port of the site's HAProxy HTTP gateway (services and users call services through it). */
+  /** Port of the site's HAProxy HTTP gateway (local sites only). */
   gatewayPort?: number;
+  /** Kubernetes sites: the kubeconfig to use (required for kind kubernetes). */
+  kubeconfig?: KubeconfigRef;
+  /** Kubernetes sites: the kubeconfig context; default: its current-context. */
+  context?: string;
+  health?: SiteHealthSpec;
 }
+
+export type SiteHealthState = 'unknown' | 'healthy' | 'unreachable' | 'recovering';
 
 export interface SiteStatus {
   conditions: Condition[];
   gateway?: { url: string };
   observedGeneration?: number;
+  /** Live health of the site as the control plane's probes see it. */
+  health?: {
+    state: SiteHealthState;
+    /** When the site entered `state`. */
+    since: string;
+    consecutiveFailures: number;
+    lastProbeTime?: string;
+    lastProbeMs?: number;
+    /** Recovering sites: when they take their share back. */
+    failbackAt?: string;
+  };
+  /** Kubernetes sites: the API server in use (never credentials). */
+  server?: string;
 }
 
 // ---------------------------------------------------------------- Project
@@ -115,8 +155,25 @@ export interface Resources {
   memory?: string;
 }
 
+export interface PlacementSite {
+  name: string;
+  /** Relative share: of traffic (strategy replicate) or of replicas (strategy spread). @default 100 */
+  weight?: number;
+  /** Strategy spread: replicas this site always gets while it is healthy. @default 0 */
+  minReplicas?: number;
+}
+
+/**
+ * `replicate` (the default, and what manifests without a strategy mean): every placed site
+ * runs each workload's full `replicas`. `spread`: `replicas` is the total across the sites,
+ * split by weight with per-site minimums; an unreachable site's share moves to the others.
+ */
+export type PlacementStrategy = 'replicate' | 'spread';
+
 export interface Placement {
-  sites: { name: string; weight?: number }[];
+  /** @default "replicate" */
+  strategy?: PlacementStrategy;
+  sites: PlacementSite[];
 }
 
 export interface Workload {
@@ -176,10 +233,27 @@ export interface InstanceSummary {
   lastExitReason?: string;
 }
 
+/** Where an App's replicas run and why, as decided by placement. */
+export interface AppPlacementStatus {
+  strategy: PlacementStrategy;
+  sites: {
+    name: string;
+    /** The site's health as placement used it. */
+    state: SiteHealthState;
+    /** Replicas per workload this site is asked to run now. */
+    replicas: Record<string, number>;
+    /** Why the site has this share (e.g. "unreachable since ...: share moved to dc1, dc3"). */
+    reason: string;
+  }[];
+  /** The last time the split changed, and why. */
+  lastChange?: { at: string; reason: string };
+}
+
 export interface AppStatus {
   conditions: Condition[];
   observedGeneration?: number;
   workloads?: WorkloadStatus[];
+  placement?: AppPlacementStatus;
 }
 
 // ---------------------------------------------------------------- envelope

@@ -249,16 +249,130 @@ describe('validateResource', () => {
     expect(errorsAfter(mutate)).toEqual([`${path}: not supported yet (planned: ${capability})`]);
   });
 
-  it('rejects Site kind kubernetes as not supported yet', () => {
-    const site = {
-      apiVersion: 'bulwark.io/v1',
-      kind: 'Site',
-      metadata: { name: 'k8s' },
-      spec: { kind: 'kubernetes' },
-    };
-    expect(validateResource(site).errors).toEqual([
-      { path: 'spec.kind', message: "'kubernetes' is not supported yet (planned: Kubernetes driver)" },
-    ]);
+  const site = (spec: Record<string, unknown>): Loose => ({
+    apiVersion: 'bulwark.io/v1',
+    kind: 'Site',
+    metadata: { name: 'dc1' },
+    spec,
+  });
+  const siteErrors = (spec: Record<string, unknown>): string[] =>
+    validateResource(site(spec)).errors.map((e) => `${e.path}: ${e.message}; fix: ${e.fix ?? ''}`);
+
+  it('accepts a kubernetes Site with a kubeconfig path or env reference, a context and health timing', () => {
+    expect(siteErrors({ kind: 'kubernetes', kubeconfig: { path: '/etc/bulwark/dc1.kubeconfig' } })).toEqual(
+      [],
+    );
+    expect(
+      siteErrors({
+        kind: 'kubernetes',
+        kubeconfig: { env: 'DC1_KUBECONFIG' },
+        context: 'dc1-admin',
+        health: { intervalMs: 500, timeoutMs: 300, failureThreshold: 3, failbackAfterMs: 5000 },
+      }),
+    ).toEqual([]);
+  });
+
+  it.each([
+    [
+      'no kubeconfig',
+      { kind: 'kubernetes' },
+      'spec.kubeconfig: is required for a kubernetes site; fix: add kubeconfig: { path: /etc/bulwark/dc1.kubeconfig } (or { env: DC1_KUBECONFIG } naming a control-plane environment variable)',
+    ],
+    [
+      'a relative path',
+      { kind: 'kubernetes', kubeconfig: { path: 'dc1.kubeconfig' } },
+      "spec.kubeconfig.path: must be an absolute path on the control-plane host (got 'dc1.kubeconfig'); fix: write the full path, e.g. /etc/bulwark/dc1.kubeconfig",
+    ],
+    [
+      'both path and env',
+      { kind: 'kubernetes', kubeconfig: { path: '/k', env: 'K' } },
+      'spec.kubeconfig: must set only one of path or env (found both); fix: keep one: path (a kubeconfig file on the control-plane host) or env (an environment variable holding it)',
+    ],
+    [
+      'an inline token',
+      { kind: 'kubernetes', kubeconfig: { path: '/k', token: 'abc' } },
+      "spec.kubeconfig.token: unknown field 'token' (allowed: path, env); fix: remove 'token'",
+    ],
+    [
+      'a gateway port',
+      { kind: 'kubernetes', kubeconfig: { path: '/k' }, gatewayPort: 8080 },
+      "spec.gatewayPort: a kubernetes site has no Bulwark gateway (traffic inside the cluster goes through its Services); fix: remove 'gatewayPort'",
+    ],
+    [
+      'a kubeconfig on a local site',
+      { kind: 'local', kubeconfig: { path: '/k' } },
+      "spec.kubeconfig: only a kubernetes site has a kubeconfig; fix: remove 'kubeconfig' or set kind: kubernetes",
+    ],
+    [
+      'a failure threshold of 0',
+      { kind: 'kubernetes', kubeconfig: { path: '/k' }, health: { failureThreshold: 0 } },
+      'spec.health.failureThreshold: must be >= 1; fix: got 0; use a value >= 1',
+    ],
+  ])('rejects a Site with %s, naming the field and the fix', (_what, spec, expected) => {
+    expect(siteErrors(spec)).toEqual([expected]);
+  });
+
+  it('accepts a spread placement with weights and minimums that fit the replicas', () => {
+    expect(
+      errorsAfter((a) => {
+        a.spec.workloads[0].replicas = 6;
+        a.spec.workloads[1].replicas = 0;
+        a.spec.placement = {
+          strategy: 'spread',
+          sites: [
+            { name: 'dc1', weight: 2, minReplicas: 1 },
+            { name: 'dc2', weight: 1, minReplicas: 1 },
+            { name: 'dc3', weight: 1 },
+          ],
+        };
+      }),
+    ).toEqual([]);
+  });
+
+  it.each([
+    [
+      'minimums above the replicas',
+      (a: Loose) => {
+        a.spec.workloads[0].replicas = 2;
+        a.spec.placement = {
+          strategy: 'spread',
+          sites: [
+            { name: 'dc1', minReplicas: 2 },
+            { name: 'dc2', minReplicas: 1 },
+          ],
+        };
+      },
+      [
+        "spec.workloads[0].replicas: is 2 but the placement's minReplicas add up to 3 (strategy spread: replicas is the total across sites)",
+        "spec.workloads[1].replicas: is 1 but the placement's minReplicas add up to 3 (strategy spread: replicas is the total across sites)",
+      ],
+    ],
+    [
+      'minReplicas without strategy spread',
+      (a: Loose) => (a.spec.placement = { sites: [{ name: 'dc1', minReplicas: 1 }] }),
+      [
+        'spec.placement.sites[0].minReplicas: applies only to strategy spread (replicate runs the full replicas on every site)',
+      ],
+    ],
+    [
+      'every weight 0',
+      (a: Loose) =>
+        (a.spec.placement = {
+          strategy: 'spread',
+          sites: [
+            { name: 'dc1', weight: 0 },
+            { name: 'dc2', weight: 0 },
+          ],
+        }),
+      ['spec.placement.sites: strategy spread needs at least one site with a weight above 0'],
+    ],
+    [
+      'an unknown strategy',
+      (a: Loose) => (a.spec.placement = { strategy: 'balanced', sites: [{ name: 'dc1' }] }),
+      ["spec.placement.strategy: must be one of 'replicate', 'spread' (got 'balanced')"],
+    ],
+  ])('rejects a placement with %s', (_what, mutate, expected) => {
+    expect(errorsAfter(mutate)).toEqual(expected);
   });
 
   it('forbids metadata.project on Site and Project', () => {
