@@ -121,6 +121,18 @@ export interface Capability {
 export interface DriverCapabilities {
   networkNamespaces: Capability;
   cgroups: Capability;
+  /**
+   * Instances are real processes: they answer on their address, exit, restart and are
+   * probed for real. Unavailable on simulated nodes (kwok). Absent = available.
+   */
+  processes?: Capability;
+  /** `logs` and `followLogs` return what the instance printed. Absent = available. */
+  logs?: Capability;
+  /**
+   * A quarantined instance is neither probed nor restarted (the kubelet cannot be told
+   * so: on Kubernetes it keeps probing and restarting a quarantined pod). Absent = available.
+   */
+  quarantineSuspendsSupervision?: Capability;
 }
 
 export interface LogQuery {

@@ -1,0 +1,720 @@
+/**
+ * KubernetesDriver: the RuntimeDriver seam on a Kubernetes cluster.
+ *
+ * ```ts
+ * const driver = new KubernetesDriver({ site: 'dc1', kubeconfigPath: '/etc/bulwark/dc1.kubeconfig' });
+ * // or: new KubernetesDriver({ site: 'dc1', connection: { server, token, caCertPem } })
+ * const h = await driver.health();      // { ok, message, latencyMs } - does the API server answer?
+ * await driver.start();                  // informers listed and watching (ensure() also starts it)
+ * await driver.ensure(spec);             // spec.image is what runs; spec.command is ignored here
+ * ```
+ *
+ * Mapping (docs/kubernetes.md has the full story):
+ * - a Namespace per project (`<namespacePrefix><project>`), per workload a Deployment (service),
+ *   StatefulSet (stateful) or Indexed Job (job), a Service and a PodDisruptionBudget, all written
+ *   with server-side apply under the field manager (`bulwark`), labelled `app.kubernetes.io/*`
+ *   and annotated `bulwark.io/owner: <site>/<project>/<app>`;
+ * - the ensured instances of a workload live in the workload object's `bulwark.io/instances`
+ *   annotation (so a restarted driver recovers them) and set its replicas;
+ * - pods are bound to instance ids by the `bulwark.io/instance-id` annotation (binding.ts);
+ * - quarantine relabels the pod (`bulwark.io/pool: quarantined`) so neither the Service nor the
+ *   ReplicaSet selects it: the ReplicaSet starts a replacement, the EndpointSlice drops the pod,
+ *   the pod keeps running;
+ * - deletion goes through the garbage collector (propagationPolicy Background).
+ *
+ * Status flows back through informers (LIST + WATCH, 410 relist, periodic resync) on pods and
+ * the three workload kinds, all filtered to `app.kubernetes.io/managed-by=bulwark` and this site.
+ */
+import type {
+  DriverCapabilities,
+  DriverEvent,
+  InstanceSpec,
+  InstanceStatus,
+  LogListener,
+  LogQuery,
+  QuarantineOptions,
+  RuntimeDriver,
+  InstanceStats,
+} from '../driver.ts';
+import { bindPods } from './binding.ts';
+import { KubeApiError, KubeClient, type KindName } from './client.ts';
+import { Informer, type InformerStatus, type ListWatcher } from './informer.ts';
+import { loadKubeconfig, type KubeConnection } from './kubeconfig.ts';
+import { ANNOTATION, LABEL, MANAGER, POOL, labelValue, namespaceName, workloadName } from './names.ts';
+import {
+  decodeInstances,
+  renderNamespace,
+  renderPdb,
+  renderService,
+  renderWorkload,
+  templateHash,
+  workloadKind,
+  workloadType,
+  type InstanceEntry,
+  type WorkloadKind,
+  type WorkloadState,
+} from './render.ts';
+import { instanceStatus } from './status.ts';
+import type { KubeObject, Pod, WorkloadObject } from './types.ts';
+
+export interface KubernetesDriverOptions {
+  /** The Bulwark Site this cluster is; every object is labelled `bulwark.io/site=<site>`. */
+  site: string;
+  /** A kubeconfig file; its current context (or `context`) is used. */
+  kubeconfigPath?: string;
+  context?: string;
+  /** Or the connection parts directly (takes precedence over kubeconfigPath). */
+  connection?: KubeConnection;
+  /** Server-side apply field manager. @default "bulwark" */
+  fieldManager?: string;
+  /** Project namespaces are `<namespacePrefix><project>`. @default "bulwark-" */
+  namespacePrefix?: string;
+  /** Informer relist period. @default 60000 */
+  resyncMs?: number;
+  /** Per-request timeout. @default 15000 */
+  requestTimeoutMs?: number;
+  /** Extra time `remove` waits beyond the grace period for the pod to be gone. @default 15000 */
+  removeWaitMs?: number;
+  onError?: (err: Error) => void;
+}
+
+export interface KubernetesHealth {
+  ok: boolean;
+  /** `API server v1.36.3 answered in 4 ms`, or why it did not. */
+  message: string;
+  latencyMs?: number;
+  version?: string;
+}
+
+export interface KubernetesDriverStatus {
+  site: string;
+  server: string;
+  started: boolean;
+  workloads: number;
+  instances: number;
+  informers: Record<string, InformerStatus>;
+}
+
+const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job'];
+const wkey = (ns: string, kind: WorkloadKind, name: string): string => `${ns}/${kind}/${name}`;
+
+export class KubernetesDriver implements RuntimeDriver {
+  readonly kind = 'kubernetes' as const;
+  readonly client: KubeClient;
+  private readonly o: KubernetesDriverOptions & { namespacePrefix: string; fieldManager: string };
+  private readonly workloads = new Map<string, WorkloadState>();
+  private readonly byId = new Map<string, string>();
+  private readonly last = new Map<string, string>();
+  private readonly listeners = new Set<(ev: DriverEvent) => void>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly namespaces = new Set<string>();
+  private readonly pendingBinds = new Set<string>();
+  private readonly followers = new Set<AbortController>();
+  private pods: Informer<Pod> | undefined;
+  private workloadInformers = new Map<WorkloadKind, Informer<WorkloadObject>>();
+  private starting: Promise<void> | undefined;
+  private caps: DriverCapabilities = {
+    networkNamespaces: { available: false, reason: 'not started: the cluster has not been asked yet' },
+    cgroups: { available: false, reason: 'not started' },
+  };
+
+  /** Passive: reads the kubeconfig, builds the client; no request until start()/health(). */
+  constructor(opts: KubernetesDriverOptions) {
+    if (!opts.site) throw new Error('site is required: the Bulwark Site name of this cluster');
+    const conn =
+      opts.connection ??
+      (opts.kubeconfigPath
+        ? loadKubeconfig(opts.kubeconfigPath, opts.context)
+        : (() => {
+            throw new Error(`site ${opts.site}: set kubeconfigPath or connection {server, token, caCertPem}`);
+          })());
+    this.o = { namespacePrefix: 'bulwark-', fieldManager: MANAGER, ...opts };
+    this.client = new KubeClient(conn, {
+      fieldManager: this.o.fieldManager,
+      ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+    });
+  }
+
+  static async create(opts: KubernetesDriverOptions): Promise<KubernetesDriver> {
+    const d = new KubernetesDriver(opts);
+    await d.start();
+    return d;
+  }
+
+  /** Does the API server answer (GET /readyz, then /version)? Never throws. */
+  async health(timeoutMs = 3000): Promise<KubernetesHealth> {
+    const t0 = performance.now();
+    try {
+      await this.client.request('GET', '/readyz', { raw: true, timeoutMs });
+      const v = await this.client.request<{ gitVersion?: string }>('GET', '/version', { timeoutMs });
+      const latencyMs = Math.round(performance.now() - t0);
+      return {
+        ok: true,
+        message: `API server ${v?.gitVersion ?? ''} answered in ${latencyMs} ms`.replace('  ', ' '),
+        latencyMs,
+        ...(v?.gitVersion ? { version: v.gitVersion } : {}),
+      };
+    } catch (err) {
+      return {
+        ok: false,
+        message: `API server ${this.client.server} does not answer: ${(err as Error).message}`,
+      };
+    }
+  }
+
+  /** List and watch (idempotent); resolves once the caches are filled. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart().catch((err: unknown) => {
+      this.starting = undefined;
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private selector(): string {
+    return `${LABEL.managedBy}=${MANAGER},${LABEL.site}=${labelValue(this.o.site)}`;
+  }
+
+  private lw<T extends KubeObject>(kind: KindName): ListWatcher<T> {
+    const labelSelector = this.selector();
+    return {
+      list: () => this.client.list<T>(kind, undefined, { labelSelector }),
+      watch: (resourceVersion, onEvent, signal) =>
+        this.client.watch<T>(
+          kind,
+          undefined,
+          { labelSelector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
+          onEvent,
+          signal,
+        ),
+    };
+  }
+
+  private async doStart(): Promise<void> {
+    await this.detectCapabilities();
+    const opts = {
+      resyncMs: this.o.resyncMs ?? 60_000,
+      ...(this.o.onError ? { onError: this.o.onError } : {}),
+    };
+    for (const kind of WORKLOAD_KINDS) {
+      const inf = new Informer<WorkloadObject>(this.lw(kind), (ev) => this.onWorkloadObject(kind, ev), opts);
+      this.workloadInformers.set(kind, inf);
+    }
+    this.pods = new Informer<Pod>(this.lw('Pod'), (ev) => this.onPod(ev.object), opts);
+    // Workloads first, so the pods that arrive next find their instance entries.
+    await Promise.all([...this.workloadInformers.values()].map((i) => i.start()));
+    await this.pods.start();
+    for (const k of this.workloads.keys()) this.refresh(k);
+  }
+
+  /** Simulated (kwok) nodes have no containers: say so instead of failing later. */
+  private async detectCapabilities(): Promise<void> {
+    const nodes = await this.client.list<KubeObject>('Node');
+    const fake = (n: KubeObject): boolean =>
+      n.metadata.annotations?.['kwok.x-k8s.io/node'] === 'fake' || n.metadata.labels?.type === 'kwok';
+    const simulated = nodes.items.length > 0 && nodes.items.every(fake);
+    const runtime = 'pods get them from the nodes (kubelet, container runtime and CNI), not from Bulwark';
+    if (simulated) {
+      const why = `every node of ${this.client.server} is kwok-simulated: pods have no container`;
+      this.caps = {
+        networkNamespaces: { available: false, reason: `${why}, so no network namespace` },
+        cgroups: { available: false, reason: `${why}, so no cgroup` },
+        processes: { available: false, reason: `${why}: nothing listens on the pod IP, exits or restarts` },
+        logs: { available: false, reason: `${why}: the pods/log subresource has nothing to read` },
+        quarantineSuspendsSupervision: {
+          available: false,
+          reason: 'the kubelet keeps probing and restarting a quarantined pod (pod probes are immutable)',
+        },
+      };
+    } else {
+      this.caps = {
+        networkNamespaces: { available: true, reason: runtime },
+        cgroups: {
+          available: true,
+          reason: `${runtime}; quarantine cpu/memory caps are not applied (needs in-place pod resize)`,
+        },
+        quarantineSuspendsSupervision: {
+          available: false,
+          reason: 'the kubelet keeps probing and restarting a quarantined pod (pod probes are immutable)',
+        },
+      };
+    }
+  }
+
+  capabilities(): DriverCapabilities {
+    return structuredClone(this.caps);
+  }
+
+  status(): KubernetesDriverStatus {
+    const informers: Record<string, InformerStatus> = {};
+    if (this.pods) informers.Pod = this.pods.status();
+    for (const [k, i] of this.workloadInformers) informers[k] = i.status();
+    return {
+      site: this.o.site,
+      server: this.client.server,
+      started: this.pods !== undefined,
+      workloads: this.workloads.size,
+      instances: this.byId.size,
+      informers,
+    };
+  }
+
+  // ---- state from the cluster ----
+
+  private onWorkloadObject(kind: WorkloadKind, ev: { type: string; object: WorkloadObject }): void {
+    const obj = ev.object;
+    const ns = obj.metadata.namespace ?? '';
+    const name = obj.metadata.labels?.[LABEL.instance] ?? obj.metadata.name;
+    const key = wkey(ns, kind, name);
+    if (ev.type === 'deleted') {
+      // Deleted behind our back (or by us): its instances are gone; the controller will ensure them again.
+      const w = this.workloads.get(key);
+      if (w && !this.locks.has(key) && (kind !== 'Job' || obj.metadata.name === this.objectName(w))) {
+        for (const e of w.instances) this.forget(e.id);
+        this.workloads.delete(key);
+      }
+      return;
+    }
+    if (this.workloads.has(key) && this.locks.has(key)) return; // our own write in flight
+    const instances = decodeInstances(obj.metadata.annotations?.[ANNOTATION.instances]);
+    let template: InstanceSpec;
+    try {
+      template = JSON.parse(obj.metadata.annotations?.['bulwark.io/spec'] ?? '') as InstanceSpec;
+    } catch {
+      return; // not written by this driver version; leave it alone
+    }
+    const w: WorkloadState = {
+      namespace: ns,
+      name,
+      kind,
+      site: this.o.site,
+      project: template.project,
+      app: template.app,
+      workload: template.workload,
+      template,
+      templateHash: obj.metadata.labels?.[LABEL.templateHash] ?? templateHash(template),
+      instances,
+    };
+    const cur = this.workloads.get(key);
+    if (kind === 'Job' && cur && this.objectName(cur) !== obj.metadata.name) return; // an old Job being deleted
+    this.workloads.set(key, w);
+    for (const e of instances) this.byId.set(e.id, key);
+    for (const e of cur?.instances ?? []) if (!instances.some((i) => i.id === e.id)) this.forget(e.id);
+    this.refresh(key);
+  }
+
+  private onPod(pod: Pod): void {
+    const ns = pod.metadata.namespace ?? '';
+    const name = pod.metadata.labels?.[LABEL.instance];
+    if (!name) return;
+    for (const kind of WORKLOAD_KINDS)
+      if (this.workloads.has(wkey(ns, kind, name))) this.refresh(wkey(ns, kind, name));
+  }
+
+  private podsOf(w: WorkloadState): Pod[] {
+    return (this.pods?.list() ?? []).filter(
+      (p) => p.metadata.namespace === w.namespace && p.metadata.labels?.[LABEL.instance] === w.name,
+    );
+  }
+
+  private objectName(w: WorkloadState): string {
+    return renderWorkload(w).metadata.name;
+  }
+
+  /** Recompute bindings and statuses of one workload; emit what changed; write new bindings. */
+  private refresh(key: string): void {
+    const w = this.workloads.get(key);
+    if (!w) return;
+    const pods = this.podsOf(w);
+    const { bound, patches } = bindPods(w.kind, w.instances, pods, w.name);
+    // An instance of an older template whose pod the rollout already removed is gone.
+    const gone = w.instances.filter(
+      (e) => e.templateHash !== w.templateHash && !bound.has(e.id) && !e.quarantined,
+    );
+    for (const e of gone) {
+      w.instances = w.instances.filter((i) => i.id !== e.id);
+      this.forget(e.id);
+    }
+    for (const e of w.instances) this.emitIfChanged(instanceStatus(w, e, bound.get(e.id)));
+    for (const p of patches) {
+      const pod = pods.find((x) => x.metadata.name === p.pod);
+      if (pod && !this.pendingBinds.has(`${w.namespace}/${p.pod}`)) {
+        this.pendingBinds.add(`${w.namespace}/${p.pod}`);
+        this.applyPod(pod, { id: p.id, pool: POOL.serving })
+          .catch((err: unknown) => this.o.onError?.(err as Error))
+          .finally(() => this.pendingBinds.delete(`${w.namespace}/${p.pod}`));
+      }
+    }
+  }
+
+  private emitIfChanged(s: InstanceStatus): void {
+    const json = JSON.stringify(s);
+    if (this.last.get(s.id) === json) return;
+    this.last.set(s.id, json);
+    this.emit({ type: 'changed', instance: s });
+  }
+
+  private forget(id: string): void {
+    this.byId.delete(id);
+    if (this.last.delete(id)) this.emit({ type: 'removed', id });
+  }
+
+  private emit(ev: DriverEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.o.onError?.(err as Error);
+      }
+    }
+  }
+
+  // ---- writes ----
+
+  /** Serialise writes per workload: the instances annotation is read-modify-write. */
+  private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(fn);
+    this.locks.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(key) === run) this.locks.delete(key);
+    }
+  }
+
+  /**
+   * Everything Bulwark owns on a pod, in one apply: server-side apply drops fields the
+   * manager stops stating, so the binding, the pool label and the quarantine note go
+   * together every time.
+   */
+  private async applyPod(
+    pod: Pod,
+    want: { id: string; pool: string; quarantine?: { since: string; reason: string } },
+  ): Promise<Pod> {
+    const updated = await this.client.apply<Pod>({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: pod.metadata.name,
+        namespace: pod.metadata.namespace ?? '',
+        labels: { [LABEL.pool]: want.pool },
+        annotations: {
+          [ANNOTATION.instanceId]: want.id,
+          // Bound pods are the last the ReplicaSet picks when it has one too many.
+          [ANNOTATION.deletionCost]: want.pool === POOL.serving ? '100' : '-100',
+          ...(want.quarantine ? { [ANNOTATION.quarantine]: JSON.stringify(want.quarantine) } : {}),
+        },
+      },
+    });
+    this.pods?.upsert(updated);
+    this.onPod(updated);
+    return updated;
+  }
+
+  private async ensureNamespace(ns: string, project: string): Promise<void> {
+    if (this.namespaces.has(ns)) return;
+    await this.client.apply(renderNamespace(this.o.namespacePrefix, ns, project, this.o.site));
+    this.namespaces.add(ns);
+  }
+
+  /** Apply the workload object, its Service and PDB from the state. */
+  private async applyWorkload(w: WorkloadState): Promise<void> {
+    const obj = renderWorkload(w);
+    obj.metadata.labels = { ...obj.metadata.labels, [LABEL.templateHash]: w.templateHash };
+    const applied = await this.client.apply<WorkloadObject>(obj);
+    this.workloadInformers.get(w.kind)?.upsert(applied);
+    const svc = renderService(w);
+    if (svc) await this.client.apply(svc);
+    const pdb = renderPdb(w);
+    if (pdb) await this.client.apply(pdb);
+  }
+
+  private async deleteWorkload(w: WorkloadState, objectName = this.objectName(w)): Promise<void> {
+    // Background: the object goes now, the garbage collector removes ReplicaSets and pods after it.
+    await this.client.delete(w.kind, w.namespace, objectName, { propagationPolicy: 'Background' });
+    if (w.kind !== 'Job') {
+      await this.client.delete('Service', w.namespace, w.name);
+      await this.client.delete('PodDisruptionBudget', w.namespace, w.name);
+    }
+  }
+
+  async ensure(spec: InstanceSpec): Promise<InstanceStatus> {
+    await this.start();
+    if (spec.site !== this.o.site)
+      throw new Error(
+        `instance ${spec.id}: site is "${spec.site}" but this driver runs site "${this.o.site}"`,
+      );
+    if (!spec.image)
+      throw new Error(
+        `instance ${spec.id}: image is required on Kubernetes (set workloads[].image in the manifest; run.command is for the local runtime)`,
+      );
+    const type = workloadType(spec);
+    const kind = workloadKind(type);
+    const ns = namespaceName(this.o.namespacePrefix, spec.project);
+    const name = workloadName(spec.app, spec.workload);
+    const key = wkey(ns, kind, name);
+    const other = this.byId.get(spec.id);
+    if (other && other !== key)
+      throw new Error(`instance ${spec.id} already runs as ${other}; remove it before ensuring it elsewhere`);
+    return this.locked(key, async () => {
+      await this.ensureNamespace(ns, spec.project);
+      const th = templateHash(spec);
+      const cur = this.workloads.get(key);
+      const existing = cur?.instances.find((e) => e.id === spec.id);
+      const obj = this.workloadInformers.get(kind)?.get(`${ns}/${cur ? this.objectName(cur) : name}`);
+      if (cur && existing && existing.specHash === spec.specHash && obj) return this.statusOf(key, spec.id);
+      const entry: InstanceEntry = {
+        id: spec.id,
+        ordinal: spec.ordinal,
+        specHash: spec.specHash,
+        templateHash: th,
+      };
+      const next: WorkloadState = cur
+        ? { ...cur, instances: [...cur.instances.filter((e) => e.id !== spec.id), entry] }
+        : {
+            namespace: ns,
+            name,
+            kind,
+            site: spec.site,
+            project: spec.project,
+            app: spec.app,
+            workload: spec.workload,
+            template: spec,
+            templateHash: th,
+            instances: [entry],
+          };
+      const oldJob = cur && kind === 'Job' && cur.templateHash !== th ? this.objectName(cur) : undefined;
+      if (!cur || cur.templateHash !== th || !obj) {
+        // The newest spec is the template: a changed template is a rollout.
+        next.template = spec;
+        next.templateHash = th;
+      }
+      if (oldJob) {
+        // A Job's pod template is immutable: the new template is a new Job, the old one goes.
+        next.instances = next.instances.filter((e) => e.templateHash === th);
+        await this.deleteWorkload({ ...cur!, kind: 'Job' }, oldJob);
+      }
+      this.workloads.set(key, next);
+      this.byId.set(spec.id, key);
+      try {
+        await this.applyWorkload(next);
+      } catch (err) {
+        if (cur) this.workloads.set(key, cur);
+        else this.workloads.delete(key);
+        if (!cur?.instances.some((e) => e.id === spec.id)) this.byId.delete(spec.id);
+        throw err;
+      }
+      this.refresh(key);
+      return this.statusOf(key, spec.id);
+    });
+  }
+
+  private statusOf(key: string, id: string): InstanceStatus {
+    const w = this.workloads.get(key)!;
+    const e = w.instances.find((i) => i.id === id)!;
+    const { bound } = bindPods(w.kind, w.instances, this.podsOf(w), w.name);
+    return instanceStatus(w, e, bound.get(id));
+  }
+
+  private find(
+    id: string,
+  ): { key: string; w: WorkloadState; e: InstanceEntry; pod: Pod | undefined } | undefined {
+    const key = this.byId.get(id);
+    const w = key ? this.workloads.get(key) : undefined;
+    const e = w?.instances.find((i) => i.id === id);
+    if (!key || !w || !e) return undefined;
+    return { key, w, e, pod: bindPods(w.kind, w.instances, this.podsOf(w), w.name).bound.get(id) };
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.start();
+    const key = this.byId.get(id);
+    if (!key) return;
+    await this.locked(key, async () => {
+      const f = this.find(id);
+      if (!f) return;
+      const { w, pod } = f;
+      // Out of the Service and the controller first, so no traffic reaches it while it stops
+      // and the controller cannot pick another pod to delete when replicas go down.
+      if (pod && !pod.metadata.deletionTimestamp) await this.applyPod(pod, { id, pool: POOL.removing });
+      const rest = w.instances.filter((e) => e.id !== id);
+      if (rest.length === 0) {
+        await this.deleteWorkload(w);
+        this.workloads.delete(key);
+      } else {
+        const next = { ...w, instances: rest };
+        this.workloads.set(key, next);
+        await this.applyWorkload(next);
+      }
+      const graceMs = w.template.terminationGracePeriodMs ?? 10_000;
+      if (pod) {
+        await this.client.delete('Pod', w.namespace, pod.metadata.name, {
+          gracePeriodSeconds: Math.ceil(graceMs / 1000),
+          ...(pod.metadata.uid ? { preconditions: { uid: pod.metadata.uid } } : {}),
+        });
+      }
+      this.forget(id);
+      if (pod) await this.waitPodGone(w.namespace, pod, graceMs + (this.o.removeWaitMs ?? 15_000));
+    });
+  }
+
+  private async waitPodGone(ns: string, pod: Pod, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const p = this.pods?.get(`${ns}/${pod.metadata.name}`);
+      if (!p || p.metadata.uid !== pod.metadata.uid) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`pod ${ns}/${pod.metadata.name} still exists ${timeoutMs} ms after its deletion`);
+  }
+
+  get(id: string): InstanceStatus | undefined {
+    const key = this.byId.get(id);
+    return key && this.workloads.get(key)?.instances.some((e) => e.id === id)
+      ? this.statusOf(key, id)
+      : undefined;
+  }
+
+  list(): InstanceStatus[] {
+    const out: InstanceStatus[] = [];
+    for (const w of this.workloads.values()) {
+      const { bound } = bindPods(w.kind, w.instances, this.podsOf(w), w.name);
+      for (const e of w.instances) out.push(instanceStatus(w, e, bound.get(e.id)));
+    }
+    return out;
+  }
+
+  watch(listener: (ev: DriverEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private need(id: string): { key: string; w: WorkloadState; e: InstanceEntry; pod: Pod | undefined } {
+    const f = this.find(id);
+    if (!f) throw new Error(`instance ${id} is not known to the Kubernetes driver of site ${this.o.site}`);
+    return f;
+  }
+
+  async quarantine(id: string, opts: QuarantineOptions): Promise<InstanceStatus> {
+    await this.start();
+    const key = this.need(id).key;
+    return this.locked(key, async () => {
+      const { w, e, pod } = this.need(id);
+      if (!pod) throw new Error(`instance ${id} has no pod yet; nothing to quarantine`);
+      if (pod.metadata.labels?.[LABEL.pool] === POOL.quarantined && e.quarantined)
+        return this.statusOf(key, id);
+      // Relabel: the Service's EndpointSlice drops the pod, the ReplicaSet releases it and
+      // starts a replacement; the pod itself is untouched and keeps running.
+      await this.applyPod(pod, {
+        id,
+        pool: POOL.quarantined,
+        quarantine: { since: new Date().toISOString(), reason: opts.reason },
+      });
+      const next = {
+        ...w,
+        instances: w.instances.map((i) => (i.id === id ? { ...i, quarantined: true } : i)),
+      };
+      this.workloads.set(key, next);
+      await this.applyWorkload(next);
+      return this.statusOf(key, id);
+    });
+  }
+
+  async unquarantine(id: string): Promise<InstanceStatus> {
+    await this.start();
+    const key = this.need(id).key;
+    return this.locked(key, async () => {
+      const { w, e, pod } = this.need(id);
+      if (!e.quarantined && pod?.metadata.labels?.[LABEL.pool] !== POOL.quarantined)
+        return this.statusOf(key, id);
+      const next = {
+        ...w,
+        instances: w.instances.map((i) => (i.id === id ? { ...i, quarantined: false } : i)),
+      };
+      this.workloads.set(key, next);
+      await this.applyWorkload(next);
+      // Back into the selector: the ReplicaSet adopts it again and, with one pod too many,
+      // deletes the cheapest - the unbound replacement (deletion cost 0 < 100).
+      if (pod) await this.applyPod(pod, { id, pool: POOL.serving });
+      return this.statusOf(key, id);
+    });
+  }
+
+  async logs(id: string, query: LogQuery = {}): Promise<string[]> {
+    const { w, pod } = this.need(id);
+    if (!pod) throw new Error(`instance ${id} has no pod yet, so no logs`);
+    if (this.caps.logs && !this.caps.logs.available)
+      throw new Error(`logs of ${id}: ${this.caps.logs.reason}`);
+    // The pods/log subresource interleaves stdout and stderr: `stream` cannot be honoured.
+    const text = await this.client.request<string>(
+      'GET',
+      `/api/v1/namespaces/${w.namespace}/pods/${pod.metadata.name}/log`,
+      { raw: true, query: { tailLines: query.tail ?? 100 } },
+    );
+    return text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
+  }
+
+  stats(_id: string): InstanceStats | undefined {
+    // metrics.k8s.io (metrics-server) is optional and polled; not wired yet.
+    return undefined;
+  }
+
+  followLogs(id: string, listener: LogListener): () => void {
+    const { w, pod } = this.need(id);
+    if (!pod) throw new Error(`instance ${id} has no pod yet, so no logs to follow`);
+    if (this.caps.logs && !this.caps.logs.available)
+      throw new Error(`logs of ${id}: ${this.caps.logs.reason}`);
+    const ac = new AbortController();
+    this.followers.add(ac);
+    const path = `/api/v1/namespaces/${w.namespace}/pods/${pod.metadata.name}/log`;
+    let since = new Date().toISOString();
+    const loop = async (): Promise<void> => {
+      while (!ac.signal.aborted && this.byId.has(id)) {
+        try {
+          await this.streamLog(path, since, listener, ac.signal);
+        } catch (err) {
+          this.o.onError?.(err as Error);
+        }
+        since = new Date().toISOString();
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    void loop();
+    return () => {
+      ac.abort();
+      this.followers.delete(ac);
+    };
+  }
+
+  private streamLog(
+    path: string,
+    sinceTime: string,
+    listener: LogListener,
+    signal: AbortSignal,
+  ): Promise<void> {
+    // The pods/log subresource interleaves both streams; lines are reported as stdout.
+    return this.client.streamLines(
+      path,
+      { follow: true, sinceTime },
+      (line) => listener('stdout', line, Date.now()),
+      signal,
+      3_600_000,
+    );
+  }
+
+  async close(opts: { stopInstances?: boolean } = {}): Promise<void> {
+    if (opts.stopInstances && this.starting) {
+      await this.starting.catch(() => {});
+      const ids = [...this.byId.keys()];
+      await Promise.all(
+        ids.map((id) => this.remove(id).catch((err: unknown) => this.o.onError?.(err as Error))),
+      );
+    }
+    for (const f of this.followers) f.abort();
+    await Promise.all([this.pods?.stop(), ...[...this.workloadInformers.values()].map((i) => i.stop())]);
+    this.client.close();
+  }
+}
+
+export { KubeApiError };
