@@ -43,11 +43,10 @@ export function isUsable(state: SiteHealthState): boolean {
 
 export class SiteHealth {
   private snap: SiteHealthSnapshot;
+  private readonly config: SiteHealthConfig;
 
-  constructor(
-    private readonly config: SiteHealthConfig,
-    now: number,
-  ) {
+  constructor(config: SiteHealthConfig, now: number) {
+    this.config = config;
     this.snap = { state: 'unknown', since: now, consecutiveFailures: 0 };
   }
 
