@@ -52,6 +52,8 @@ export interface HaproxyDataPlaneOptions {
   requestLogs?: boolean;
   /** How HAProxy ships log lines to the receiver (see syslog.ts). @default 'tcp' */
   logTransport?: 'tcp' | 'udp';
+  /** How long the TCP log receiver lets lines collect between small reads (see syslog.ts). @default 10 */
+  logReadBatchMs?: number;
   /** Extra rendering options (timeouts, retries, trace headers). */
   render?: RenderOptions;
   /** How long a removed server may take to finish its connections before they are cut. @default 10000 */
@@ -158,8 +160,11 @@ export class HaproxyDataPlane implements DataPlane {
     const dp = new HaproxyDataPlane(opts);
     dp.loadLastRouting();
     if (opts.requestLogs ?? true) {
-      dp.syslog = await SyslogReceiver.create({ transport: opts.logTransport ?? 'tcp' });
-      dp.syslog.onFrame((f) => dp.onLogMessage(f.message));
+      dp.syslog = await SyslogReceiver.create({
+        transport: opts.logTransport ?? 'tcp',
+        readBatchMs: opts.logReadBatchMs,
+      });
+      dp.syslog.onMessage((m) => dp.onLogMessage(m));
     }
     try {
       dp.proc = await HaproxyProcess.create({

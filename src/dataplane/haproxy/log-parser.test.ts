@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseHaproxyDate, parseRequestLog, parseSyslogFrame, splitFields } from './log-parser.ts';
+import { parseHaproxyDate, parseRequestLog, parseSyslogFrame } from './log-parser.ts';
 
 // Frames captured from HAProxy 2.6.12 running the rendered configuration.
 const GET_FRAME =
@@ -74,11 +74,60 @@ describe('parseHaproxyDate', () => {
       new Date(2026, 10, 23, 9, 34, 28, 0).toISOString(),
     );
     expect(parseHaproxyDate('garbage')).toBeUndefined();
+    expect(parseHaproxyDate('23/Nov/2026:09:34:28.0x0')).toBeUndefined();
+    expect(parseHaproxyDate('23/Foo/2026:09:34:28.000')).toBeUndefined();
   });
 });
 
-describe('splitFields', () => {
-  it('keeps quoted fields with spaces and undoes escapes', () => {
-    expect(splitFields('a "b c" "d\\"e" f')).toEqual(['a', 'b c', 'd"e', 'f']);
+describe('parseRequestLog on raw lines (the TCP ring path)', () => {
+  const RAW = (GET_FRAME.split(': ')[1] ?? '').trimEnd();
+  it('parses a raw line, with or without its newline, the same as the framed one', () => {
+    const framed = parseRequestLog(parseSyslogFrame(GET_FRAME)?.message ?? '');
+    expect(parseRequestLog(RAW)).toEqual(framed);
+    expect(parseRequestLog(RAW + '\n')).toEqual(framed);
+    expect(parseRequestLog(RAW + '\r\n')).toEqual(framed);
+  });
+  it('undoes escapes in quoted fields and keeps spaces inside them', () => {
+    const line = RAW.replace('"/acme/shop/web/x"', '"/a\\"b\\\\c"').replace(' "" ', ' "x y \\"z\\"" ');
+    const log = parseRequestLog(line);
+    expect(log?.path).toBe('/a"b\\c');
+    expect(log?.caller).toBe('x y "z"');
+    expect(log?.traceparent).toBe('00-ae23c26682ad4ae2ba60d9bdf9567543-ea6e1350bc2f47b2-01');
+    expect(log?.status).toBe(200);
+  });
+  it('reads unquoted `-` captures as absent', () => {
+    const line = RAW.replace(' "" "00-', ' - "00-');
+    expect(parseRequestLog(line)?.caller).toBeUndefined();
+    expect(parseRequestLog(RAW.replace(/ "00-[^"]*"$/, ' -'))?.traceparent).toBeUndefined();
+  });
+  it('reads -1, +1 and non-numbers', () => {
+    const log = parseRequestLog(RAW.replace(' 200 1 1 0 ---- 115 ', ' 200 +12 -1 +1 ---- x1 '));
+    expect(log).toMatchObject({ status: 200, totalMs: 12, serverMs: -1, retries: 1, bytesRead: -1 });
+    expect(parseRequestLog(RAW.replace(' 200 1 ', ' - 1 '))?.status).toBe(-1);
+  });
+  it('rejects truncated lines instead of guessing the missing fields', () => {
+    for (let cut = RAW.length - 1; cut > 'bwlog1 '.length; cut -= 7) {
+      const log = parseRequestLog(RAW.slice(0, cut));
+      // Cut inside the last field leaves a shorter (still well-formed) traceparent at most.
+      if (log) expect(cut).toBeGreaterThan(RAW.lastIndexOf(' "'));
+    }
+    expect(parseRequestLog(RAW.slice(0, RAW.indexOf(' ----')))).toBeUndefined();
+    expect(parseRequestLog(RAW.replace(/"00-[^"]*"$/, '"00-unterminated'))).toBeUndefined();
+    expect(parseRequestLog('bwlog1 ')).toBeUndefined();
+    expect(parseRequestLog('bwlog1')).toBeUndefined();
+    expect(parseRequestLog('')).toBeUndefined();
+  });
+  it('keeps the line when only the date is garbled, with the receive time instead', () => {
+    const before = Date.now();
+    const log = parseRequestLog(RAW.replace('23/Nov/2026:09:34:27.002', '23/Nov/2026:09:34:27.0x2'));
+    expect(log?.server).toBe('i1');
+    expect(Date.parse(log?.at ?? '')).toBeGreaterThanOrEqual(before - 1);
+  });
+  it('converts dates across second boundaries and back', () => {
+    const at = (d: string) => parseRequestLog(RAW.replace('23/Nov/2026:09:34:27.002', d))?.at;
+    expect(at('23/Nov/2026:09:34:27.002')).toBe(new Date(2026, 10, 23, 9, 34, 27, 2).toISOString());
+    expect(at('23/Nov/2026:09:34:28.999')).toBe(new Date(2026, 10, 23, 9, 34, 28, 999).toISOString());
+    expect(at('31/Dec/2026:23:59:59.500')).toBe(new Date(2026, 11, 31, 23, 59, 59, 500).toISOString());
+    expect(at('23/Nov/2026:09:34:27.010')).toBe(new Date(2026, 10, 23, 9, 34, 27, 10).toISOString());
   });
 });

@@ -1,127 +1,215 @@
 /**
- * Parses the request log format rendered by `config.ts` (LOG_FORMAT) out of a
- * syslog message body into a `RequestLog`. Returns undefined for other lines
- * (HAProxy also logs server state changes through the same target).
+ * Parses the request log format rendered by `config.ts` (LOG_FORMAT) into a
+ * `RequestLog`. Returns undefined for other lines (HAProxy also logs server
+ * state changes through the same target) and for truncated or malformed ones.
+ *
+ * This runs once per proxied request on the control plane's event loop, on
+ * the same cores as HAProxy, so it is written as a single left-to-right scan:
+ * no regex, no intermediate array, one string per field the record keeps,
+ * numbers read from char codes, the date converted once per second (see
+ * bench/dataplane/README.md for what each step cost).
  */
 import type { RequestLog } from '../dataplane.ts';
 import { LOG_TAG } from './config.ts';
 
-/** Split on spaces, keeping `"..."` fields together and undoing HAProxy's `\` escapes. */
-export function splitFields(text: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === 32) {
-      i++;
-    } else if (c === 34) {
-      // Fast path: a quoted field without escapes is one slice.
-      let end = text.indexOf('"', i + 1);
-      const bs = text.indexOf('\\', i + 1);
-      if (bs < 0 || (end >= 0 && bs > end)) {
-        if (end < 0) end = n;
-        out.push(text.slice(i + 1, end));
-        i = end + 1;
-        continue;
-      }
-      let v = '';
-      i++;
-      while (i < n && text[i] !== '"') {
-        if (text[i] === '\\' && i + 1 < n) i++;
-        v += text[i];
-        i++;
-      }
-      out.push(v);
-      i++;
-    } else {
-      let end = text.indexOf(' ', i);
-      if (end < 0) end = n;
-      out.push(text.slice(i, end));
-      i = end;
-    }
-  }
-  return out;
+const TAG_SP = LOG_TAG + ' ';
+
+// Cursor over the line being parsed. Module state rather than an object per
+// line: parsing is synchronous and this keeps the hot path allocation-free.
+let line = '';
+let pos = 0;
+let lineEnd = 0;
+let missing = false;
+
+function skipSpaces(): void {
+  while (pos < lineEnd && line.charCodeAt(pos) === 32) pos++;
 }
 
-const num = (s: string | undefined): number => {
-  const n = Number((s ?? '').replace(/^\+/, ''));
-  return Number.isFinite(n) ? n : -1;
-};
+/** The next space-delimited field; marks the line malformed when there is none. */
+function word(): string {
+  skipSpaces();
+  if (pos >= lineEnd) {
+    missing = true;
+    return '';
+  }
+  let sp = line.indexOf(' ', pos);
+  if (sp < 0 || sp > lineEnd) sp = lineEnd;
+  const s = line.slice(pos, sp);
+  pos = sp + 1;
+  return s;
+}
 
-const opt = (s: string | undefined): string | undefined =>
-  s === undefined || s === '' || s === '-' ? undefined : s;
+/**
+ * A `"..."` field as written by HAProxy's `+Q,+E` (`\` escapes `"` and `\`);
+ * an unquoted field (`-`) is read as a word.
+ */
+function quoted(): string {
+  skipSpaces();
+  if (pos >= lineEnd || line.charCodeAt(pos) !== 34) return word();
+  const open = pos + 1;
+  const close = line.indexOf('"', open);
+  if (close < 0 || close >= lineEnd) {
+    missing = true;
+    return '';
+  }
+  const bs = line.indexOf('\\', open);
+  if (bs < 0 || bs > close) {
+    pos = close + 1;
+    return line.slice(open, close);
+  }
+  // Rare: escapes present. Undo them; an escaped quote is not the end.
+  let v = '';
+  let i = open;
+  while (i < lineEnd) {
+    const c = line.charCodeAt(i);
+    if (c === 34) break;
+    if (c === 92 && i + 1 < lineEnd) i++;
+    v += line[i];
+    i++;
+  }
+  if (i >= lineEnd) missing = true;
+  pos = i + 1;
+  return v;
+}
 
-/** Parse one message (the part after the syslog header). */
+/** An integer field (`123`, `+1` from logasap/redispatch, `-1`); -1 when it is not a number. */
+function int(): number {
+  skipSpaces();
+  if (pos >= lineEnd) {
+    missing = true;
+    return -1;
+  }
+  let i = pos;
+  let sign = 1;
+  const first = line.charCodeAt(i);
+  if (first === 43) i++;
+  else if (first === 45) {
+    sign = -1;
+    i++;
+  }
+  let n = 0;
+  let digits = 0;
+  let bad = false;
+  for (; i < lineEnd; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 32) break;
+    if (c < 48 || c > 57) bad = true;
+    else {
+      n = n * 10 + (c - 48);
+      digits++;
+    }
+  }
+  pos = i + 1;
+  return bad || digits === 0 ? -1 : sign * n;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+// Lines arrive in bursts within the same second: convert that second once
+// and build each ISO string from its prefix and the milliseconds.
+// `dd/Mon/yyyy:HH:MM:SS` of the last second seen, and its ISO `yyyy-mm-ddTHH:MM:SS.`.
+let lastSecondKey = '';
+let lastIsoPrefix = '';
+const SECOND_KEY_LEN = 20;
+const DATE_LEN = 24;
+
+function threeDigits(s: string, at: number): boolean {
+  for (let i = at; i < at + 3; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** `23/Nov/2026:09:33:26.988` (HAProxy `%tr`, local time of this host, which also runs HAProxy) -> ISO 8601. */
+export function parseHaproxyDate(s: string): string | undefined {
+  if (s.length !== DATE_LEN || s.charCodeAt(SECOND_KEY_LEN) !== 46 || !threeDigits(s, 21)) return undefined;
+  if (!s.startsWith(lastSecondKey) || lastSecondKey.length !== SECOND_KEY_LEN) {
+    const prefix = isoPrefixOf(s);
+    if (prefix === undefined) return undefined;
+    lastSecondKey = s.slice(0, SECOND_KEY_LEN);
+    lastIsoPrefix = prefix;
+  }
+  return lastIsoPrefix + s.slice(21, 24) + 'Z';
+}
+
+/** The ISO 8601 prefix up to and including the `.` for the local second `dd/Mon/yyyy:HH:MM:SS`. */
+function isoPrefixOf(s: string): string | undefined {
+  const m = /^(\d\d)\/([A-Z][a-z]{2})\/(\d{4}):(\d\d):(\d\d):(\d\d)\./.exec(s);
+  if (!m) return undefined;
+  const month = MONTHS.indexOf(m[2] ?? '');
+  if (month < 0) return undefined;
+  const t = new Date(Number(m[3]), month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  if (!Number.isFinite(t.getTime())) return undefined;
+  // Zone offsets are whole minutes, so a local second is a UTC second: only the prefix changes.
+  return t.toISOString().slice(0, SECOND_KEY_LEN);
+}
+
+/** The `%tr` field, converted without slicing it out in the common same-second case. */
+function dateField(): string | undefined {
+  skipSpaces();
+  if (
+    lastSecondKey.length === SECOND_KEY_LEN &&
+    pos + DATE_LEN <= lineEnd &&
+    line.startsWith(lastSecondKey, pos) &&
+    line.charCodeAt(pos + SECOND_KEY_LEN) === 46 &&
+    threeDigits(line, pos + 21) &&
+    (pos + DATE_LEN === lineEnd || line.charCodeAt(pos + DATE_LEN) === 32)
+  ) {
+    const iso = lastIsoPrefix + line.slice(pos + 21, pos + DATE_LEN) + 'Z';
+    pos += DATE_LEN + 1;
+    return iso;
+  }
+  return parseHaproxyDate(word());
+}
+
+const opt = (s: string): string | undefined => (s === '' || s === '-' ? undefined : s);
+
+/**
+ * Parse one message (the part after the syslog header, if any; a trailing
+ * newline is ignored). Field order: see LOG_FORMAT in config.ts.
+ */
 export function parseRequestLog(message: string): RequestLog | undefined {
-  const start = message.indexOf(LOG_TAG + ' ');
-  if (start < 0) return undefined;
-  const f = splitFields(message.slice(start).trimEnd());
-  if (f.length < 15) return undefined;
-  const [, ts, clientIp, backend, server, method, path, status, ta, tr, rc, tsc, bytes, caller, traceparent] =
-    f as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-    ];
+  const tagAt = message.startsWith(TAG_SP) ? 0 : message.indexOf(TAG_SP);
+  if (tagAt < 0) return undefined;
+  let end = message.length;
+  while (end > tagAt && message.charCodeAt(end - 1) <= 32) end--;
+  line = message;
+  lineEnd = end;
+  pos = tagAt + TAG_SP.length;
+  missing = false;
+  const at = dateField();
+  const clientIp = word();
+  const backend = word();
+  const server = word();
+  const method = word();
+  const path = quoted();
+  const status = int();
+  const totalMs = int();
+  const serverMs = int();
+  const retries = int();
+  const terminationState = word();
+  const bytesRead = int();
+  const caller = quoted();
+  const traceparent = quoted();
+  line = ''; // do not keep the last chunk of the stream alive
+  if (missing) return undefined;
   return {
-    at: parseHaproxyDate(ts) ?? new Date().toISOString(),
+    at: at ?? new Date().toISOString(),
     clientIp,
     caller: opt(caller),
     backend,
     server: server === '<NOSRV>' || server === '-' ? undefined : server,
     method,
     path,
-    status: num(status),
-    totalMs: num(ta),
-    serverMs: num(tr),
-    retries: num(rc),
-    terminationState: tsc,
-    bytesRead: num(bytes),
+    status,
+    totalMs,
+    serverMs,
+    retries,
+    terminationState,
+    bytesRead,
     traceparent: opt(traceparent),
   };
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-// Lines arrive in bursts within the same second: parse that part once.
-let lastSecondKey = '';
-let lastSecondEpochMs = 0;
-
-/** `23/Nov/2026:09:33:26.988` (HAProxy `%tr`, local time of this host, which also runs HAProxy) -> ISO 8601. */
-export function parseHaproxyDate(s: string): string | undefined {
-  const dot = s.length - 4;
-  if (s.length === 24 && s.charCodeAt(dot) === 46 && s.slice(0, dot) === lastSecondKey) {
-    const ms = Number(s.slice(dot + 1));
-    if (Number.isInteger(ms)) return new Date(lastSecondEpochMs + ms).toISOString();
-  }
-  const m = /^(\d\d)\/([A-Z][a-z]{2})\/(\d{4}):(\d\d):(\d\d):(\d\d)\.(\d{3})$/.exec(s);
-  if (!m) return undefined;
-  const month = MONTHS.indexOf(m[2] ?? '');
-  if (month < 0) return undefined;
-  const second = new Date(
-    Number(m[3]),
-    month,
-    Number(m[1]),
-    Number(m[4]),
-    Number(m[5]),
-    Number(m[6]),
-  ).getTime();
-  lastSecondKey = s.slice(0, dot);
-  lastSecondEpochMs = second;
-  return new Date(second + Number(m[7])).toISOString();
 }
 
 export interface SyslogFrame {

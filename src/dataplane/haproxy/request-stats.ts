@@ -73,7 +73,12 @@ export class RequestStats {
   private readonly windowMs: number;
   private readonly maxSamples: number;
   private readonly now: () => number;
-  private readonly samples = new Map<string, SampleRing>();
+  /**
+   * backend -> server -> samples. Two levels rather than one `backend/server`
+   * key: `add` runs once per proxied request and a key string per line was a
+   * measurable part of the receiver's cost.
+   */
+  private readonly samples = new Map<string, Map<string, SampleRing>>();
 
   constructor(opts: RequestStatsOptions = {}) {
     this.windowMs = opts.windowMs ?? 60_000;
@@ -84,20 +89,22 @@ export class RequestStats {
   /** Record a log line; lines without a server (404s, no instance up) are not per-instance. */
   add(log: RequestLog): void {
     if (!log.server) return;
-    const key = `${log.backend}/${log.server}`;
-    let ring = this.samples.get(key);
-    if (!ring) this.samples.set(key, (ring = new SampleRing(this.maxSamples)));
+    let servers = this.samples.get(log.backend);
+    if (!servers) this.samples.set(log.backend, (servers = new Map()));
+    let ring = servers.get(log.server);
+    if (!ring) servers.set(log.server, (ring = new SampleRing(this.maxSamples)));
     ring.push(this.now(), log.status, log.totalMs, log.retries);
   }
 
   /** Snapshot of one instance, or undefined when it had no request in the window. */
   get(backend: string, server: string): InstanceRequestStats | undefined {
-    const key = `${backend}/${server}`;
-    const ring = this.samples.get(key);
-    if (!ring) return undefined;
+    const servers = this.samples.get(backend);
+    const ring = servers?.get(server);
+    if (!servers || !ring) return undefined;
     ring.dropBefore(this.now() - this.windowMs);
     if (ring.size === 0) {
-      this.samples.delete(key);
+      servers.delete(server);
+      if (servers.size === 0) this.samples.delete(backend);
       return undefined;
     }
     const byClass = { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, other: 0 };
@@ -129,10 +136,11 @@ export class RequestStats {
 
   all(): InstanceRequestStats[] {
     const out: InstanceRequestStats[] = [];
-    for (const key of [...this.samples.keys()]) {
-      const i = key.indexOf('/');
-      const s = this.get(key.slice(0, i), key.slice(i + 1));
-      if (s) out.push(s);
+    for (const [backend, servers] of [...this.samples]) {
+      for (const server of [...servers.keys()]) {
+        const s = this.get(backend, server);
+        if (s) out.push(s);
+      }
     }
     return out;
   }

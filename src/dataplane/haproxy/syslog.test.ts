@@ -2,7 +2,6 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SyslogReceiver } from './syslog.ts';
-import type { SyslogFrame } from './log-parser.ts';
 import { waitFor } from '../../util/time.ts';
 
 let receiver: SyslogReceiver | undefined;
@@ -14,8 +13,8 @@ afterEach(async () => {
 describe('SyslogReceiver', () => {
   it('splits a TCP stream into newline and octet-counted frames, across chunk boundaries', async () => {
     receiver = await SyslogReceiver.create({ transport: 'tcp' });
-    const got: SyslogFrame[] = [];
-    receiver.onFrame((f) => got.push(f));
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
     const c = net.connect(receiver.port, '127.0.0.1');
     await new Promise((r) => c.once('connect', r));
     c.write('bwlog1 first\nbwlog1 sec');
@@ -25,19 +24,62 @@ describe('SyslogReceiver', () => {
     c.write(' 3bwlog1 raw\n');
     await waitFor('frames', () => got.length === 4, { timeoutMs: 2000 });
     c.destroy();
-    expect(got.map((f) => f.message)).toEqual(['bwlog1 first', 'bwlog1 second', 'bwlog1 3', 'bwlog1 raw']);
-    expect(got[2]?.priority).toBe(134);
+    expect(got).toEqual(['bwlog1 first', 'bwlog1 second', 'bwlog1 3', 'bwlog1 raw']);
   });
 
   it('receives UDP datagrams', async () => {
     receiver = await SyslogReceiver.create({ transport: 'udp' });
-    const got: SyslogFrame[] = [];
-    receiver.onFrame((f) => got.push(f));
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
     const s = dgram.createSocket('udp4');
     s.send('<134>Nov 23 09:34:27 haproxy[7]: bwlog1 x\n', receiver.port, '127.0.0.1');
     await waitFor('datagram', () => got.length === 1, { timeoutMs: 2000 });
     s.close();
-    expect(got[0]).toMatchObject({ app: 'haproxy', pid: 7, message: 'bwlog1 x' });
+    expect(got[0]).toBe('bwlog1 x');
     expect(receiver.status()).toMatchObject({ transport: 'udp', frames: 1, unparsable: 0 });
+  });
+
+  it('delivers every octet-counted line of a large burst written in odd-sized pieces', async () => {
+    receiver = await SyslogReceiver.create({ transport: 'tcp' });
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
+    const lines = Array.from({ length: 20_000 }, (_, i) => `bwlog1 line ${i} "q ${i}"`);
+    const stream = lines.map((l) => `${l.length} ${l}`).join('');
+    const c = net.connect(receiver.port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    // Piece sizes that cut through lengths, spaces and messages.
+    for (let i = 0, k = 0; i < stream.length; k++) {
+      const n = [1, 7, 133, 4096, 65_537][k % 5] ?? 1;
+      c.write(stream.slice(i, i + n));
+      i += n;
+    }
+    await waitFor('burst', () => got.length === lines.length, { timeoutMs: 10_000 });
+    c.destroy();
+    expect(got).toEqual(lines);
+    expect(receiver.status()).toMatchObject({ frames: lines.length, unparsable: 0 });
+  });
+
+  it('batches reads without holding a line back longer than readBatchMs (plus scheduling)', async () => {
+    receiver = await SyslogReceiver.create({ transport: 'tcp', readBatchMs: 20 });
+    const arrivals: number[] = [];
+    receiver.onMessage(() => arrivals.push(Date.now()));
+    const c = net.connect(receiver.port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    const sent: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      sent.push(Date.now());
+      c.write(`bwlog1 ${i}\n`);
+      await new Promise((r) => setTimeout(r, 7));
+    }
+    await waitFor('lines', () => arrivals.length === 10, { timeoutMs: 2000 });
+    c.destroy();
+    const delays = arrivals.map((t, i) => t - (sent[i] ?? 0));
+    expect(Math.max(...delays)).toBeLessThan(200);
+  });
+
+  it('rejects readBatchMs out of range', async () => {
+    await expect(SyslogReceiver.create({ readBatchMs: -1 })).rejects.toThrow(
+      /readBatchMs must be an integer 0..1000/,
+    );
   });
 });
