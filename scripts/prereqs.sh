@@ -10,6 +10,7 @@ declare -A need=(
   [ip]=iproute2
   [wrk]=wrk
   [pkill]=procps
+  [chromium]=chromium # console end-to-end tests: Debian's build, never a downloaded browser
 )
 missing=()
 for bin in "${!need[@]}"; do
