@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { PinoLogger } from './logger.ts';
 import { registerApplyRoutes } from './api/apply-routes.ts';
+import { registerConsoleRoutes } from './api/console-routes.ts';
 import type { ApiDeps } from './api/deps.ts';
 import { registerEventRoutes } from './api/event-routes.ts';
 import { registerIncidentRoutes } from './api/incident-routes.ts';
@@ -157,6 +158,8 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     deps,
     opts.sseHeartbeatMs !== undefined ? { heartbeatMs: opts.sseHeartbeatMs } : {},
   );
+  // The web console (static files, no token: its data comes from /api/v1 with the user's token).
+  registerConsoleRoutes(app);
   for (const p of opts.plugins ?? []) p(app, deps);
   return app;
 }

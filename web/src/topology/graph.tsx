@@ -1,0 +1,263 @@
+/**
+ * The service graph: laid out by layout.ts, drawn as SVG. Nodes and edges are
+ * coloured by health; hover or keyboard focus shows rate / errors / latency;
+ * Enter or a click opens the service. Marks `bulwark:topology-rendered` once
+ * the graph is on screen (read by the benchmark and the tests).
+ */
+import { memo, useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
+import type { TopologyEdge, TopologyMetrics, TopologyNode } from '../api/types.ts';
+import { useI18n, type Translate } from '../i18n/index.tsx';
+import { layoutGraph } from './layout.ts';
+
+interface Hover {
+  x: number;
+  y: number;
+  title: string;
+  kind: string;
+  metrics: TopologyMetrics & {
+    connections?: number | null;
+    rttMs?: number | null;
+    retransmits?: number | null;
+  };
+  health: string;
+}
+
+export interface GraphProps {
+  nodes: TopologyNode[];
+  edges: TopologyEdge[];
+  onOpen: (node: TopologyNode) => void;
+}
+
+export function Graph({ nodes, edges, onOpen }: GraphProps) {
+  const { t } = useI18n();
+  const [zoom, setZoom] = useState<number | 'fit'>('fit');
+  const [hover, setHover] = useState<Hover | null>(null);
+  const box = useRef<HTMLDivElement>(null);
+  // Re-layout only when the shape changes, not on every metrics update.
+  const shape = useMemo(
+    () => nodes.map((n) => n.id).join('|') + '#' + edges.map((e) => e.id).join('|'),
+    [nodes, edges],
+  );
+  const shapeRef = useRef({ shape: '', layout: layoutGraph({ nodes: [], edges: [] }) });
+  if (shapeRef.current.shape !== shape) shapeRef.current = { shape, layout: layoutGraph({ nodes, edges }) };
+  const layout = shapeRef.current.layout;
+  const [boxWidth, setBoxWidth] = useState(1000);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => setBoxWidth(el.clientWidth));
+    ro.observe(el);
+    setBoxWidth(el.clientWidth);
+    return () => ro.disconnect();
+  }, []);
+  const scale =
+    zoom === 'fit' ? Math.min(1.25, Math.max(0.2, (boxWidth - 4) / Math.max(1, layout.width))) : zoom;
+
+  useEffect(() => {
+    performance.mark('bulwark:topology-rendered', { detail: { nodes: nodes.length, edges: edges.length } });
+    document.documentElement.dataset.topologyRendered = String(nodes.length);
+  }, [layout, nodes.length, edges.length]);
+
+  const byId = useMemo(() => new Map(nodes.map((n) => [n.id, n])), [nodes]);
+  const edgeById = useMemo(() => new Map(edges.map((e) => [e.id, e])), [edges]);
+  const maxRps = Math.max(1, ...edges.map((e) => e.metrics.rps));
+
+  const showAt = (clientX: number, clientY: number, h: Omit<Hover, 'x' | 'y'>): void => {
+    const r = box.current?.getBoundingClientRect();
+    if (!r) return;
+    setHover({
+      ...h,
+      x: clientX - r.left + (box.current?.scrollLeft ?? 0),
+      y: clientY - r.top + (box.current?.scrollTop ?? 0),
+    });
+  };
+
+  return (
+    <div className="graph-wrap">
+      <div className="graph-toolbar" role="toolbar" aria-label={t('topology.zoom')}>
+        <button
+          type="button"
+          className="btn btn-small"
+          onClick={() => setZoom((z) => Math.max(0.2, (z === 'fit' ? scale : z) / 1.25))}
+          aria-label={t('topology.zoomOut')}
+        >
+          −
+        </button>
+        <button type="button" className="btn btn-small" onClick={() => setZoom('fit')}>
+          {t('topology.fit')}
+        </button>
+        <button
+          type="button"
+          className="btn btn-small"
+          onClick={() => setZoom((z) => Math.min(3, (z === 'fit' ? scale : z) * 1.25))}
+          aria-label={t('topology.zoomIn')}
+        >
+          +
+        </button>
+        <span className="muted">{Math.round(scale * 100)}%</span>
+      </div>
+      <div className="graph" ref={box} onMouseLeave={() => setHover(null)}>
+        <svg
+          width={layout.width * scale}
+          height={layout.height * scale}
+          viewBox={`0 0 ${layout.width} ${layout.height}`}
+          role="group"
+          aria-label={t('topology.graphLabel', { nodes: nodes.length, edges: edges.length })}
+          data-testid="topology-graph"
+        >
+          <defs>
+            {(['ok', 'degraded', 'down', 'unknown'] as const).map((h) => (
+              <marker
+                key={h}
+                id={`arrow-${h}`}
+                viewBox="0 0 10 10"
+                refX="9"
+                refY="5"
+                markerWidth="7"
+                markerHeight="7"
+                orient="auto-start-reverse"
+              >
+                <path d="M0,0 L10,5 L0,10 z" className={`arrow arrow-${h}`} />
+              </marker>
+            ))}
+          </defs>
+          <Edges
+            layout={layout}
+            edgeById={edgeById}
+            maxRps={maxRps}
+            onHover={(e, ev) =>
+              showAt(ev.clientX, ev.clientY, {
+                title: `${byId.get(e.from)?.label ?? e.from} → ${byId.get(e.to)?.label ?? e.to}`,
+                kind: e.layers.join('+').toUpperCase() || 'L7',
+                metrics: e.metrics,
+                health: e.health,
+              })
+            }
+          />
+          {nodes.map((n) => {
+            const p = layout.nodes.get(n.id);
+            if (!p) return null;
+            const hoverOf = (): Omit<Hover, 'x' | 'y'> => ({
+              title: n.label,
+              kind: t(`topology.kind.${n.kind}`),
+              metrics: n.metrics,
+              health: n.health,
+            });
+            return (
+              <g
+                key={n.id}
+                className={`node node-${n.health} node-kind-${n.kind}`}
+                transform={`translate(${p.x},${p.y})`}
+                tabIndex={0}
+                role="link"
+                aria-label={`${n.label}: ${t(`health.${n.health}`)}, ${fmtRate(t, n.metrics)}`}
+                data-node-id={n.id}
+                onMouseMove={(ev) => showAt(ev.clientX, ev.clientY, hoverOf())}
+                onFocus={() => {
+                  const r = box.current?.getBoundingClientRect();
+                  if (r) setHover({ ...hoverOf(), x: (p.x + layout.nodeWidth) * scale + 8, y: p.y * scale });
+                }}
+                onBlur={() => setHover(null)}
+                onClick={() => onOpen(n)}
+                onKeyDown={(ev: KeyboardEvent) => {
+                  if (ev.key === 'Enter' || ev.key === ' ') {
+                    ev.preventDefault();
+                    onOpen(n);
+                  }
+                }}
+              >
+                <rect width={layout.nodeWidth} height={layout.nodeHeight} rx="8" className="node-box" />
+                <rect width="6" height={layout.nodeHeight} rx="3" className="node-stripe" />
+                <text x="16" y="20" className="node-label">
+                  {clip(n.label, 20)}
+                </text>
+                <text x="16" y="37" className="node-sub">
+                  {fmtRate(t, n.metrics)}
+                </text>
+              </g>
+            );
+          })}
+        </svg>
+        {hover && (
+          <div className="tooltip" style={{ left: hover.x + 14, top: hover.y + 10 }} role="tooltip">
+            <div className="tooltip-title">{hover.title}</div>
+            <div className="tooltip-kind">
+              {hover.kind} · {t(`health.${hover.health as 'ok'}`)}
+            </div>
+            <dl>
+              <dt>{t('metric.rate')}</dt>
+              <dd>{hover.metrics.rps.toFixed(1)} req/s</dd>
+              <dt>{t('metric.errors')}</dt>
+              <dd>{(hover.metrics.errorRate * 100).toFixed(1)}%</dd>
+              <dt>p50 / p99</dt>
+              <dd>
+                {ms(hover.metrics.p50Ms)} / {ms(hover.metrics.p99Ms)}
+              </dd>
+              {hover.metrics.rttMs != null && (
+                <>
+                  <dt>RTT</dt>
+                  <dd>{ms(hover.metrics.rttMs)}</dd>
+                </>
+              )}
+              {hover.metrics.connections != null && (
+                <>
+                  <dt>{t('metric.connections')}</dt>
+                  <dd>{hover.metrics.connections}</dd>
+                </>
+              )}
+              {hover.metrics.retransmits != null && (
+                <>
+                  <dt>{t('metric.retransmits')}</dt>
+                  <dd>{hover.metrics.retransmits}</dd>
+                </>
+              )}
+            </dl>
+          </div>
+        )}
+      </div>
+    </div>
+  );
+}
+
+const Edges = memo(function Edges({
+  layout,
+  edgeById,
+  maxRps,
+  onHover,
+}: {
+  layout: ReturnType<typeof layoutGraph>;
+  edgeById: Map<string, TopologyEdge>;
+  maxRps: number;
+  onHover: (e: TopologyEdge, ev: MouseEvent) => void;
+}) {
+  return (
+    <g className="edges">
+      {layout.edges.map((pe) => {
+        const e = edgeById.get(pe.id);
+        if (!e) return null;
+        const w = 1.25 + 3 * Math.sqrt(e.metrics.rps / maxRps);
+        return (
+          <g
+            key={pe.id}
+            className={`edge edge-${e.health}`}
+            data-edge-id={e.id}
+            onMouseMove={(ev) => onHover(e, ev)}
+          >
+            <path d={pe.d} className="edge-hit" />
+            <path d={pe.d} className="edge-line" strokeWidth={w} markerEnd={`url(#arrow-${e.health})`} />
+          </g>
+        );
+      })}
+    </g>
+  );
+});
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+function ms(v: number | null | undefined): string {
+  return v === null || v === undefined ? '—' : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
+}
+function fmtRate(t: Translate, m: TopologyMetrics): string {
+  return t('topology.nodeSub', { rps: m.rps.toFixed(1), err: (m.errorRate * 100).toFixed(1) });
+}
