@@ -45,9 +45,16 @@ export function bindPods(
   const sorted = [...pods].sort(byAge);
   // Explicit bindings first: a pod that says which instance it is, is that instance
   // (quarantined pods keep theirs; they have left their controller but not Bulwark).
+  // A pod of another template than its instance's is an old run the rollout is replacing:
+  // the instance waits for a pod of its own template (unless the pod is out of its
+  // controller, quarantined: then it is that instance whatever its template).
+  const current = (p: Pod, inst: InstanceEntry): boolean =>
+    p.metadata.labels?.[LABEL.templateHash] === inst.templateHash ||
+    p.metadata.labels?.[LABEL.pool] !== POOL.serving;
   for (const p of sorted) {
     const id = p.metadata.annotations?.[ANNOTATION.instanceId];
-    if (id && ids.has(id) && !bound.has(id)) bound.set(id, p);
+    const inst = id ? ids.get(id) : undefined;
+    if (id && inst && !bound.has(id) && current(p, inst)) bound.set(id, p);
   }
   const taken = new Set([...bound.values()].map((p) => p.metadata.name));
   const serving = (p: Pod): boolean =>
@@ -77,6 +84,7 @@ export function bindPods(
         (p) =>
           !taken.has(p.metadata.name) &&
           podIndex(p) === inst.ordinal &&
+          current(p, inst) &&
           (kind !== 'StatefulSet' || !statefulName || p.metadata.name === `${statefulName}-${inst.ordinal}`),
       );
       pod = at.filter((p) => !p.metadata.deletionTimestamp).at(-1) ?? at.at(-1);

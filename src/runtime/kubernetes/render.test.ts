@@ -237,9 +237,18 @@ describe('bindPods', () => {
     expect(r.patches).toEqual([]);
   });
 
+  it('lets an instance whose spec changed wait for a pod of its new template instead of its old pod', () => {
+    const old = pod('p-old', { id: 'a0', th: 'old' });
+    const fresh = pod('p-fresh', { th: 'new', at: '2026-01-01T00:00:09Z' });
+    expect(bindPods('Deployment', [entry('a0', 0, 'new')], [old]).bound.size).toBe(0);
+    const r = bindPods('Deployment', [entry('a0', 0, 'new')], [old, fresh]);
+    expect(r.bound.get('a0')).toBe(fresh);
+    expect(r.patches).toEqual([{ pod: 'p-fresh', id: 'a0' }]);
+  });
+
   it('binds StatefulSet pods by ordinal name', () => {
     const p1 = pod('accounts-api-1');
-    const r = bindPods('StatefulSet', [entry('s0', 0), entry('s1', 1)], [p1], 'accounts-api');
+    const r = bindPods('StatefulSet', [entry('s0', 0, 't'), entry('s1', 1, 't')], [p1], 'accounts-api');
     expect(r.bound.get('s1')).toBe(p1);
     expect(r.bound.has('s0')).toBe(false);
   });
