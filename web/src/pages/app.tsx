@@ -124,7 +124,7 @@ export function AppPage({ project, name }: { project: string; name: string }) {
                       <td>
                         <PhaseBadge phase={i.phase} />
                         {i.quarantine && <div className="muted small">{i.quarantine.reason}</div>}
-                        {i.message && <div className="muted small">{i.message}</div>}
+                        {i.message && !i.quarantine && <div className="muted small">{i.message}</div>}
                       </td>
                       <td>{i.site}</td>
                       <td className="mono small">

@@ -186,7 +186,7 @@ export function IncidentPage({ id }: { id: string }) {
                             <td>
                               <span className={`state-tag part-${p.status}`}>{p.status}</span>
                             </td>
-                            <td className="small muted">{p.reason ?? p.files.join(', ')}</td>
+                            <td className="small muted wrap">{p.reason ?? p.files.join(', ')}</td>
                             <td className="small">{fmtMs(p.durationMs)}</td>
                           </tr>
                         ))}

@@ -1,0 +1,256 @@
+/**
+ * The web console end to end, in Debian's Chromium (playwright-core) against
+ * the real control plane running the demo bank with traffic through its
+ * gateway: sign-in, the overview, the topology with the demo's services and
+ * edges, an injected fault that shows up as an incident on the overview
+ * without a reload, the incident's timeline and quarantine delete, an invalid
+ * manifest whose error is shown at its line, a dry-run diff and apply,
+ * scaling from the app page, and reconnecting after the control plane is
+ * SIGKILLed and restarted. Screenshots of each page go to docs/screenshots/.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppResource } from '../../src/model/types.ts';
+import type { InstanceStatus } from '../../src/runtime/driver.ts';
+import { waitFor } from '../../src/util/time.ts';
+import { ensureConsoleBuilt } from '../../web/build-if-stale.ts';
+import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
+import { httpRequest } from '../support/http.ts';
+import { chromiumMissing, launchBrowser, type Browser } from './browser.ts';
+import { DemoLoad } from './demo-load.ts';
+
+const SHOTS = path.join(REPO_ROOT, 'docs/screenshots');
+const BANK_APPS = ['gateway', 'accounts', 'payments', 'ledger'];
+
+let dataDir: string;
+let cp: ControlPlaneProcess;
+let browser: Browser;
+let page: Page;
+let load: DemoLoad | undefined;
+
+async function shot(name: string): Promise<void> {
+  // Let charts and fonts settle; screenshots are documentation, not assertions.
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+async function instances(app: string): Promise<InstanceStatus[]> {
+  const r = await cp.api<{ items: InstanceStatus[] }>('GET', `/api/v1/projects/bank/apps/${app}/instances`);
+  return r.body.items;
+}
+
+async function allReady(): Promise<boolean> {
+  const r = await cp.api<{ items: AppResource[] }>('GET', '/api/v1/apps?project=bank');
+  return (
+    r.body.items.length === BANK_APPS.length &&
+    r.body.items.every((a) => a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+  );
+}
+
+const missing = chromiumMissing();
+
+describe.skipIf(missing !== undefined)('web console in Chromium against the demo', () => {
+  beforeAll(async () => {
+    ensureConsoleBuilt();
+    fs.mkdirSync(SHOTS, { recursive: true });
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-e2e-'));
+    cp = await startControlPlane({ dataDir });
+    const yaml = fs.readFileSync(path.join(REPO_ROOT, 'examples/bank/bank.yaml'), 'utf8');
+    const applied = await cp.api('POST', '/api/v1/apply', yaml, true);
+    expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+    await waitFor('demo bank ready', allReady, { timeoutMs: 120_000, intervalMs: 500 });
+    load = new DemoLoad(cp.gatewayUrl);
+    browser = await launchBrowser();
+    page = browser.page;
+  }, 240_000);
+
+  afterAll(async () => {
+    await load?.stop();
+    await browser?.close();
+    await cp?.kill('SIGTERM');
+    // The server leaves instances to be adopted on restart; stop them with it.
+    if (cp) await cp.kill('SIGKILL');
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('refuses a wrong token, then signs in and shows the overview with the demo apps', async () => {
+    await page.goto(`${cp.url}/`);
+    await page.waitForURL(/\/console\/$/);
+    await page.getByLabel('API token').fill('bwk_not_a_real_token_at_all');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('The control plane refused this token.').waitFor();
+    await shot('signin');
+    await page.getByLabel('API token').fill(cp.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const apps = page.getByTestId('apps-by-health');
+    await apps.waitFor();
+    for (const a of BANK_APPS) await apps.getByText(`bank/${a}`, { exact: true }).waitFor();
+    await page.locator('[data-testid=live-state][data-state=live]').waitFor();
+    await shot('overview');
+  }, 60_000);
+
+  it('topology shows the demo services and the edges between them', async () => {
+    await page.getByRole('link', { name: 'Topology', exact: true }).first().click();
+    await page.getByTestId('topology-graph').waitFor({ timeout: 30_000 });
+    for (const a of BANK_APPS)
+      await page.locator(`[data-node-id="app:bank/${a}"]`).waitFor({ timeout: 30_000 });
+    // Calls take a moment to show up in the window: wait for the chain's edges.
+    const edges = [
+      ['gateway', 'accounts'],
+      ['accounts', 'ledger'],
+    ];
+    for (const [from, to] of edges) {
+      await page.locator(`[data-edge-id="app:bank/${from}->app:bank/${to}"]`).waitFor({ timeout: 45_000 });
+    }
+    // Hover shows rate / errors / latency.
+    await page.locator('[data-node-id="app:bank/accounts"]').hover();
+    const tip = page.getByRole('tooltip');
+    await tip.waitFor();
+    expect(await tip.textContent()).toMatch(/req\/s/);
+    await shot('topology');
+    // Click-through opens the service.
+    await page.locator('[data-node-id="app:bank/accounts"]').click();
+    await page.waitForURL(/\/console\/apps\/bank\/accounts$/);
+  }, 120_000);
+
+  it('scaling from the app page changes the instance count', async () => {
+    await page.goto(`${cp.url}/console/apps/bank/accounts`);
+    const rows = page.getByTestId('instances').locator('tbody tr');
+    await waitFor('2 accounts instances listed', async () => (await rows.count()) === 2, {
+      timeoutMs: 20_000,
+    });
+    await page.getByTestId('replicas-input').fill('3');
+    await page.getByTestId('scale-submit').click();
+    await page.getByText('api set to 3 replicas.').waitFor();
+    await waitFor('3 accounts instances listed', async () => (await rows.count()) === 3, {
+      timeoutMs: 60_000,
+    });
+    await waitFor(
+      '3 accounts instances ready (API)',
+      async () => (await instances('accounts')).filter((i) => i.ready).length === 3,
+      { timeoutMs: 60_000 },
+    );
+    await page.getByTestId('scale-status').getByText('3 of 3 ready').waitFor({ timeout: 30_000 });
+    await page
+      .locator('.chart')
+      .first()
+      .waitFor({ timeout: 30_000 })
+      .catch(() => undefined);
+    await shot('app');
+  }, 150_000);
+
+  it('an injected fault appears as an incident on the overview without a reload', async () => {
+    await page.getByRole('link', { name: 'Overview', exact: true }).click();
+    await page.getByTestId('apps-by-health').waitFor();
+    await page.evaluate(() => ((globalThis as unknown as { __noReload: boolean }).__noReload = true));
+    const victim = (await instances('payments')).find((i) => i.ready)!;
+    const r = await httpRequest(`http://${victim.ip}:${victim.ports.http}/admin/fault`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ mode: 'hang' }),
+    });
+    expect(r.status).toBeLessThan(300);
+    const t0 = Date.now();
+    const row = page.getByTestId('open-incidents').locator('tr', { hasText: victim.id });
+    await row.waitFor({ timeout: 45_000 });
+    const seenAfterMs = Date.now() - t0;
+    // Still the same document: the incident arrived live.
+    expect(await page.evaluate(() => (globalThis as unknown as { __noReload?: boolean }).__noReload)).toBe(
+      true,
+    );
+    expect(seenAfterMs).toBeLessThan(45_000);
+    await page.getByText('Recent automatic actions').scrollIntoViewIfNeeded();
+    await page.locator('.feed li').first().waitFor({ timeout: 20_000 });
+    await page.evaluate(() =>
+      (globalThis as unknown as { scrollTo: (x: number, y: number) => void }).scrollTo(0, 0),
+    );
+    await shot('overview-incident');
+
+    // The incident's page: timeline, signature, evidence, then delete the quarantined instance.
+    await row.getByRole('link').first().click();
+    await page.getByTestId('timeline').getByText('Isolated', { exact: true }).waitFor({ timeout: 20_000 });
+    await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).waitFor({ timeout: 60_000 });
+    const download = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).click();
+    const file = await (await download).path();
+    expect(fs.statSync(file).size).toBeGreaterThan(100);
+    await shot('incident');
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('alertdialog').getByRole('button', { name: 'Delete' }).click();
+    await page.locator('.page-header .state-tag', { hasText: 'Resolved' }).waitFor({ timeout: 30_000 });
+    await page.getByRole('link', { name: 'Incidents', exact: true }).first().click();
+    await page.getByTestId('incidents').waitFor();
+    await shot('incidents');
+  }, 180_000);
+
+  it('an invalid manifest is rejected with the error shown at its line; a valid edit shows a dry-run diff and applies', async () => {
+    await page.goto(`${cp.url}/console/manifests/bank/ledger`);
+    const editor = page.getByLabel('Manifest YAML');
+    await editor.waitFor();
+    const original = await editor.inputValue();
+    const lines = original.split('\n');
+    const idx = lines.findIndex((l) => /^\s*replicas: \d+/.test(l));
+    expect(idx).toBeGreaterThanOrEqual(0);
+    const bad = [...lines];
+    bad[idx] = bad[idx]!.replace(/replicas: \d+/, 'replicas: -3');
+    await editor.fill(bad.join('\n'));
+    await page.getByTestId('dry-run').click();
+    const errors = page.getByTestId('manifest-errors');
+    await errors.waitFor();
+    const line = idx + 1;
+    await errors.locator(`[data-line="${line}"]`).waitFor();
+    expect(await errors.textContent()).toMatch(/replicas/);
+    expect(await page.locator(`.gl-bad[data-line="${line}"]`).count()).toBe(1);
+    expect(await page.getByTestId('apply').isDisabled()).toBe(true);
+    await shot('manifests-error');
+
+    const good = [...lines];
+    good[idx] = good[idx]!.replace(/replicas: \d+/, 'replicas: 3');
+    await editor.fill(good.join('\n'));
+    await page.getByTestId('dry-run').click();
+    const plan = page.getByTestId('plan');
+    await plan.waitFor();
+    expect(await plan.textContent()).toMatch(/replicas/);
+    await shot('manifests-diff');
+    await page.getByTestId('apply').click();
+    await page.getByText('Applied', { exact: true }).waitFor();
+    await waitFor(
+      'ledger scaled to 3 by the applied manifest',
+      async () => (await instances('ledger')).length === 3,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+  }, 120_000);
+
+  it('reconnects after the control plane is SIGKILLed and restarted, and keeps showing live data', async () => {
+    await page.getByRole('link', { name: 'Overview', exact: true }).click();
+    await page.locator('[data-testid=live-state][data-state=live]').waitFor();
+    const port = Number(new URL(cp.url).port);
+    await cp.kill('SIGKILL');
+    await page.locator('[data-testid=live-state][data-state=reconnecting]').waitFor({ timeout: 30_000 });
+    await page.getByText('Lost the connection to the control plane').waitFor();
+    cp = await startControlPlane({ dataDir, port, gatewayPort: cp.gatewayPort, token: cp.token });
+    await page.locator('[data-testid=live-state][data-state=live]').waitFor({ timeout: 30_000 });
+    // A change made after the restart reaches the open page.
+    await cp.api('POST', '/api/v1/projects/bank/apps/ledger/scale', { replicas: 2 });
+    await page.getByTestId('apps-by-health').getByText('bank/ledger').waitFor();
+    await waitFor(
+      'overview shows ledger 2 of 2 after the restart',
+      async () =>
+        (
+          (await page
+            .getByTestId('apps-by-health')
+            .locator('li', { hasText: 'bank/ledger' })
+            .textContent()) ?? ''
+        ).includes('2 of 2'),
+      { timeoutMs: 60_000 },
+    );
+    expect(
+      browser.errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED|net::/.test(e)),
+    ).toEqual([]);
+  }, 120_000);
+});
