@@ -102,13 +102,13 @@ export class LedgerProcess {
   readonly #cg: CgroupPaths;
   readonly #cgroups: CgroupsV1;
 
-  constructor(name: string, port: number, dataDir: string, cgroups: CgroupsV1) {
+  constructor(name: string, port: number, dataDir: string, cgroups: CgroupsV1, memoryBytes = MEMORY_BYTES) {
     this.name = name;
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.#dataDir = dataDir;
     this.#cgroups = cgroups;
-    this.#cg = cgroups.create(name, { cpu: CPU_CORES, memoryBytes: MEMORY_BYTES });
+    this.#cg = cgroups.create(name, { cpu: CPU_CORES, memoryBytes });
   }
 
   get pid(): number {

@@ -78,8 +78,26 @@ export const BUILTIN_RULES: readonly Rule[] = Object.freeze([
   {
     name: 'memory-leak',
     description:
-      'Memory above 55% of the cgroup limit and growing fast enough (fitted over the last 1 s) to reach it within 4 s: a leak racing an OOM kill, isolate while it is alive.',
-    when: { memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.55 } },
+      'Memory above 30% of the cgroup limit, rising steadily for 2 s (a straight line, R² >= 0.9; at least 6% of the limit, in every quarter of the window; no GC dip over 2%) and projected to reach the limit within 10 s: a leak, isolate it while it is alive.',
+    when: {
+      memoryTrend: {
+        reachLimitWithinMs: 10_000,
+        aboveRatio: 0.3,
+        windowMs: 2000,
+        minSamples: 5,
+        minR2: 0.9,
+        minRiseRatio: 0.06,
+        maxDipRatio: 0.02,
+      },
+    },
+    severity: 'major',
+    action: 'isolate',
+  },
+  {
+    name: 'memory-leak-fast',
+    description:
+      'Memory above 55% of the cgroup limit, growing without a dip over 2% for the last 1 s fast enough to reach the limit within 2 s: a leak so fast that the OOM kill would come before memory-leak has watched it for 2 s.',
+    when: { memoryTrend: { reachLimitWithinMs: 2000, aboveRatio: 0.55, maxDipRatio: 0.02 } },
     severity: 'major',
     action: 'isolate',
   },

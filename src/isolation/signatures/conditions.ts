@@ -70,8 +70,12 @@ interface TrendState {
   head: number;
 }
 
-/** Least-squares slope of usage over time, bytes per ms; undefined when all samples share one time. */
-function fitSlope(at: readonly number[], usage: readonly number[], from: number): number | undefined {
+/** Least-squares line of usage over time: slope in bytes per ms and R²; undefined when all samples share one time. */
+function fitLine(
+  at: readonly number[],
+  usage: readonly number[],
+  from: number,
+): { slope: number; r2: number } | undefined {
   const n = at.length - from;
   let mt = 0;
   let mu = 0;
@@ -83,12 +87,65 @@ function fitSlope(at: readonly number[], usage: readonly number[], from: number)
   mu /= n;
   let sxx = 0;
   let sxy = 0;
+  let syy = 0;
   for (let i = from; i < at.length; i++) {
     const dt = at[i]! - mt;
+    const du = usage[i]! - mu;
     sxx += dt * dt;
-    sxy += dt * (usage[i]! - mu);
+    sxy += dt * du;
+    syy += du * du;
   }
-  return sxx > 0 ? sxy / sxx : undefined;
+  if (!(sxx > 0)) return undefined;
+  // Flat memory fits "perfectly" but has no trend: R² 0 keeps it from passing a minR2 check.
+  return { slope: sxy / sxx, r2: syy > 0 ? (sxy * sxy) / (sxx * syy) : 0 };
+}
+
+/** Sustained growth is checked in this many consecutive parts of the window. */
+const RISE_PARTS = 4;
+/** ... and the samples must span at least this share of the window. */
+const MIN_COVER = 0.75;
+
+/**
+ * Growth that is sustained, not a step: the fitted rise across the window is
+ * at least `minRise`, and each quarter of the window (its first to its last
+ * sample) rises by at least an eighth of that on its own. A one-off buffer
+ * (a jump between two samples), a warm-up that levels off, or growth that
+ * starts late in the window leaves a quarter flat; a leak rises in all four.
+ */
+function sustainedRise(
+  at: readonly number[],
+  usage: readonly number[],
+  from: number,
+  minRise: number,
+  rise: number,
+  windowMs: number,
+): boolean {
+  if (rise < minRise) return false;
+  const t0 = at[from]!;
+  const span = at[at.length - 1]! - t0;
+  // A window only partly covered (a new process, a sampling gap) cannot show growth sustained across it.
+  if (span < windowMs * MIN_COVER) return false;
+  let i = from;
+  for (let part = 1; part <= RISE_PARTS; part++) {
+    const end = part === RISE_PARTS ? Infinity : t0 + (span * part) / RISE_PARTS;
+    const first = i;
+    while (i < at.length && at[i]! < end) i++;
+    // A part without two samples (a sampling gap) cannot show growth on its own: no verdict from it.
+    if (i - first < 2) continue;
+    if (usage[i - 1]! - usage[first]! < minRise / (2 * RISE_PARTS)) return false;
+  }
+  return true;
+}
+
+/** The largest fall from an earlier sample of the window to a later one (max drawdown), bytes. */
+function largestDip(usage: readonly number[], from: number): number {
+  let peak = -Infinity;
+  let dip = 0;
+  for (let i = from; i < usage.length; i++) {
+    peak = Math.max(peak, usage[i]!);
+    dip = Math.max(dip, peak - usage[i]!);
+  }
+  return dip;
 }
 
 /**
@@ -325,9 +382,15 @@ export function compileCondition(when: Condition): CompiledCondition {
     };
   }
   if ('memoryTrend' in when) {
-    const { reachLimitWithinMs, aboveRatio } = when.memoryTrend;
+    const { reachLimitWithinMs, aboveRatio, minR2, minRiseRatio, maxDipRatio } = when.memoryTrend;
     const windowMs = when.memoryTrend.windowMs ?? 1000;
     const minSamples = when.memoryTrend.minSamples ?? 3;
+    const guards = [
+      minR2 !== undefined ? `R² >= ${minR2}` : '',
+      minRiseRatio !== undefined ? `rise >= ${pct(minRiseRatio)}` : '',
+      maxDipRatio !== undefined ? `no dip > ${pct(maxDipRatio)}` : '',
+    ].filter(Boolean);
+    const ruleText = `rule: above ${pct(aboveRatio)} and within ${ms(reachLimitWithinMs)}${guards.length > 0 ? `, ${guards.join(', ')}` : ''}`;
     return {
       kind: 'memoryTrend',
       // A trend changes only with a new sample, so there is nothing to check between samples.
@@ -357,14 +420,25 @@ export function compileCondition(when: Condition): CompiledCondition {
         const n = st.at.length - from;
         const usage = signal.usageBytes;
         if (n < minSamples || usage / limit <= aboveRatio) return undefined;
-        const slope = fitSlope(st.at, st.usage, from);
-        if (slope === undefined || slope <= 0) return undefined;
+        const fit = fitLine(st.at, st.usage, from);
+        if (fit === undefined || fit.slope <= 0) return undefined;
+        const { slope, r2 } = fit;
         const projectedMs = Math.max(0, (limit - usage) / slope);
         if (projectedMs > reachLimitWithinMs) return undefined;
+        // The guards, cheapest first: each rejects one kind of growth that is not a leak.
+        if (minR2 !== undefined && r2 < minR2) return undefined;
+        const rise = slope * (at - st.at[from]!);
+        if (
+          minRiseRatio !== undefined &&
+          !sustainedRise(st.at, st.usage, from, minRiseRatio * limit, rise, windowMs)
+        )
+          return undefined;
+        if (maxDipRatio !== undefined && largestDip(st.usage, from) > maxDipRatio * limit) return undefined;
         const mibPerS = (slope * 1000) / 1048576;
+        const fitText = guards.length > 0 ? `, R² ${r2.toFixed(2)}, rise ${mib(rise)}` : '';
         return {
           onsetAt: growthOnset(st.at, st.usage, st.head),
-          evidence: `memory ${mib(usage)} of its ${mib(limit)} limit (${pct(usage / limit)}) growing ${mibPerS.toFixed(1)} MiB/s over the last ${ms(windowMs)} (${n} samples): projected to reach the limit in ${ms(projectedMs)}; rule: above ${pct(aboveRatio)} and within ${ms(reachLimitWithinMs)}`,
+          evidence: `memory ${mib(usage)} of its ${mib(limit)} limit (${pct(usage / limit)}) growing ${mibPerS.toFixed(1)} MiB/s over the last ${ms(windowMs)} (${n} samples${fitText}): projected to reach the limit in ${ms(projectedMs)}; ${ruleText}`,
         };
       },
     };

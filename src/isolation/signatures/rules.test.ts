@@ -42,6 +42,7 @@ describe('built-in library', () => {
       'java-oom-log',
       'node-heap-oom',
       'memory-leak',
+      'memory-leak-fast',
       'memory-near-limit',
       'cpu-throttled',
       'restart-loop',
@@ -76,7 +77,17 @@ describe('validateRules', () => {
       rule({ logPattern: { regex: 'deadlock', flags: 'i', stream: 'stderr' } }, { name: 'h' }),
       rule({ memoryNearLimit: { aboveRatio: 0.95, forMs: 500 } }, { name: 'i' }),
       rule(
-        { memoryTrend: { reachLimitWithinMs: 3000, aboveRatio: 0.5, windowMs: 2000, minSamples: 5 } },
+        {
+          memoryTrend: {
+            reachLimitWithinMs: 3000,
+            aboveRatio: 0.5,
+            windowMs: 2000,
+            minSamples: 5,
+            minR2: 0.9,
+            minRiseRatio: 0.05,
+            maxDipRatio: 0.01,
+          },
+        },
         { name: 'l' },
       ),
       rule(
@@ -142,7 +153,19 @@ describe('validateRules', () => {
     ],
     [
       rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, forMs: 1000 } }),
-      '[0].when.memoryTrend.forMs: unknown field; known fields: reachLimitWithinMs, aboveRatio, windowMs, minSamples',
+      '[0].when.memoryTrend.forMs: unknown field; known fields: reachLimitWithinMs, aboveRatio, windowMs, minSamples, minR2, minRiseRatio, maxDipRatio',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, minR2: 1.5 } }),
+      '[0].when.memoryTrend.minR2: must be between 0 and 1, a fraction such as 0.9 for 90% (got 1.5)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, minRiseRatio: -0.1 } }),
+      '[0].when.memoryTrend.minRiseRatio: must be between 0 and 1, a fraction such as 0.9 for 90% (got -0.1)',
+    ],
+    [
+      rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, maxDipRatio: 'x' } }),
+      '[0].when.memoryTrend.maxDipRatio: must be a number (got "x")',
     ],
     [rule({ stopped: {} }, { action: 'kill' }), '[0].action: must be one of isolate, restart, alert'],
     [
@@ -165,13 +188,13 @@ describe('validateRules', () => {
 
   it('rejects a memoryTrend window too short to hold minSamples memory samples (it would never fire)', () => {
     expect(
-      issuesOf([rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, minSamples: 10 } })]),
+      issuesOf([rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, minSamples: 20 } })]),
     ).toEqual([
-      'spec.isolation.signatures[0].when.memoryTrend: windowMs 1000 cannot hold minSamples 10 memory samples taken every ~250 ms, so the rule would never fire; set windowMs >= 2250 or lower minSamples',
+      'spec.isolation.signatures[0].when.memoryTrend: windowMs 1000 cannot hold minSamples 20 memory samples taken every ~100 ms, so the rule would never fire; set windowMs >= 1900 or lower minSamples',
     ]);
     expect(
       issuesOf([
-        rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, windowMs: 2250, minSamples: 10 } }),
+        rule({ memoryTrend: { reachLimitWithinMs: 4000, aboveRatio: 0.6, windowMs: 1900, minSamples: 20 } }),
       ]),
     ).toEqual([]);
   });

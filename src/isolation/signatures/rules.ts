@@ -16,7 +16,7 @@ const STREAMS = ['stdout', 'stderr', 'both'];
 const PERCENTILES = [50, 90, 99];
 const REGEX_FLAGS = /^[imsu]*$/;
 /** How often memory is sampled (src/isolation/sources/resources.ts default), for `memoryTrend` window checks. */
-const MEMORY_SAMPLE_INTERVAL_MS = 250;
+const MEMORY_SAMPLE_INTERVAL_MS = 100;
 const MAX_TREND_WINDOW_MS = 600_000;
 
 /** One problem in a rule list, located like `spec.isolation.signatures[2].when.errorRate.above`. */
@@ -67,6 +67,9 @@ const CONDITION_FIELDS: Record<string, Record<string, { kind: FieldKind | 'custo
     aboveRatio: { kind: 'ratio', required: true },
     windowMs: { kind: 'posMs', required: false },
     minSamples: { kind: 'custom', required: false },
+    minR2: { kind: 'ratio', required: false },
+    minRiseRatio: { kind: 'ratio', required: false },
+    maxDipRatio: { kind: 'ratio', required: false },
   },
   cpuThrottled: {
     aboveRatio: { kind: 'ratio', required: true },

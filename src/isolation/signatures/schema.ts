@@ -120,6 +120,15 @@ const CONDITIONS: Record<(typeof CONDITION_KINDS)[number], Json> = {
         minimum: 2,
         description: 'Samples needed in the window (at least 2). Default 3.',
       },
+      minR2: ratio(
+        'Goodness of fit (R², 0..1) the fitted line must reach: steady growth, not a step. Default: not checked.',
+      ),
+      minRiseRatio: ratio(
+        'The fitted rise across the window must be at least this fraction of the limit (0..1). Default: not checked.',
+      ),
+      maxDipRatio: ratio(
+        'No sample of the window may lie more than this fraction of the limit (0..1) below an earlier one: growth must be sustained. Default: not checked.',
+      ),
     },
     ['reachLimitWithinMs', 'aboveRatio'],
   ),

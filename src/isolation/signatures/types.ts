@@ -89,6 +89,18 @@ export interface MemoryTrendCondition {
     windowMs?: number;
     /** Samples needed in the window before a trend counts (at least 2). @default 3 */
     minSamples?: number;
+    /**
+     * Goodness of fit (R², 0..1) the line must reach: growth that is steady,
+     * not a step (a one-off buffer) or a sawtooth the line happens to cross. @default none
+     */
+    minR2?: number;
+    /** The fitted rise across the window must be at least this fraction of the limit (0..1). @default none */
+    minRiseRatio?: number;
+    /**
+     * Sustained growth: no sample in the window may lie more than this fraction of the
+     * limit (0..1) below an earlier one (a GC that frees memory ends the trend). @default none
+     */
+    maxDipRatio?: number;
   };
 }
 

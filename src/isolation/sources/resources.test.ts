@@ -17,7 +17,7 @@ describe('ResourceSource', () => {
     };
     const view = new MapView(instance('m-0', { pid: 10 }), instance('u-0', { pid: 11 }), instance('gone-0'));
     const sink = new RecordingSink();
-    src = new ResourceSource({ stats: (id) => samples[id], intervalMs: 20 });
+    src = new ResourceSource({ stats: (id) => samples[id], intervalMs: 20, cpuIntervalMs: 20 });
     src.start(sink, view);
     await waitFor(
       'first samples',
@@ -44,6 +44,26 @@ describe('ResourceSource', () => {
     const after = sink.of('m-0', 'cpu-throttle').slice(before);
     expect(after.every((s) => s.nrPeriods >= 0 && s.throttledPeriods >= 0)).toBe(true);
     expect(sink.of('gone-0', 'memory')).toEqual([]);
+  });
+
+  it('samples memory every intervalMs but spans each CPU delta over at least cpuIntervalMs', async () => {
+    let periods = 0;
+    const view = new MapView(instance('c-0', { pid: 10 }));
+    const sink = new RecordingSink();
+    src = new ResourceSource({
+      // One CFS period per 10 ms, half of them throttled.
+      stats: () => ({ memoryBytes: 1, cpuThrottledPeriods: (periods += 2) / 2, cpuPeriods: periods }),
+      intervalMs: 10,
+      cpuIntervalMs: 100,
+    });
+    src.start(sink, view);
+    await waitFor('three CPU deltas', () => sink.of('c-0', 'cpu-throttle').length >= 3);
+    const mem = sink.of('c-0', 'memory');
+    const cpu = sink.of('c-0', 'cpu-throttle');
+    expect(mem.length).toBeGreaterThan(cpu.length);
+    for (let i = 1; i < cpu.length; i++) expect(cpu[i]!.at - cpu[i - 1]!.at).toBeGreaterThanOrEqual(100);
+    // Each delta covers several polls (2 periods each), so it is a ratio, not a single period.
+    expect(cpu.every((c) => c.nrPeriods >= 4 && c.throttledPeriods * 2 === c.nrPeriods)).toBe(true);
   });
 
   it('keeps polling when the stats call throws', async () => {

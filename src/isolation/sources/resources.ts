@@ -1,8 +1,14 @@
 /**
  * Memory and CPU throttling from the runtime driver's accounting (cgroup
- * counters), sampled every ~250 ms: a `MemorySignal` per sample and a
- * `CpuThrottleSignal` with the deltas of throttled periods / all periods
- * since the previous sample.
+ * counters), sampled every ~100 ms: a `MemorySignal` per sample and, at most
+ * every ~250 ms, a `CpuThrottleSignal` with the deltas of throttled periods /
+ * all periods since the previous one.
+ *
+ * Why 100 ms: the memory-leak signature fits a line through 2 s of samples
+ * and checks that every part of the window rises; 20 samples instead of 8
+ * make that robust to one late sample and let it fire sooner after a leak
+ * starts. A sample is two small cgroup file reads. CPU deltas need longer:
+ * one CFS period is 100 ms, so a 100 ms delta would be all or nothing.
  */
 import type { InstanceStatus } from '../../runtime/driver.ts';
 import { BaseSource, Poller, positiveMs } from './base.ts';
@@ -26,14 +32,17 @@ export interface ResourceSample {
 export interface ResourceSourceOptions extends SourceOptions {
   /** Usually `(id) => driver.stats(id)`; undefined when the instance has no accounting (not running). */
   stats: (id: string) => ResourceSample | undefined | Promise<ResourceSample | undefined>;
-  /** @default 250 */
+  /** @default 100 */
   intervalMs?: number;
+  /** Shortest span of one CPU throttling delta. @default 250 */
+  cpuIntervalMs?: number;
 }
 
 interface CpuBase {
   pid: number | undefined;
   throttled: number;
   periods: number;
+  at: number;
 }
 
 export class ResourceSource extends BaseSource {
@@ -41,12 +50,14 @@ export class ResourceSource extends BaseSource {
   private readonly poller: Poller;
   private readonly stats: ResourceSourceOptions['stats'];
   private readonly cpu = new Map<string, CpuBase>();
+  private readonly cpuIntervalMs: number;
 
   constructor(opts: ResourceSourceOptions) {
     super(opts);
     this.stats = opts.stats;
+    this.cpuIntervalMs = positiveMs('cpuIntervalMs', opts.cpuIntervalMs ?? 250);
     this.poller = new Poller(
-      positiveMs('intervalMs', opts.intervalMs ?? 250),
+      positiveMs('intervalMs', opts.intervalMs ?? 100),
       () => this.poll(),
       (err) => this.fail(err),
     );
@@ -86,7 +97,9 @@ export class ResourceSource extends BaseSource {
     });
     if (s.cpuThrottledPeriods === undefined || s.cpuPeriods === undefined) return;
     const prev = this.cpu.get(inst.id);
-    const next: CpuBase = { pid: inst.pid, throttled: s.cpuThrottledPeriods, periods: s.cpuPeriods };
+    const next: CpuBase = { pid: inst.pid, throttled: s.cpuThrottledPeriods, periods: s.cpuPeriods, at };
+    // Too soon for a meaningful delta: keep the older baseline.
+    if (prev && prev.pid === inst.pid && at - prev.at < this.cpuIntervalMs) return;
     this.cpu.set(inst.id, next);
     // First sample, a new process (new cgroup) or counters that went backwards: only a baseline.
     if (!prev || prev.pid !== inst.pid || next.periods < prev.periods || next.throttled < prev.throttled)
