@@ -23,6 +23,11 @@ export interface InstanceSpec {
   cwd?: string;
   /** Kubernetes runtime. */
   image?: string;
+  /**
+   * The workload's type, for runtimes that map it to different objects (Kubernetes:
+   * Deployment / StatefulSet / Job). Absent: `restartPolicy` Always = service, else job.
+   */
+  workloadType?: 'service' | 'stateful' | 'job';
   env: Record<string, string>;
   ports: { name: string; port: number }[];
   readiness?: Probe;

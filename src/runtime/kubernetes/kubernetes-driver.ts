@@ -266,7 +266,8 @@ export class KubernetesDriver implements RuntimeDriver {
     const ns = obj.metadata.namespace ?? '';
     const name = obj.metadata.labels?.[LABEL.instance] ?? obj.metadata.name;
     const key = wkey(ns, kind, name);
-    if (ev.type === 'deleted') {
+    // An object on its way out (deletionTimestamp set) is as good as deleted.
+    if (ev.type === 'deleted' || obj.metadata.deletionTimestamp) {
       // Deleted behind our back (or by us): its instances are gone; the controller will ensure them again.
       const w = this.workloads.get(key);
       if (w && !this.locks.has(key) && (kind !== 'Job' || obj.metadata.name === this.objectName(w))) {

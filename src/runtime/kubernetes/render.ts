@@ -40,7 +40,7 @@ export interface WorkloadState {
   instances: InstanceEntry[];
 }
 
-export function workloadType(spec: InstanceSpec & { workloadType?: WorkloadType }): WorkloadType {
+export function workloadType(spec: InstanceSpec): WorkloadType {
   if (spec.workloadType) return spec.workloadType;
   // The seam does not carry the workload type; restart policy tells jobs apart (a service always restarts).
   return spec.restartPolicy === 'Always' ? 'service' : 'job';
