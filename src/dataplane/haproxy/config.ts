@@ -233,10 +233,28 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     `  http-request set-path %[path,regsub(^/[^/]*/[^/]*/[^/]*/?,/)] if { var(txn.pfx),map_str(${input.mapDir}/paths.map) -m found }`,
   );
   if (traceHeaders) {
-    L.push(`  http-request set-header X-Request-Id %[uuid] unless { req.hdr(x-request-id) -m found }`);
-    // W3C trace context: version 00, 16-byte trace id, 8-byte parent id, sampled.
+    // One random uuid per request feeds both headers (it used to be three uuids
+    // and two regex substitutions): X-Request-Id is the uuid; the W3C trace
+    // context (version 00, sampled) takes its 32 hex digits as trace id (cut
+    // out with bytes(), no regex) and their xxh64 hash as the 8-byte parent id.
+    // When a client sent only one of the headers, the other is still new and
+    // random. The trace id equals the request id when both were generated,
+    // which makes the two easy to correlate.
+    L.push('  http-request set-var(txn.bw_id) uuid');
     L.push(
-      `  http-request set-header traceparent 00-%[uuid,regsub(-,,g)]-%[uuid,regsub(-,,g),bytes(0,16)]-01 unless { req.hdr(traceparent) -m found }`,
+      `  http-request set-header X-Request-Id %[var(txn.bw_id)] unless { req.hdr(x-request-id) -m found }`,
+    );
+    const hex = [
+      [0, 8],
+      [9, 4],
+      [14, 4],
+      [19, 4],
+      [24, 12],
+    ]
+      .map(([at, len]) => `%[var(txn.bw_id),bytes(${at},${len})]`)
+      .join('');
+    L.push(
+      `  http-request set-header traceparent 00-${hex}-%[var(txn.bw_id),xxh64,hex,lower]-01 unless { req.hdr(traceparent) -m found }`,
     );
   }
   // Captured after the headers are set so generated trace ids are logged too.

@@ -200,6 +200,19 @@ describe('HaproxyDataPlane with a real HAProxy', () => {
     await request(`${dp.gatewayUrl}/proj/app/t/`);
     expect(a.lastHeaders?.['traceparent']).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     expect(a.lastHeaders?.['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    // Fresh ids per request, and a parent id that is not a piece of the trace id.
+    const first = String(a.lastHeaders?.['traceparent']);
+    await request(`${dp.gatewayUrl}/proj/app/t/`);
+    const second = String(a.lastHeaders?.['traceparent']);
+    expect(second).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(second.slice(3, 35)).not.toBe(first.slice(3, 35));
+    expect(second.slice(36, 52)).not.toBe(first.slice(36, 52));
+    expect(second.slice(3, 35)).not.toContain(second.slice(36, 52));
+    // Only one header sent: the other is still generated, and random.
+    await request(`${dp.gatewayUrl}/proj/app/t/`, { headers: { 'x-request-id': 'only-rid' } });
+    expect(a.lastHeaders?.['x-request-id']).toBe('only-rid');
+    expect(a.lastHeaders?.['traceparent']).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(String(a.lastHeaders?.['traceparent']).slice(3, 35)).not.toBe(second.slice(3, 35));
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     await request(`${dp.gatewayUrl}/proj/app/t/`, { headers: { traceparent: tp, 'x-request-id': 'r1' } });
     expect(a.lastHeaders?.['traceparent']).toBe(tp);
