@@ -1,7 +1,10 @@
 /**
  * The one place that builds the object graph and owns its lifecycle:
  * store → token → change feed → local site (runtime driver, HAProxy data
- * plane, reconciler) → HTTP server. Shutdown runs in reverse and is awaited.
+ * plane, reconciler) → Kubernetes sites (one driver, reconciler and health
+ * prober each, following the Site resources) → HTTP server. Placement decides
+ * every site's share; one status writer merges the sites' views of each App.
+ * Shutdown runs in reverse and is awaited.
  */
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +25,13 @@ import { IsolationController } from '../isolation/controller/isolation-controlle
 import { siteSignalFeed } from '../isolation/controller/feed.ts';
 import { rateLimited } from '../isolation/sources/base.ts';
 import { buildServer } from './server.ts';
+import { Observability } from '../observability/observability.ts';
+import { registerDiagnoseRoutes } from './api/diagnose-routes.ts';
+import { registerTopologyRoutes } from './api/topology-routes.ts';
+import { Placement } from './placement/placement.ts';
+import { AppStatusWriter } from './placement/app-status-writer.ts';
+import { isUsable } from './placement/site-health.ts';
+import { KubernetesSites, type KubernetesDriverFactory } from './placement/kubernetes-sites.ts';
 
 export interface ControlPlaneOptions {
   /** Root for the embedded store, instance state, logs and HAProxy files. @default ".bulwark" */
@@ -48,12 +58,18 @@ export interface ControlPlaneOptions {
   resyncIntervalMs?: number;
   /** Called with the generated admin token on first start (show it once). */
   onInitialToken?: (token: string) => void;
+  /** How Kubernetes sites get their driver (tests may wrap it). Default: KubernetesDriver. */
+  kubernetesDriverFactory?: KubernetesDriverFactory;
 }
 
 export class ControlPlane {
   readonly store: Store;
   readonly feed: ChangeFeed;
   readonly site: SiteHandle;
+  /** Every site this control plane runs, by name: the local one and the Kubernetes ones. */
+  readonly sites: ReadonlyMap<string, SiteHandle>;
+  readonly kubernetesSites: KubernetesSites;
+  readonly placement: Placement;
   readonly isolation: IsolationController;
   readonly server: FastifyInstance;
   readonly url: string;
@@ -64,6 +80,9 @@ export class ControlPlane {
     store: Store;
     feed: ChangeFeed;
     site: SiteHandle;
+    sites: ReadonlyMap<string, SiteHandle>;
+    kubernetesSites: KubernetesSites;
+    placement: Placement;
     isolation: IsolationController;
     server: FastifyInstance;
     url: string;
@@ -72,6 +91,9 @@ export class ControlPlane {
     this.store = parts.store;
     this.feed = parts.feed;
     this.site = parts.site;
+    this.sites = parts.sites;
+    this.kubernetesSites = parts.kubernetesSites;
+    this.placement = parts.placement;
     this.isolation = parts.isolation;
     this.server = parts.server;
     this.url = parts.url;
@@ -116,6 +138,38 @@ export class ControlPlane {
         binds,
       });
       cleanups.unshift(() => dataplane.close());
+      const sites = new Map<string, SiteHandle>();
+      // Late-bound: the Kubernetes sites are created below, placement asks them for health.
+      const kubeRef: { sites?: KubernetesSites } = {};
+      const siteView = (name: string) =>
+        name === siteName
+          ? { state: 'healthy' as const, since: 0, reason: 'this machine' }
+          : kubeRef.sites?.view(name);
+      const placement = new Placement(
+        {
+          site: siteView,
+          ready: (site, project, app, workload) =>
+            (sites.get(site)?.driver.list() ?? []).filter(
+              (i) =>
+                i.project === project &&
+                i.app === app &&
+                i.workload === workload &&
+                i.ready &&
+                i.phase !== 'quarantined',
+            ).length,
+          log: log.child({ component: 'placement' }),
+        },
+        siteName,
+      );
+      const statusWriter = new AppStatusWriter({
+        store,
+        placement,
+        defaultSite: siteName,
+        usable: (name) => {
+          const v = siteView(name);
+          return v !== undefined && isUsable(v.state);
+        },
+      });
       const reconciler = new SiteReconciler({
         store,
         site: siteName,
@@ -126,6 +180,8 @@ export class ControlPlane {
         parseMemory,
         dataRoot: path.join(dataDir, 'sites', siteName, 'data'),
         ...(opts.resyncIntervalMs !== undefined ? { resyncIntervalMs: opts.resyncIntervalMs } : {}),
+        replicasFor: (app) => placement.shareFor(app, siteName),
+        reportStatus: statusWriter.report,
       });
       const isoLog = log.child({ component: 'isolation', site: siteName });
       // The feed asks the controller for each instance's probe (its app's readiness probe).
@@ -148,20 +204,56 @@ export class ControlPlane {
         log: isoLog,
       });
       const site: SiteHandle = { name: siteName, driver, dataplane, reconciler };
+      sites.set(siteName, site);
+      const triggerAll = (): void => {
+        for (const s of sites.values()) s.reconciler.trigger();
+      };
+      const kubeSites = new KubernetesSites({
+        store,
+        sites,
+        dataDir,
+        log: log.child({ component: 'sites' }),
+        reconciler: (name) => ({
+          // Inside a cluster services call each other through their Kubernetes Services.
+          platformEnv: { BULWARK_SITE: name },
+          ...(opts.resyncIntervalMs !== undefined ? { resyncIntervalMs: opts.resyncIntervalMs } : {}),
+          replicasFor: (app) => placement.shareFor(app, name),
+          reportStatus: statusWriter.report,
+        }),
+        onChange: triggerAll,
+        ...(opts.kubernetesDriverFactory ? { factory: opts.kubernetesDriverFactory } : {}),
+      });
+      kubeRef.sites = kubeSites;
       const kick = (): void => {
         feed.poke();
-        reconciler.trigger();
+        triggerAll();
       };
       feed.subscribe((ev) => {
         if (ev.type === 'status') return;
-        reconciler.trigger();
+        if (ev.key.kind === 'Site') void kubeSites.sync().catch(() => undefined);
+        if (ev.key.kind === 'App' && ev.type === 'deleted') placement.forget(ev.key);
+        triggerAll();
         if (ev.key.kind === 'App') isolation.refresh();
+      });
+      // Topology, eBPF agent, diagnosis and profiling of the local site; stopped with the HTTP server.
+      const observability = Observability.create({
+        site: siteName,
+        driver,
+        dataplane,
+        apps: async () =>
+          (await store.list('App')).map((a) => ({ project: a.metadata.project ?? '', app: a.metadata.name })),
+        gatewayBinds: binds,
+        dataDir: path.join(dataDir, 'sites', siteName),
+        onError: rateLimited((source, err) =>
+          log.warn({ component: 'observability', source, err: String(err) }, 'observability error'),
+        ),
       });
       const deps: ApiDeps = {
         store,
         feed,
-        sites: new Map([[siteName, site]]),
+        sites,
         kick,
+        observability: observability.api(),
         isolation: {
           release: (id) => isolation.release(id),
           deleteQuarantined: (id) => isolation.deleteQuarantined(id),
@@ -177,19 +269,45 @@ export class ControlPlane {
               dataplane: 'status' in dataplane ? (dataplane as { status(): unknown }).status() : undefined,
               reconciler: reconciler.status(),
               isolation: isolation.status(),
+              observability: observability.status(),
             },
+            ...kubeSites.status(),
           },
         }),
       };
-      const server = await buildServer(deps, { logger: log });
+      const server = await buildServer(deps, {
+        logger: log,
+        plugins: [
+          (app, d) => {
+            registerTopologyRoutes(app, () => d.observability);
+            registerDiagnoseRoutes(app, d, () => d.observability);
+            app.addHook('onClose', async () => observability.stop());
+          },
+        ],
+      });
       const host = opts.host ?? '127.0.0.1';
       const address = await server.listen({ host, port: opts.port ?? 7070 });
       cleanups.unshift(() => server.close());
       reconciler.start();
       await isolation.start();
       cleanups.unshift(() => isolation.stop());
+      await observability.start();
       await writeSiteStatus(store, siteName, driver, dataplane.gatewayUrl);
-      const cp = new ControlPlane({ store, feed, site, isolation, server, url: address, log });
+      const kube = kubeSites;
+      await kube.sync();
+      cleanups.unshift(() => kube.close());
+      const cp = new ControlPlane({
+        store,
+        feed,
+        site,
+        sites,
+        kubernetesSites: kube,
+        placement,
+        isolation,
+        server,
+        url: address,
+        log,
+      });
       log.info(
         { url: address, store: store.description, gateway: dataplane.gatewayUrl },
         'control plane started',
@@ -211,6 +329,7 @@ export class ControlPlane {
     this.closed = true;
     await this.server.close();
     await this.isolation.stop();
+    await this.kubernetesSites.close();
     await this.site.reconciler.stop();
     await this.feed.stop();
     await this.site.driver.close({ stopInstances: opts.stopWorkloads ?? false });

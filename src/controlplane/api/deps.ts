@@ -1,11 +1,12 @@
 import type { DataPlane } from '../../dataplane/dataplane.ts';
 import type { Incident } from '../../isolation/incidents/types.ts';
+import type { ObservabilityApi } from '../../observability/api.ts';
 import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';
 import type { ChangeFeed } from '../change-feed.ts';
 import type { SiteReconciler } from '../controllers/site-reconciler.ts';
 
-/** A local site as the API sees it: its runtime, its gateway and its reconcile loop. */
+/** A site as the API sees it: its runtime, its gateway (HAProxy locally, a ServiceDataPlane on Kubernetes) and its reconcile loop. */
 export interface SiteHandle {
   name: string;
   driver: RuntimeDriver;
@@ -44,6 +45,8 @@ export interface ApiDeps {
   kick: () => void;
   /** Fault isolation (quarantine release/delete, its metrics); absent until isolation is wired. */
   isolation?: IsolationApi;
+  /** Topology, diagnosis, profiling and their metrics; absent until observability is wired. */
+  observability?: ObservabilityApi;
 }
 
 export function allInstances(deps: ApiDeps): InstanceStatus[] {

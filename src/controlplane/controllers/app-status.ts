@@ -2,7 +2,13 @@
  * Derive an App's status (per-workload instance summaries and conditions)
  * from what the runtime reports. Pure, so the condition rules are testable.
  */
-import type { AppResource, AppStatus, Condition, WorkloadStatus } from '../../model/types.ts';
+import type {
+  AppPlacementStatus,
+  AppResource,
+  AppStatus,
+  Condition,
+  WorkloadStatus,
+} from '../../model/types.ts';
 import type { InstanceStatus } from '../../runtime/driver.ts';
 import { setCondition } from './conditions.ts';
 
@@ -12,6 +18,8 @@ export function computeAppStatus(
   placedSites: string[],
   problems: string[],
   now: string,
+  /** Several sites: replicas expected per workload (placement's split) and where they run. */
+  placement?: { expected: Record<string, number>; status: AppPlacementStatus },
 ): AppStatus {
   const project = app.metadata.project ?? '';
   const mine = instances.filter((i) => i.project === project && i.app === app.metadata.name);
@@ -19,7 +27,7 @@ export function computeAppStatus(
     const ofW = mine.filter((i) => i.workload === w.name).sort((a, b) => a.id.localeCompare(b.id));
     return {
       name: w.name,
-      replicas: (w.replicas ?? 1) * placedSites.length,
+      replicas: placement?.expected[w.name] ?? (w.replicas ?? 1) * placedSites.length,
       readyReplicas: ofW.filter((i) => i.ready || (w.type === 'job' && i.phase === 'succeeded')).length,
       instances: ofW.map((i) => ({
         id: i.id,
@@ -85,5 +93,6 @@ export function computeAppStatus(
     conditions,
     observedGeneration: app.metadata.generation ?? 0,
     workloads,
+    ...(placement ? { placement: placement.status } : {}),
   };
 }

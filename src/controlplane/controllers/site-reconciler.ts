@@ -28,11 +28,33 @@ export interface SiteReconcilerOptions {
   resyncIntervalMs?: number;
   /** Time between taking an instance out of traffic and stopping it, so in-flight requests finish. @default 200 */
   drainDelayMs?: number;
+  /**
+   * Multi-site placement: replicas per workload this site should run, or undefined when the
+   * App is not placed here. Default: the workload's own `replicas` on every placed site.
+   */
+  replicasFor?: (app: AppResource) => Record<string, number> | undefined;
+  /** Why passes are skipped right now (site unreachable, failback pending); undefined: reconcile. */
+  pausedReason?: () => string | undefined;
+  /**
+   * Hand this pass's per-App results to a writer that merges every site's view into one
+   * status (several sites). Default: this reconciler writes each App's status itself.
+   */
+  reportStatus?: (site: string, reports: SiteAppReport[]) => Promise<void>;
+}
+
+/** One App as one site's pass saw it (see `reportStatus`). */
+export interface SiteAppReport {
+  app: AppResource;
+  /** This site's instances of the App, without those leaving. */
+  instances: InstanceStatus[];
+  problems: string[];
 }
 
 export interface SiteReconcilerStatus {
   site: string;
-  state: 'idle' | 'reconciling' | 'stopped';
+  state: 'idle' | 'reconciling' | 'paused' | 'stopped';
+  /** Why passes are skipped (state paused). */
+  pausedReason?: string;
   passes: number;
   lastPassAt?: string;
   lastPassMs?: number;
@@ -46,11 +68,29 @@ export function placedSites(app: AppResource, defaultSite: string): string[] {
   return sites.length > 0 ? sites : [defaultSite];
 }
 
-export class SiteReconciler {
-  private readonly o: Required<Omit<SiteReconcilerOptions, 'log' | 'dataRoot'>> & {
-    log: Logger;
-    dataRoot?: string;
+/** The App with each workload's replicas replaced by this site's share (absent: unchanged). */
+function withShare(app: AppResource, share: Record<string, number> | undefined): AppResource {
+  if (!share || Object.keys(share).length === 0) return app;
+  return {
+    ...app,
+    spec: {
+      ...app.spec,
+      workloads: app.spec.workloads.map((w) =>
+        share[w.name] === undefined ? w : { ...w, replicas: share[w.name] },
+      ),
+    },
   };
+}
+
+export class SiteReconciler {
+  private readonly o: Required<
+    Omit<SiteReconcilerOptions, 'log' | 'dataRoot' | 'replicasFor' | 'pausedReason' | 'reportStatus'>
+  > &
+    Pick<SiteReconcilerOptions, 'replicasFor' | 'pausedReason' | 'reportStatus'> & {
+      log: Logger;
+      dataRoot?: string;
+    };
+  private pausedWhy: string | undefined;
   private state: SiteReconcilerStatus['state'] = 'idle';
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
@@ -114,6 +154,17 @@ export class SiteReconciler {
 
   private async pass(): Promise<void> {
     const t0 = performance.now();
+    const paused = this.o.pausedReason?.();
+    if (paused !== undefined) {
+      // An unreachable site is left as it is: its share runs elsewhere, and acting on a
+      // stale cache (or waiting on timeouts) would only do harm.
+      if (this.pausedWhy !== paused) this.o.log.info({ site: this.o.site, why: paused }, 'reconciler paused');
+      this.pausedWhy = paused;
+      this.state = 'paused';
+      return;
+    }
+    if (this.pausedWhy !== undefined) this.o.log.info({ site: this.o.site }, 'reconciler resumed');
+    this.pausedWhy = undefined;
     this.state = 'reconciling';
     try {
       const apps = (await this.o.store.list('App')) as AppResource[];
@@ -134,10 +185,15 @@ export class SiteReconciler {
       }
       for (const app of apps) {
         const key = `${app.metadata.project}/${app.metadata.name}`;
-        const placed = placedSites(app, this.o.site).includes(this.o.site);
+        const share = this.o.replicasFor
+          ? this.o.replicasFor(app)
+          : placedSites(app, this.o.site).includes(this.o.site)
+            ? {}
+            : undefined;
+        const placed = share !== undefined;
         // Quarantined instances are kept for diagnosis, not counted: their ordinal gets a replacement.
         const plan = planApp(
-          app,
+          withShare(app, share),
           placed,
           instances.filter((i) => i.phase !== 'quarantined'),
           ctx,
@@ -160,7 +216,23 @@ export class SiteReconciler {
       await this.o.dataplane.sync(computeRouting(apps, current, this.o.site, leaving, this.heldOut));
       for (const s of toStop) this.stopInBackground(s.id, s.why);
       const now = new Date().toISOString();
-      for (const app of apps) {
+      if (this.o.reportStatus) {
+        await this.o.reportStatus(
+          this.o.site,
+          apps.map((app) => ({
+            app,
+            instances: current.filter(
+              (i) =>
+                i.site === this.o.site &&
+                !leaving.has(i.id) &&
+                i.project === (app.metadata.project ?? '') &&
+                i.app === app.metadata.name,
+            ),
+            problems: problems.get(`${app.metadata.project}/${app.metadata.name}`) ?? [],
+          })),
+        );
+      }
+      for (const app of this.o.reportStatus ? [] : apps) {
         const key = `${app.metadata.project}/${app.metadata.name}`;
         const status = computeAppStatus(
           app,
@@ -211,6 +283,7 @@ export class SiteReconciler {
     return {
       site: this.o.site,
       state: this.state,
+      ...(this.pausedWhy !== undefined ? { pausedReason: this.pausedWhy } : {}),
       passes: this.passes,
       ...(this.lastPassAt ? { lastPassAt: this.lastPassAt } : {}),
       ...(this.lastPassMs !== undefined ? { lastPassMs: this.lastPassMs } : {}),
