@@ -213,6 +213,65 @@ describe('KubernetesDriver on a real API server', () => {
     client.close();
   });
 
+  it('runs a stateful workload as a StatefulSet bound by ordinal, and a job as an Indexed Job whose pods complete', async () => {
+    const d = await newDriver('kube-kinds');
+    const db = [0, 1].map((o) => ({
+      ...spec('kube-kinds', 'db', o),
+      id: `shop.web.db-${o}`,
+      workloadType: 'stateful' as const,
+    }));
+    for (const s of db) await d.ensure(s);
+    await waitFor('db ready', () => db.every((s) => d.get(s.id)?.phase === 'ready'), { timeoutMs: 30_000 });
+    const client = new KubeClient(connection());
+    const sts = await client.get<KubeObject & { spec: { replicas: number } }>(
+      'StatefulSet',
+      'bulwark-shop',
+      'web-db',
+    );
+    expect(sts.spec.replicas).toBe(2);
+    const pods = await client.list<Pod>('Pod', 'bulwark-shop', {
+      labelSelector: 'app.kubernetes.io/instance=web-db',
+    });
+    expect(pods.items.map((p) => p.metadata.name).sort()).toEqual(['web-db-0', 'web-db-1']);
+    expect(d.get(db[1]!.id)!.ip).toBe(pods.items.find((p) => p.metadata.name === 'web-db-1')!.status!.podIP);
+    expect(
+      (await client.get('Service', 'bulwark-shop', 'web-db')) as KubeObject & { spec: { clusterIP: string } },
+    ).toMatchObject({
+      spec: { clusterIP: 'None' },
+    });
+
+    const jobs = [0, 1].map((o) => ({
+      ...spec('kube-kinds', 'migrate', o),
+      restartPolicy: 'OnFailure' as const,
+      ports: [],
+    }));
+    for (const s of jobs) await d.ensure(s);
+    // kwok completes Job pods: the instances succeed.
+    await waitFor('jobs succeeded', () => jobs.every((s) => d.get(s.id)?.phase === 'succeeded'), {
+      timeoutMs: 30_000,
+    });
+    const jobList = await client.list<KubeObject & { spec: { completions: number; completionMode: string } }>(
+      'Job',
+      'bulwark-shop',
+      { labelSelector: 'app.kubernetes.io/instance=web-migrate' },
+    );
+    expect(jobList.items).toHaveLength(1);
+    expect(jobList.items[0]!.spec).toMatchObject({ completions: 2, completionMode: 'Indexed' });
+    await d.close({ stopInstances: true });
+    await waitFor(
+      'StatefulSet and Job gone',
+      async () =>
+        !(await client.tryGet('StatefulSet', 'bulwark-shop', 'web-db')) &&
+        (
+          await client.list('Job', 'bulwark-shop', {
+            labelSelector: 'app.kubernetes.io/instance=web-migrate',
+          })
+        ).items.length === 0,
+      { timeoutMs: 30_000 },
+    );
+    client.close();
+  });
+
   it('an informer resuming from a version the server no longer has gets 410 Gone and relists, reporting what it missed', async () => {
     const client = new KubeClient(connection());
     const ns = 'bulwark-informer-410';
