@@ -278,7 +278,10 @@ export async function runBaseline(
   b: BaselineName,
   plan: BaselinePlan[],
   log: (s: string) => void,
+  /** Quick mode: do not restore the last victim (the run ends; cleanup stops every ledger). */
+  opts: { skipFinalRestore?: boolean } = {},
 ): Promise<Injection[]> {
+  const total = plan.reduce((n, p) => n + p.injections, 0);
   const spec = BASELINES[b];
   const ledgers = env.ledgers.get(b) ?? [];
   const be = backendName(b);
@@ -319,6 +322,7 @@ export async function runBaseline(
       };
       out.push(inj);
       log(describe(inj).replace(/, 0\/0 errors.*$/, ''));
+      if (out.length === total && opts.skipFinalRestore) break;
       await clearFault(l, fault);
       // No controller: force the check state up once the instance answers again, so the next
       // injection does not wait `rise x inter` (up to 20 s) for nothing; checks confirm it.

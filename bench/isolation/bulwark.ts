@@ -220,7 +220,11 @@ export async function runBulwark(
   log: (s: string) => void,
   /** Filled as injections complete, so a failure later keeps what was measured. */
   out: Injection[],
+  /** Quick mode: leave the last victim to the teardown instead of restoring 4 instances first. */
+  opts: { skipFinalRelease?: boolean } = {},
 ): Promise<void> {
+  const total = plan.reduce((n, p) => n + p.injections, 0);
+  let done = 0;
   for (const { fault, injections } of plan) {
     for (let k = 0; k < injections; k++) {
       let ready = await waitSteady(env);
@@ -283,6 +287,12 @@ export async function runBulwark(
       };
       out.push(inj);
       log(describe(inj).replace(/, 0\/0 errors.*?(\(|$)/, ' $1'));
+      if (++done === total && opts.skipFinalRelease) {
+        // Still counted as intended: the teardown deletes it with the app.
+        env.unexpected.delete(victim.id);
+        if (fault === 'hang' && alive(target.pid)) process.kill(target.pid, 'SIGCONT');
+        continue;
+      }
       await release(env, victim, target, fault);
     }
   }

@@ -23,6 +23,7 @@ import {
   backendName,
   runBaseline,
   startBaselines,
+  type BaselineEnv,
   type BaselineName,
   type BaselinePlan,
 } from './baselines.ts';
@@ -32,6 +33,7 @@ import {
   FAULTS,
   LoadGenerator,
   SLOW_DELAY_MS,
+  now,
   account,
   describe,
   percentile,
@@ -81,12 +83,17 @@ function int(flag: string, v: string | undefined, dflt: number): number {
 
 const systems = list('systems', args.systems, SYSTEMS, quick ? ['bulwark', 'haproxy'] : SYSTEMS);
 const faults = list('faults', args.faults, FAULTS, quick ? ['crash', '5xx'] : [...FAULTS]);
-const injections = int('injections', args.injections, quick ? 2 : 10);
-/** Quick mode: one injection per baseline fault keeps the run under a minute (haproxy takes ~5 s each). */
-const baselineInjections = quick && args.injections === undefined ? 1 : injections;
+/**
+ * Quick mode (under a minute; a smoke check of the whole method, not a measurement to quote): one
+ * injection per fault, 1 s of warm-up, and two overlaps the full run does not have: the baselines'
+ * ledgers and HAProxy start while Bulwark starts (they idle until their turn), and Bulwark's
+ * instances are torn down while the baselines are measured. The full run keeps every phase
+ * sequential, 10 injections per fault.
+ */
+const injections = int('injections', args.injections, quick ? 1 : 10);
 const k8sInjections = int('k8s-injections', args['k8s-injections'], quick ? 1 : 5);
 const rps = int('rps', args.rps, 200);
-const WARMUP_MS = quick ? 2000 : 5000;
+const WARMUP_MS = quick ? 1000 : 5000;
 
 const log = (s: string): void =>
   void process.stderr.write(`[${new Date().toISOString().slice(11, 23)}] ${s}\n`);
@@ -149,7 +156,23 @@ function outside(load: LoadGenerator, inj: Injection[]): { requests: number; err
   return { requests, errors };
 }
 
-async function bulwarkPhase(dir: string, out: Injection[], notes: string[]): Promise<void> {
+/**
+ * Keep the load running until every request that started inside the last window has ended
+ * (answered or timed out after CLIENT_TIMEOUT_MS), so it is accounted; the restore after the
+ * last injection may already have taken that long.
+ */
+async function drainAfter(inj: Injection[]): Promise<void> {
+  const lastEnd = Math.max(0, ...inj.map((i) => i.windowEndAt));
+  await sleep(Math.max(0, lastEnd + CLIENT_TIMEOUT_MS + 200 - now()));
+}
+
+/** Runs Bulwark's injections; resolves with its teardown, awaited at once unless `overlapTeardown`. */
+async function bulwarkPhase(
+  dir: string,
+  out: Injection[],
+  notes: string[],
+  overlapTeardown: boolean,
+): Promise<{ teardown: Promise<void> }> {
   log(`bulwark: starting the control plane and applying bench/isolation/ledger.yaml`);
   const env = await startBulwark(dir, {
     requireIsolationApi: process.env.BENCH_ISOLATION_NO_INCIDENTS !== '1',
@@ -166,10 +189,11 @@ async function bulwarkPhase(dir: string, out: Injection[], notes: string[]): Pro
         faults.map((fault) => ({ fault, injections })),
         (s) => log(s),
         inj,
+        { skipFinalRelease: quick },
       );
     } finally {
       // Keep what was measured before a failure.
-      await sleep(CLIENT_TIMEOUT_MS + 200);
+      await drainAfter(inj);
       await stopLoad();
       account(inj, load);
       out.push(...inj);
@@ -180,20 +204,29 @@ async function bulwarkPhase(dir: string, out: Injection[], notes: string[]): Pro
     notes.push(
       `bulwark: ${o.errors} errors in ${o.requests} requests outside the injection windows; all codes ${JSON.stringify(load.byCode())}`,
     );
-  } finally {
+  } catch (err) {
     await stopLoad();
     await env.stop();
+    throw err;
   }
+  await stopLoad();
+  const teardown = env.stop();
+  if (!overlapTeardown) await teardown;
+  return { teardown };
+}
+
+function startBaselinesLogged(dir: string, names: BaselineName[]): Promise<BaselineEnv> {
+  log(`baselines ${names.join(', ')}: starting ${names.length * 4} ledger processes and one HAProxy`);
+  return startBaselines(dir, names);
 }
 
 async function baselinePhase(
-  dir: string,
+  envP: Promise<BaselineEnv>,
   names: BaselineName[],
   out: Injection[],
   notes: string[],
 ): Promise<void> {
-  log(`baselines ${names.join(', ')}: starting ${names.length * 4} ledger processes and one HAProxy`);
-  const env = await startBaselines(dir, names);
+  const env = await envP;
   // One baseline at a time (the others' ledgers idle): on a 2-core machine three loads at once
   // overloaded the ledgers, and the timeouts that caused were not the injected fault's.
   for (const b of names) {
@@ -202,10 +235,10 @@ async function baselinePhase(
     load.start();
     await sleep(WARMUP_MS);
     const plan: BaselinePlan[] = (b === 'k8s' ? faults.filter((f) => K8S_FAULTS.includes(f)) : faults).map(
-      (fault) => ({ fault, injections: b === 'k8s' ? k8sInjections : baselineInjections }),
+      (fault) => ({ fault, injections: b === 'k8s' ? k8sInjections : injections }),
     );
-    const inj = await runBaseline(env, b, plan, log);
-    await sleep(CLIENT_TIMEOUT_MS + 200);
+    const inj = await runBaseline(env, b, plan, log, { skipFinalRestore: quick && b === names.at(-1) });
+    await drainAfter(inj);
     await stopLoad();
     account(inj, load);
     out.push(...inj);
@@ -229,16 +262,25 @@ async function main(): Promise<number> {
       `${injections} injections per fault (k8s ${k8sInjections}); ${rps} req/s per system`,
   );
   try {
+    const names = systems.filter((s): s is BaselineName => s !== 'bulwark');
+    // Quick: the baselines' processes start alongside Bulwark (see WARMUP_MS above for why only then).
+    let baselines = quick && names.length > 0 ? startBaselinesLogged(dir, names) : undefined;
+    // Not awaited yet: keep an early failure from surfacing as an unhandled rejection.
+    baselines?.catch(() => undefined);
+    let teardown: Promise<void> = Promise.resolve();
     if (systems.includes('bulwark')) {
       try {
-        await bulwarkPhase(dir, injectionsAll, notes);
+        ({ teardown } = await bulwarkPhase(dir, injectionsAll, notes, quick));
       } catch (err) {
         failures.push(`bulwark: ${(err as Error).message}`);
         log(`BULWARK FAILED: ${(err as Error).message}`);
       }
     }
-    const names = systems.filter((s): s is BaselineName => s !== 'bulwark');
-    if (names.length > 0) await baselinePhase(dir, names, injectionsAll, notes);
+    if (names.length > 0) {
+      baselines ??= startBaselinesLogged(dir, names);
+      await baselinePhase(baselines, names, injectionsAll, notes);
+    }
+    await teardown;
   } finally {
     await cleanupAll();
   }
