@@ -14,6 +14,7 @@
  * Crash-only: an instance whose process died cannot be quarantined; it leaves
  * traffic the same way and the runtime restarts it (action `restart`).
  */
+import { readFileSync } from 'node:fs';
 import type { DataPlane } from '../../dataplane/dataplane.ts';
 import type { AppResource } from '../../model/types.ts';
 import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
@@ -26,6 +27,7 @@ import { collectEvidence as defaultCollect } from '../evidence/collect.ts';
 import type { Incident } from '../incidents/types.ts';
 import type { Signal } from '../signals/types.ts';
 import type { ProbeTarget } from '../sources/probes.ts';
+import { parseProcStat } from '../sources/process-state.ts';
 import { SignatureEngine } from '../signatures/engine.ts';
 import type { Match } from '../signatures/types.ts';
 import { addEvent, newIncident } from './incident-record.ts';
@@ -61,6 +63,12 @@ export interface IsolationControllerOptions {
   sweepIntervalMs?: number;
   engine?: SignatureEngine;
   collectEvidence?: typeof defaultCollect;
+  /**
+   * Whether the instance's process is already dead although the driver has not reported
+   * its exit yet. @default a look at `/proc/<pid>/stat` (gone, or a zombie) when the
+   * driver reports host pids (the local driver); false without a pid.
+   */
+  processGone?: (inst: InstanceStatus) => boolean;
 }
 
 export interface IsolationControllerStatus {
@@ -76,6 +84,17 @@ const RATE_WINDOW_MS = 60_000;
 const ALERT_DEDUPE_MS = 60_000;
 /** After a suppressed isolation, let the rules fire again this much later (the situation may have changed). */
 const REARM_AFTER_MS = 5_000;
+
+/** A host process that no longer runs: no `/proc/<pid>` entry, or a zombie waiting to be reaped. */
+export function hostProcessGone(inst: InstanceStatus, procRoot = '/proc'): boolean {
+  if (inst.pid === undefined) return false;
+  try {
+    const st = parseProcStat(readFileSync(`${procRoot}/${inst.pid}/stat`, 'utf8'));
+    return st !== undefined && (st.state === 'Z' || st.state === 'X');
+  } catch {
+    return true;
+  }
+}
 
 const workloadKey = (i: { project: string; app: string; workload: string }): string =>
   `${i.project}/${i.app}/${i.workload}`;
@@ -390,6 +409,22 @@ export class IsolationController {
     // which must not turn its restart into an isolation.
     this.closeIfRestarted(inst);
     if (this.active.has(inst.id)) return;
+    // A crash whose exit is not reported yet: the local driver notices exits on its 200 ms poll,
+    // while HAProxy's failed attempts on the dead server (server-stats) can complete a 5xx streak
+    // sooner. Isolating then would "quarantine" a dead process and file the crash as a 5xx burst
+    // (and the crash itself would be dropped as a second episode). The exit's `crash` match follows
+    // within a poll; re-arm the rules later in case it never does (the crash rule switched off).
+    if (m.action === 'isolate' && (this.o.processGone ?? hostProcessGone)(inst)) {
+      this.o.log.info(
+        { instance: inst.id, signature: m.rule },
+        'match on an instance whose process already exited: left to the crash rule',
+      );
+      const t = setTimeout(() => {
+        if (!this.active.has(inst.id)) this.engine.reset(inst.id);
+      }, REARM_AFTER_MS);
+      t.unref();
+      return;
+    }
     this.matches++;
     const now = Date.now();
     const wk = workloadKey(inst);

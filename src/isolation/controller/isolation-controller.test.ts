@@ -1,0 +1,151 @@
+/**
+ * The controller's decision when a match arrives for a process that is
+ * already dead but whose exit the driver has not reported yet (the local
+ * driver polls exits every 200 ms; HAProxy's failed attempts on the dead
+ * server arrive sooner). Fakes for store, driver and data plane: this is the
+ * controller's own logic, the real parts are in test/integration/isolation.test.ts.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../controlplane/logger.ts';
+import type { DataPlane } from '../../dataplane/dataplane.ts';
+import type { DriverEvent, InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
+import type { Store } from '../../store/store.ts';
+import { waitFor } from '../../util/time.ts';
+import type { Incident } from '../incidents/types.ts';
+import { classifyTermination } from '../signals/request.ts';
+import type { RequestSignal, Signal } from '../signals/types.ts';
+import { instance } from '../sources/testing.ts';
+import { hostProcessGone, IsolationController, type SignalSink } from './isolation-controller.ts';
+
+const quiet: Logger = { info() {}, warn() {}, error() {}, debug() {}, child: () => quiet };
+
+function setup(gone: Set<string>) {
+  const insts = new Map<string, InstanceStatus>(
+    ['a', 'b', 'c', 'd'].map((id, i) => [id, instance(id, { ordinal: i, pid: 1000 + i })]),
+  );
+  const listeners: ((ev: DriverEvent) => void)[] = [];
+  const incidents = new Map<string, Incident>();
+  const maint: string[] = [];
+  let sink: SignalSink | undefined;
+  const driver = {
+    list: () => [...insts.values()],
+    get: (id: string) => insts.get(id),
+    watch: (l: (ev: DriverEvent) => void) => {
+      listeners.push(l);
+      return () => undefined;
+    },
+    stats: () => undefined,
+    quarantine: async (id: string) => {
+      insts.set(id, { ...insts.get(id)!, phase: 'quarantined' });
+    },
+  } as unknown as RuntimeDriver;
+  const store = {
+    list: async () => [],
+    listIncidents: async () => [...incidents.values()],
+    putIncident: async (i: Incident) => {
+      incidents.set(i.id, i);
+    },
+  } as unknown as Store;
+  const dataplane = {
+    setServerState: async (_b: string, server: string) => {
+      maint.push(server);
+    },
+  } as unknown as DataPlane;
+  const ctl = new IsolationController({
+    site: 'test',
+    store,
+    driver,
+    dataplane,
+    reconciler: { holdOut() {}, trigger() {} },
+    feed: {
+      start: (s) => {
+        sink = s;
+      },
+      stop: async () => undefined,
+    },
+    evidenceDir: os.tmpdir(),
+    log: quiet,
+    collectEvidence: async () => ({ dir: '/tmp/none', parts: {}, durationMs: 0 }) as never,
+    processGone: (inst) => gone.has(inst.id),
+  });
+  let t = Date.now();
+  const failed = (id: string): void => {
+    t += 20;
+    const s: RequestSignal = {
+      type: 'request',
+      at: t,
+      startedAt: t - 5,
+      method: 'GET',
+      status: 0,
+      totalMs: 5,
+      serverMs: 5,
+      retries: 0,
+      terminationState: 'SC--',
+      outcome: classifyTermination('SC--', 0),
+    };
+    sink!.signal(id, s);
+  };
+  const exit = (id: string): void => {
+    const s: Signal = { type: 'exit', at: Date.now(), reason: 'signaled', code: null, signal: 'SIGKILL' };
+    sink!.signal(id, s);
+  };
+  return { ctl, incidents, maint, failed, exit };
+}
+
+describe('IsolationController: a match on a process that already died', () => {
+  let ctl: IsolationController | undefined;
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+  });
+
+  it('leaves a 5xx streak of a dead process to the crash rule: one restart incident, signature crash', async () => {
+    const env = setup(new Set(['a']));
+    ctl = env.ctl;
+    await ctl.start();
+    for (let i = 0; i < 3; i++) env.failed('a');
+    await new Promise((r) => setTimeout(r, 50));
+    expect([...env.incidents.values()]).toEqual([]);
+    expect(env.maint).toEqual([]);
+    env.exit('a');
+    await waitFor('crash incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
+    const [inc] = [...env.incidents.values()];
+    expect(inc).toMatchObject({ signature: 'crash', action: { kind: 'restart' }, instanceId: 'a' });
+    expect(env.maint).toEqual(['a']);
+  });
+
+  it('isolates the same streak of a live process as a 5xx burst', async () => {
+    const env = setup(new Set());
+    ctl = env.ctl;
+    await ctl.start();
+    for (let i = 0; i < 3; i++) env.failed('a');
+    await waitFor('isolation incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
+    const [inc] = [...env.incidents.values()];
+    expect(inc).toMatchObject({ signature: 'http-5xx-burst', action: { kind: 'isolate' } });
+  });
+});
+
+describe('hostProcessGone', () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'proc-'));
+  const stat = (pid: number, state: string): void => {
+    mkdirSync(path.join(root, String(pid)), { recursive: true });
+    const rest = Array.from({ length: 30 }, (_, i) => String(i)).join(' ');
+    writeFileSync(path.join(root, String(pid), 'stat'), `${pid} (node main.ts) ${state} ${rest}`);
+  };
+
+  it('is true for a missing or zombie process, false for a running or stopped one and without a pid', () => {
+    stat(10, 'S');
+    stat(11, 'Z');
+    stat(12, 'T');
+    expect(hostProcessGone(instance('x', { pid: 10 }), root)).toBe(false);
+    expect(hostProcessGone(instance('x', { pid: 11 }), root)).toBe(true);
+    expect(hostProcessGone(instance('x', { pid: 12 }), root)).toBe(false);
+    expect(hostProcessGone(instance('x', { pid: 13 }), root)).toBe(true);
+    expect(hostProcessGone(instance('x'), root)).toBe(false);
+    // The real /proc: this process runs.
+    expect(hostProcessGone(instance('x', { pid: process.pid }))).toBe(false);
+  });
+});
