@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ApiClient } from './client.ts';
 import { cmdApply } from './commands/apply.ts';
+import { cmdDiagnose, cmdProfile, cmdTopology } from './commands/diagnose.ts';
 import { cmdEvidence, cmdIncident, cmdIncidents, cmdQuarantine } from './commands/incidents.ts';
 import {
   appRef,
@@ -37,6 +38,9 @@ Usage:
   bulwark evidence ID [--output FILE]     download the evidence bundle (default ./ID-evidence.tar.gz)
   bulwark quarantine release INSTANCE     return a quarantined instance to traffic
   bulwark quarantine delete INSTANCE      stop and remove it (its evidence is kept)
+  bulwark topology [-p PROJECT] [--window 60s]   call edges with rate, errors, latency, connections
+  bulwark diagnose PROJECT/APP [--window 60s]    which layer is at fault (network, container, code) and where
+  bulwark profile INSTANCE [--duration 10] [--output DIR]   CPU profile + heap stats without a restart
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
                  [--gateway-port 8080] [--unprivileged]
                  (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
@@ -45,7 +49,7 @@ Global flags:
   --server URL   control plane URL (env BULWARK_SERVER; default http://127.0.0.1:7070)
   --token TOKEN  API token (env BULWARK_TOKEN)
   --config FILE  client config (env BULWARK_CONFIG; default ./.bulwark/cli.json, ~/.config/bulwark/config.json)
-  -o FORMAT      table (default), json or yaml (for 'evidence', -o/--output is the file to write)
+  -o FORMAT      table (default), json or yaml (for 'evidence' and 'profile', -o/--output is where to write)
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input, 5 conflict,
             6 unauthorized, 7 control plane unreachable, 8 timed out waiting.`;
@@ -89,6 +93,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         'store-url': { type: 'string' },
         'gateway-port': { type: 'string' },
         unprivileged: { type: 'boolean' },
+        window: { type: 'string' },
+        duration: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -104,7 +110,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
   try {
     // `evidence` writes a file, so its -o/--output names that file rather than a format.
-    const fmt = cmd === 'evidence' ? 'table' : parseFormat(f.output);
+    const fmt = cmd === 'evidence' || cmd === 'profile' ? 'table' : parseFormat(f.output);
     const timeoutMs = intFlag('timeout', f.timeout, 120, 1, 3600) * 1000;
     if (cmd === 'server') {
       await runServer(io, {
@@ -167,6 +173,15 @@ export async function main(argv: string[], io: Io): Promise<number> {
         break;
       case 'quarantine':
         await cmdQuarantine(api, io, fmt, a1, a2);
+        break;
+      case 'diagnose':
+        await cmdDiagnose(api, io, fmt, appRef(a1, f.project), f.window);
+        break;
+      case 'profile':
+        await cmdProfile(api, io, fmt, a1, intFlag('duration', f.duration, 10, 1, 120), f.output);
+        break;
+      case 'topology':
+        await cmdTopology(api, io, fmt, f.project, f.window);
         break;
       default:
         throw new CliError(`unknown command '${cmd}'\n\n${USAGE}`, EXIT.usage);

@@ -23,7 +23,9 @@ export function registerEventRoutes(app: FastifyInstance, deps: ApiDeps, opts: E
   app.get<{ Querystring: { after?: number; kind?: string } }>('/api/v1/events', {
     schema: {
       tags: ['events'],
-      summary: 'Change stream (text/event-stream); each event is a ChangeEvent JSON with its seq as id',
+      summary:
+        'Change stream (text/event-stream); each `change` event is a ChangeEvent JSON with its seq as id; ' +
+        '`topology` events carry the live Topology (at most every 2 s, when it changed)',
       querystring: {
         type: 'object',
         additionalProperties: false,
@@ -61,11 +63,17 @@ export function registerEventRoutes(app: FastifyInstance, deps: ApiDeps, opts: E
       const buffered: ChangeEvent[] = [];
       let replaying = true;
       const unsubscribe = deps.feed.subscribe((ev) => (replaying ? buffered.push(ev) : send(ev)));
+      // Topology changes (at most every 2 s) ride the same stream, without an id: they are live
+      // state, not log entries, so they never move a reconnecting client's Last-Event-ID.
+      const unsubscribeTopology = deps.observability?.onTopology((t) => {
+        res.write(`event: topology\ndata: ${JSON.stringify(t)}\n\n`);
+      });
       const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
       heartbeat.unref();
       const close = (): void => {
         clearInterval(heartbeat);
         unsubscribe();
+        unsubscribeTopology?.();
       };
       req.raw.on('close', close);
       try {

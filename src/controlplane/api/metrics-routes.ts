@@ -41,7 +41,15 @@ export function registerMetricsRoutes(
         // A broken isolation exporter must not hide the control plane's own metrics.
         req.log.warn({ err }, 'isolation metrics failed; serving the control plane metrics only');
       }
-      return reply.type(PROMETHEUS_CONTENT_TYPE).send(joinExpositions(metrics.render(), isolation));
+      let observability: string | undefined;
+      try {
+        observability = deps.observability?.metrics();
+      } catch (err) {
+        req.log.warn({ err }, 'observability metrics failed; serving the others');
+      }
+      return reply
+        .type(PROMETHEUS_CONTENT_TYPE)
+        .send(joinExpositions(metrics.render(), isolation, observability));
     },
   });
   return metrics;

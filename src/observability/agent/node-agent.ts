@@ -1,0 +1,303 @@
+/**
+ * The node agent: runs bpftrace with flows.bt, reads one interval of
+ * in-kernel aggregates per tick, turns them into flows attributed to
+ * instances, the gateway or external endpoints, and hands each interval to
+ * its listeners (the topology service in this process; a remote agent would
+ * post the same `AgentInterval` JSON). When bpftrace cannot run, `status()`
+ * says why and nothing else is affected. A crashed bpftrace is restarted
+ * with backoff.
+ *
+ * @example
+ *   const agent = NodeAgent.create({ inventory: () => inventoryOf(driver, dataplane) });
+ *   agent.onInterval((iv) => topology.ingestFlows(iv));
+ *   await agent.start();
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { EndpointResolver, type EndpointRef, type Inventory } from './attribution.ts';
+import { BpftraceOutputReader, type RawInterval } from './bpftrace-output.ts';
+import { checkAgentCapability, renderProgram, type AgentCapability } from './capability.ts';
+import { ConnectionTracker, flowsFromInterval, orient, type FlowSample } from './flows.ts';
+import { readSocketTables } from './socket-table.ts';
+
+export interface AgentFlow extends FlowSample {
+  from: EndpointRef;
+  to: EndpointRef;
+  /** Connections established on this flow at the end of the interval. */
+  established: number;
+}
+
+export interface AgentInterval {
+  at: string;
+  intervalMs: number;
+  flows: AgentFlow[];
+}
+
+export type AgentState = 'stopped' | 'starting' | 'running' | 'unavailable' | 'failed';
+
+export interface AgentStatus {
+  state: AgentState;
+  /** Why the agent is unavailable or failed, and how to fix it. */
+  reason?: string;
+  capability?: AgentCapability;
+  bpftracePid?: number;
+  probes?: number;
+  intervals: number;
+  lastIntervalAt?: string;
+  restarts: number;
+  /** ms from spawning bpftrace to its probes being attached (it compiles the program first). */
+  attachMs?: number;
+}
+
+export interface NodeAgentOptions {
+  /** What runs on this node now; read at every interval (cheap: the driver's in-memory list). */
+  inventory: () => Inventory;
+  /** @default 1000 */
+  intervalMs?: number;
+  /** bpftrace executable. @default "bpftrace" on PATH */
+  bpftrace?: string;
+  /** First restart delay after bpftrace died; doubles up to 60 s. @default 2000 */
+  restartDelayMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+const PROGRAM = fileURLToPath(new URL('./flows.bt', import.meta.url));
+/** bpftrace >= 0.16 warns about RLIMIT_MEMLOCK on kernels that account BPF memory by cgroup; harmless. */
+const HARMLESS = /couldn't set RLIMIT_MEMLOCK/;
+
+export class NodeAgent {
+  readonly #opts: Required<Omit<NodeAgentOptions, 'onError' | 'bpftrace'>> &
+    Pick<NodeAgentOptions, 'onError' | 'bpftrace'>;
+  readonly #listeners = new Set<(iv: AgentInterval) => void>();
+  #status: AgentStatus = { state: 'stopped', intervals: 0, restarts: 0 };
+  #child: ChildProcess | undefined;
+  #tracker: ConnectionTracker | undefined;
+  #stopping = false;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restartDelayMs: number;
+  #stderr: string[] = [];
+
+  private constructor(opts: NodeAgentOptions) {
+    this.#opts = { intervalMs: 1000, restartDelayMs: 2000, ...opts };
+    this.#restartDelayMs = this.#opts.restartDelayMs;
+  }
+
+  static create(opts: NodeAgentOptions): NodeAgent {
+    if (opts.intervalMs !== undefined && (!Number.isInteger(opts.intervalMs) || opts.intervalMs < 100)) {
+      throw new RangeError(`intervalMs must be an integer >= 100, got ${String(opts.intervalMs)}`);
+    }
+    return new NodeAgent(opts);
+  }
+
+  status(): AgentStatus {
+    return { ...this.#status };
+  }
+
+  onInterval(listener: (iv: AgentInterval) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Check the capability and start bpftrace; resolves once started (not once attached). */
+  async start(): Promise<AgentStatus> {
+    this.#stopping = false;
+    const capability = await checkAgentCapability(
+      this.#opts.bpftrace ? { bpftrace: this.#opts.bpftrace } : {},
+    );
+    if (!capability.available) {
+      this.#status = { ...this.#status, state: 'unavailable', reason: capability.reason, capability };
+      return this.status();
+    }
+    this.#status = { ...this.#status, capability };
+    this.#spawn(capability);
+    return this.status();
+  }
+
+  /** Resolves when probes are attached (or the agent is not running), bounded by timeoutMs. */
+  async ready(timeoutMs = 60_000): Promise<AgentStatus> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#status.state === 'starting' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return this.status();
+  }
+
+  #spawn(capability: AgentCapability): void {
+    const program = renderProgram(readFileSync(PROGRAM, 'utf8'), this.#opts.intervalMs, capability.missing);
+    const spawnedAt = Date.now();
+    this.#stderr = [];
+    const child = spawn(capability.bpftrace ?? 'bpftrace', ['-f', 'json', '-B', 'line', '-e', program], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' },
+    });
+    this.#child = child;
+    this.#status = {
+      ...this.#status,
+      state: 'starting',
+      reason: undefined,
+      bpftracePid: child.pid,
+      probes: undefined,
+    };
+    const reader = new BpftraceOutputReader();
+    const rl = readline.createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      const ev = reader.line(line);
+      if (!ev) return;
+      if (ev.kind === 'attached') {
+        this.#status = {
+          ...this.#status,
+          state: 'running',
+          probes: ev.probes,
+          attachMs: Date.now() - spawnedAt,
+        };
+        this.#restartDelayMs = this.#opts.restartDelayMs;
+        void this.#seed().catch((err: unknown) => this.#opts.onError?.(err));
+      } else if (ev.kind === 'interval') {
+        this.#interval(ev.interval);
+      }
+    });
+    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (HARMLESS.test(line) || line.trim() === '') return;
+      this.#stderr.push(line);
+      if (this.#stderr.length > 20) this.#stderr.shift();
+    });
+    child.on('error', (err) => {
+      this.#status = { ...this.#status, state: 'failed', reason: `bpftrace could not start: ${err.message}` };
+    });
+    child.on('exit', (code, signal) => {
+      this.#child = undefined;
+      if (this.#stopping) {
+        this.#status = { ...this.#status, state: 'stopped', bpftracePid: undefined };
+        return;
+      }
+      const why = this.#stderr.slice(-5).join(' | ') || 'no error output';
+      this.#status = {
+        ...this.#status,
+        state: 'failed',
+        bpftracePid: undefined,
+        reason: `bpftrace exited (${signal ?? `code ${code}`}): ${why}; restarting in ${this.#restartDelayMs} ms`,
+      };
+      this.#restartTimer = setTimeout(() => {
+        this.#status = { ...this.#status, restarts: this.#status.restarts + 1 };
+        this.#spawn(capability);
+      }, this.#restartDelayMs);
+      this.#restartTimer.unref();
+      this.#restartDelayMs = Math.min(60_000, this.#restartDelayMs * 2);
+    });
+  }
+
+  #resolver(): EndpointResolver {
+    return new EndpointResolver(this.#opts.inventory());
+  }
+
+  /** Connections older than the probes: from the socket tables of the host and every instance namespace. */
+  async #seed(): Promise<void> {
+    const inv = this.#opts.inventory();
+    const resolver = new EndpointResolver(inv);
+    const tracker = new ConnectionTracker((ip) => resolver.isLocal(ip));
+    const tables = await readSocketTables(inv.instances.flatMap((i) => (i.pid ? [i.pid] : [])));
+    for (const table of tables) {
+      const listening = new Set(
+        table.filter((s) => s.state === '0A').map((s) => `${s.local}:${s.localPort}`),
+      );
+      const isServer = (ip: string, port: number): boolean =>
+        listening.has(`${ip}:${port}`) || listening.has(`0.0.0.0:${port}`) || resolver.isServer(ip, port);
+      for (const s of table) {
+        if (s.state !== '01') continue;
+        const o = orient(s.local, s.localPort, s.remote, s.remotePort, isServer);
+        tracker.seed(o.client, o.server, o.port, o.localIsClient);
+      }
+    }
+    this.#tracker = tracker;
+  }
+
+  #interval(raw: RawInterval): void {
+    const resolver = this.#resolver();
+    const samples = flowsFromInterval(raw, (ip, port) => resolver.isServer(ip, port));
+    const tracker = this.#tracker;
+    const byKey = new Map<string, FlowSample>();
+    for (const f of samples) {
+      tracker?.apply(f);
+      byKey.set(`${f.client}|${f.server}|${f.port}`, f);
+    }
+    // Quiet flows still hold connections: report them with zero activity.
+    for (const e of tracker?.flows() ?? []) {
+      const k = `${e.client}|${e.server}|${e.port}`;
+      if (!byKey.has(k)) byKey.set(k, emptyFlow(e.client, e.server, e.port));
+    }
+    const flows: AgentFlow[] = [];
+    for (const f of byKey.values()) {
+      // Port 0: sockets torn down before they were bound; nothing to attribute.
+      if (f.port === 0) continue;
+      const to = resolver.server(f.server, f.port);
+      const from = resolver.client(f.client, f.clientPids, to);
+      // Only flows with Bulwark's instances or gateway at one end belong to the topology;
+      // the host's other traffic (ssh, package downloads, other programs) does not.
+      if (from.kind === 'external' && to.kind === 'external') continue;
+      flows.push({ ...f, from, to, established: tracker?.established(f.client, f.server, f.port) ?? 0 });
+    }
+    const at = new Date().toISOString();
+    this.#status = { ...this.#status, intervals: this.#status.intervals + 1, lastIntervalAt: at };
+    const iv: AgentInterval = { at, intervalMs: this.#opts.intervalMs, flows };
+    for (const l of this.#listeners) {
+      try {
+        l(iv);
+      } catch (err) {
+        this.#opts.onError?.(err);
+      }
+    }
+  }
+
+  /** CPU seconds and resident memory of the bpftrace process (the agent's kernel-side cost shows as its sys time). */
+  async usage(): Promise<{ cpuSeconds: number; rssBytes: number } | undefined> {
+    const pid = this.#child?.pid;
+    if (!pid) return undefined;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(f[11]) + Number(f[12]);
+      const rssPages = Number(f[21]);
+      return { cpuSeconds: ticks / 100, rssBytes: rssPages * 4096 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (!child) {
+      if (this.#status.state !== 'unavailable') this.#status = { ...this.#status, state: 'stopped' };
+      return;
+    }
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+function emptyFlow(client: string, server: string, port: number): FlowSample {
+  return {
+    client,
+    server,
+    port,
+    opened: 0,
+    accepted: 0,
+    closedClient: 0,
+    closedServer: 0,
+    lifetimeMsSum: 0,
+    failed: 0,
+    bytesToServer: 0,
+    bytesToClient: 0,
+    retransmits: 0,
+    rttUs: undefined,
+    resets: 0,
+    clientPids: [],
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * Observability of one local site, assembled: the eBPF node agent, the
+ * topology service fed by the data plane and the agent, diagnosis,
+ * on-demand profiling and the Prometheus exporter. `control-plane.ts`
+ * creates it, starts it after the data plane and stops it before.
+ */
+import path from 'node:path';
+import type { DataPlane } from '../dataplane/dataplane.ts';
+import type { RuntimeDriver } from '../runtime/driver.ts';
+import type { ObservabilityApi } from './api.ts';
+import { ObservabilityNotFoundError } from './api.ts';
+import type { Inventory } from './agent/attribution.ts';
+import { NodeAgent } from './agent/node-agent.ts';
+import { diagnoseApp } from './diagnose/collect.ts';
+import { createObservabilityMetrics, type ObservabilityMetrics } from './metrics.ts';
+import { Profiler } from './profile.ts';
+import { TopologyService } from './topology/service.ts';
+
+export interface ObservabilityOptions {
+  site: string;
+  driver: RuntimeDriver;
+  dataplane: DataPlane;
+  /** Apps of this site (project, name). */
+  apps: () => Promise<{ project: string; app: string }[]>;
+  /** The gateway's listening addresses (HAProxy binds). */
+  gatewayBinds: { address: string; port: number }[];
+  /** Where profiles and their audit log go. */
+  dataDir: string;
+  /** Run the eBPF agent. @default true (it reports itself unavailable when it cannot run) */
+  agent?: boolean;
+  onError?: (source: string, err: unknown) => void;
+}
+
+export class Observability {
+  readonly site: string;
+  readonly agent: NodeAgent | undefined;
+  readonly topology: TopologyService;
+  readonly profiler: Profiler;
+  readonly metrics: ObservabilityMetrics;
+  readonly #o: ObservabilityOptions;
+  #usage: { cpuSeconds: number; rssBytes: number } | undefined;
+  #usageTimer: NodeJS.Timeout | undefined;
+
+  private constructor(o: ObservabilityOptions) {
+    this.#o = o;
+    this.site = o.site;
+    const primary = o.gatewayBinds.find((b) => !b.address.startsWith('127.')) ?? o.gatewayBinds[0];
+    const gateway = {
+      nodeId: `external:${primary ? `${primary.address}:${primary.port}` : 'gateway'}`,
+      label: `site gateway ${o.site} (HAProxy)`,
+    };
+    const inventory = (): Inventory => ({
+      instances: o.driver.list().map((i) => ({
+        id: i.id,
+        project: i.project,
+        app: i.app,
+        ip: i.ip,
+        ports: i.ports,
+        ...(i.pid !== undefined ? { pid: i.pid } : {}),
+      })),
+      gatewayBinds: o.gatewayBinds,
+      gatewayNodeId: gateway.nodeId,
+    });
+    this.agent =
+      o.agent === false
+        ? undefined
+        : NodeAgent.create({ inventory, onError: (err) => o.onError?.('agent', err) });
+    this.metrics = createObservabilityMetrics({
+      agent: () =>
+        this.agent
+          ? [{ site: o.site, status: this.agent.status(), ...(this.#usage ? { usage: this.#usage } : {}) }]
+          : [],
+      instances: () => {
+        const res = this.topology.latestResources();
+        return o.driver.list().flatMap((i) => {
+          const r = res.get(i.id);
+          return r
+            ? [
+                {
+                  site: o.site,
+                  project: i.project,
+                  app: i.app,
+                  instance: i.id,
+                  cpu: r.cpu,
+                  memoryBytes: r.memoryBytes,
+                  throttled: r.throttled,
+                },
+              ]
+            : [];
+        });
+      },
+    });
+    const agent = this.agent;
+    this.topology = TopologyService.create({
+      site: o.site,
+      driver: o.driver,
+      dataplane: o.dataplane,
+      apps: o.apps,
+      gateway,
+      onAppEdge: (from, to, error, ms) => this.metrics.recordRequest(o.site, from, to, error, ms / 1000),
+      ...(agent
+        ? {
+            agentIntervals: (l) =>
+              agent.onInterval((iv) => {
+                this.metrics.recordFlows(o.site, iv);
+                l(iv);
+              }),
+          }
+        : {}),
+      onError: (err) => o.onError?.('topology', err),
+    });
+    this.profiler = new Profiler({ dir: path.join(o.dataDir, 'profiles'), driver: o.driver });
+  }
+
+  static create(o: ObservabilityOptions): Observability {
+    return new Observability(o);
+  }
+
+  /** Starts the topology at once and the agent in the background (bpftrace takes seconds to attach). */
+  async start(): Promise<void> {
+    this.topology.start();
+    if (this.agent) {
+      await this.agent.start();
+      this.#usageTimer = setInterval(() => {
+        void this.agent?.usage().then((u) => (this.#usage = u));
+      }, 5000);
+      this.#usageTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#usageTimer);
+    this.topology.stop();
+    await this.agent?.stop();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      agent: this.agent?.status() ?? { state: 'stopped', reason: 'disabled' },
+      topology: this.topology.status(),
+    };
+  }
+
+  api(): ObservabilityApi {
+    const site = (name: string | undefined): void => {
+      if (name !== undefined && name !== this.site) {
+        throw new ObservabilityNotFoundError(
+          `no site '${name}' (this control plane runs site '${this.site}')`,
+        );
+      }
+    };
+    return {
+      sites: () => [this.site],
+      topology: (q) => {
+        site(q.site);
+        return this.topology.topology({
+          windowSeconds: q.windowSeconds,
+          ...(q.project ? { project: q.project } : {}),
+        });
+      },
+      history: (q) => {
+        site(q.site);
+        return this.topology.history(q.minutes);
+      },
+      onTopology: (l) => this.topology.onChange((t) => l(t, this.site)),
+      diagnose: (q) => {
+        const st = this.agent?.status();
+        return diagnoseApp(
+          {
+            driver: this.#o.driver,
+            topology: this.topology,
+            l4: { available: st?.state === 'running', ...(st?.reason ? { reason: st.reason } : {}) },
+          },
+          q,
+        ).then((d) => {
+          this.metrics.recordDiagnosis(d.verdict);
+          return d;
+        });
+      },
+      profile: async (q) => {
+        try {
+          const r = await this.profiler.profile(q);
+          this.metrics.recordProfile('ok');
+          return r;
+        } catch (err) {
+          this.metrics.recordProfile('failed');
+          throw err;
+        }
+      },
+      profiles: () => this.profiler.list(),
+      getProfile: (id) => this.profiler.get(id),
+      profileFile: (id, kind) => this.profiler.file(id, kind),
+      agent: () => ({
+        [this.site]: this.agent?.status() ?? {
+          state: 'stopped',
+          intervals: 0,
+          restarts: 0,
+          reason: 'disabled',
+        },
+      }),
+      metrics: () => this.metrics.render(),
+    };
+  }
+}
