@@ -11,6 +11,7 @@ declare -A need=(
   [wrk]=wrk
   [pkill]=procps
   [chromium]=chromium # console end-to-end tests: Debian's build, never a downloaded browser
+  [bpftrace]=bpftrace # eBPF node agent (observability): Debian's 0.17, tracepoints only
 )
 missing=()
 for bin in "${!need[@]}"; do
