@@ -262,13 +262,11 @@ async function quarantineBench(c: KubeCluster): Promise<{ outMs: number[]; repla
     specHash: 'bench-v1',
   };
   const REPLICAS = 3;
-  let next = 0;
-  const ensureOne = async (): Promise<void> => {
-    const ordinal = next++;
-    const spec: InstanceSpec = { ...base, id: `qbench.pay.api-${ordinal}`, ordinal };
+  const ensureOne = async (ordinal: number, suffix: string): Promise<void> => {
+    const spec: InstanceSpec = { ...base, id: `qbench.pay.api-${ordinal}-${suffix}`, ordinal };
     await driver.ensure(spec);
   };
-  for (let i = 0; i < REPLICAS; i++) await ensureOne();
+  for (let i = 0; i < REPLICAS; i++) await ensureOne(i, 'a');
   await until('qbench instances ready', 120_000, () =>
     Promise.resolve(driver.list().filter((i) => i.ready).length >= REPLICAS ? true : undefined),
   );
@@ -323,16 +321,13 @@ async function quarantineBench(c: KubeCluster): Promise<{ outMs: number[]; repla
     const t0 = performance.now();
     const out = waitSlices(() => !readyAddresses().has(ip), 30_000);
     await driver.quarantine(victim.id, { reason: `bench quarantine ${q}` });
+    // What the reconciler does next: a new instance for the ordinal (the ReplicaSet's
+    // replacement pod is already starting; it binds to this instance).
+    await ensureOne(victim.ordinal, `q${q}`);
     outMs.push((await out) - t0);
-    // The ReplicaSet's replacement makes the Service whole again.
     const whole = await waitSlices(() => readyAddresses().size >= REPLICAS, 60_000);
     replacedMs.push(whole - t0);
     await driver.remove(victim.id);
-    if (!driver.list().some((i) => i.id !== victim.id && i.phase !== 'quarantined' && !i.ready)) {
-      // Keep the instance set as a controller would: one ensured instance per serving pod.
-      const serving = driver.list().filter((i) => i.phase !== 'quarantined').length;
-      if (serving < REPLICAS) await ensureOne();
-    }
   }
   abort.abort();
   await watch;
