@@ -209,7 +209,12 @@ export class KubernetesDriver implements RuntimeDriver {
 
   /** Simulated (kwok) nodes have no containers: say so instead of failing later. */
   private async detectCapabilities(): Promise<void> {
-    const nodes = await this.client.list<KubeObject>('Node');
+    // Listing nodes needs a cluster-scoped permission a namespaced deployer may lack: then
+    // assume real nodes (what a production cluster has) rather than refuse to start.
+    const nodes = await this.client.list<KubeObject>('Node').catch((err: unknown) => {
+      if (err instanceof KubeApiError && err.status === 403) return { items: [] as KubeObject[] };
+      throw err;
+    });
     const fake = (n: KubeObject): boolean =>
       n.metadata.annotations?.['kwok.x-k8s.io/node'] === 'fake' || n.metadata.labels?.type === 'kwok';
     const simulated = nodes.items.length > 0 && nodes.items.every(fake);
