@@ -12,6 +12,7 @@ declare -A need=(
   [pkill]=procps
   [chromium]=chromium # console end-to-end tests: Debian's build, never a downloaded browser
   [bpftrace]=bpftrace # eBPF node agent (observability): Debian's 0.17, tracepoints only
+  [iptables]=iptables # packet-loss injection in the observability test when the kernel lacks sch_netem
 )
 missing=()
 for bin in "${!need[@]}"; do
