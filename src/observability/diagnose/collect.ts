@@ -53,8 +53,11 @@ export async function diagnoseApp(
     // Attempts the log never shows (retried elsewhere) are in the server's own counters.
     const counters = merged.servers.get(inst.id);
     if (counters) {
+      // Attempts this server took that the log shows answered elsewhere (or not at all) failed
+      // here: a 5xx or a reset retried on a peer. Same reading as isolation/sources/server-stats.ts.
+      const unlogged = Math.max(0, counters.sessions - requests);
+      errors = Math.max(errors, counters.responses5xx, errors + unlogged);
       requests = Math.max(requests, counters.sessions);
-      errors = Math.max(errors, counters.responses5xx);
     }
     let retransmits = 0;
     let resets = 0;

@@ -116,7 +116,7 @@ describe('topology', () => {
   });
 
   it('keeps a bounded history: fine snapshots, then coarse ones for the hour', () => {
-    const h = new SnapshotHistory({ fineCapacity: 5, coarseEvery: 2, coarseCapacity: 3 });
+    const h = new SnapshotHistory({ fineCapacity: 3, coarseEvery: 2, coarseCapacity: 3 });
     for (let i = 1; i <= 20; i++) {
       const s = emptySnapshot(i * 1000, 1000);
       s.l7.set('a->b', { from: 'a', to: 'b', requests: 1, errors: 0, latency: new Map() });
@@ -124,8 +124,8 @@ describe('topology', () => {
     }
     expect(h.window(3000, 20_000).length).toBe(3);
     const all = h.all();
-    // 3 coarse (2 s each) + no unfolded fine tail: 6 s of history at most.
-    expect(all.length).toBe(3);
+    // The 3 fine snapshots (18..20 s) and the coarse ones wholly before them (2 s each, 3 kept).
+    expect(all.map((s) => s.atMs)).toEqual([16_000, 18_000, 19_000, 20_000]);
     expect(mergeWindow(h.window(100_000, 20_000), 20_000).l7.get('a->b')?.requests).toBe(6);
   });
 

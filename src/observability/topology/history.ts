@@ -82,11 +82,14 @@ export class SnapshotHistory {
     return [...coarse, ...fine.filter((s) => s.atMs > lastCoarse)];
   }
 
-  /** Every coarse snapshot and the fine tail after them: the full hour, for history points. */
+  /**
+   * The full hour, oldest first, for history points: coarse snapshots from before the fine
+   * ring's reach, then every fine one (so the recent minutes keep their 1 s resolution).
+   */
   all(): Snapshot[] {
-    const coarse = this.#coarse.toArray();
-    const lastCoarse = coarse.at(-1)?.atMs ?? -Infinity;
-    return [...coarse, ...this.#fine.toArray().filter((s) => s.atMs > lastCoarse)];
+    const fine = this.#fine.toArray();
+    const fineStart = fine.length > 0 ? fine[0]!.atMs - fine[0]!.spanMs : Infinity;
+    return [...this.#coarse.toArray().filter((s) => s.atMs <= fineStart), ...fine];
   }
 }
 

@@ -53,6 +53,9 @@ export interface TopologyQuery {
 
 export const MAX_WINDOW_SECONDS = 3600;
 
+/** CFS period the local runtime sets on instance cgroups (runtime/local/cgroups.ts). */
+const CFS_PERIOD_MS = 100;
+
 interface CpuMark {
   atMs: number;
   cpuNs?: number;
@@ -192,7 +195,14 @@ export class TopologyService {
         prev?.cpuNs !== undefined && mark.cpuNs !== undefined && dt > 0
           ? Math.max(0, (mark.cpuNs - prev.cpuNs) / dt)
           : null;
-      const dp = prev?.periods !== undefined && mark.periods !== undefined ? mark.periods - prev.periods : 0;
+      // Throttled periods as a share of the wall-clock periods (100 ms each, the runtime's CFS
+      // period), not of the periods the cgroup was runnable in: a mostly idle process throttled
+      // in a short burst is not "squeezed".
+      const wallPeriods = prev ? (nowMs - prev.atMs) / CFS_PERIOD_MS : 0;
+      const dp =
+        prev?.periods !== undefined && mark.periods !== undefined
+          ? Math.max(mark.periods - prev.periods, wallPeriods)
+          : 0;
       const throttled =
         dp > 0 && prev?.throttled !== undefined && mark.throttled !== undefined
           ? Math.min(1, Math.max(0, (mark.throttled - prev.throttled) / dp))
