@@ -51,11 +51,13 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
     return () => ro.disconnect();
   }, []);
   const scale =
-    zoom === 'fit' ? Math.min(1.25, Math.max(0.2, (boxWidth - 4) / Math.max(1, layout.width))) : zoom;
+    zoom === 'fit' ? Math.min(1.25, Math.max(0.35, (boxWidth - 4) / Math.max(1, layout.width))) : zoom;
 
   useEffect(() => {
     performance.mark('bulwark:topology-rendered', { detail: { nodes: nodes.length, edges: edges.length } });
     document.documentElement.dataset.topologyRendered = String(nodes.length);
+    // The frame after the commit has painted the graph: what the user sees.
+    requestAnimationFrame(() => setTimeout(() => performance.mark('bulwark:topology-painted'), 0));
   }, [layout, nodes.length, edges.length]);
 
   const byId = useMemo(() => new Map(nodes.map((n) => [n.id, n])), [nodes]);

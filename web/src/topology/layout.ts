@@ -63,35 +63,56 @@ export function layoutGraph(input: LayoutInput, opts: LayoutOptions = {}): Layou
   const out: number[][] = ids.map(() => []);
   for (const e of edges) out[index.get(e.from)!]!.push(index.get(e.to)!);
 
-  // 1. Cycle breaking: edges that close a cycle in a DFS are reversed for layering.
-  const state = new Uint8Array(ids.length); // 0 new, 1 on stack, 2 done
-  const backSet = new Set<string>();
-  for (let root = 0; root < ids.length; root++) {
-    if (state[root] !== 0) continue;
-    const stack: [number, number][] = [[root, 0]];
-    state[root] = 1;
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      const [v, k] = top;
-      const succ = out[v]!;
-      if (k < succ.length) {
-        top[1] = k + 1;
-        const w = succ[k]!;
-        if (state[w] === 1) backSet.add(`${v}>${w}`);
-        else if (state[w] === 0) {
-          state[w] = 1;
-          stack.push([w, 0]);
+  // 1. Cycle breaking (Eades-Lin-Smyth greedy ordering): peel sinks to the end and sources to the
+  //    front, otherwise take the node with the most (out - in) edges; edges that point backwards in
+  //    that order are reversed for layering. Keeps the reversed set small, so the layers stay shallow.
+  const inAdj: number[][] = ids.map(() => []);
+  for (let v = 0; v < ids.length; v++) for (const w of out[v]!) inAdj[w]!.push(v);
+  const alive = new Uint8Array(ids.length).fill(1);
+  const outDeg = Int32Array.from(out, (o) => o.length);
+  const inDeg = Int32Array.from(inAdj, (o) => o.length);
+  const head: number[] = [];
+  const tail: number[] = [];
+  const remove = (v: number): void => {
+    alive[v] = 0;
+    for (const w of out[v]!) inDeg[w]!--;
+    for (const u of inAdj[v]!) outDeg[u]!--;
+  };
+  let left = ids.length;
+  while (left > 0) {
+    let progressed = true;
+    while (progressed) {
+      progressed = false;
+      for (let v = 0; v < ids.length; v++) {
+        if (!alive[v]) continue;
+        if (outDeg[v] === 0) {
+          tail.push(v);
+          remove(v);
+          left--;
+          progressed = true;
+        } else if (inDeg[v] === 0) {
+          head.push(v);
+          remove(v);
+          left--;
+          progressed = true;
         }
-      } else {
-        state[v] = 2;
-        stack.pop();
       }
     }
+    if (left === 0) break;
+    let best = -1;
+    for (let v = 0; v < ids.length; v++) {
+      if (alive[v] && (best < 0 || outDeg[v]! - inDeg[v]! > outDeg[best]! - inDeg[best]!)) best = v;
+    }
+    head.push(best);
+    remove(best);
+    left--;
   }
+  const order = new Int32Array(ids.length);
+  [...head, ...tail.reverse()].forEach((v, i) => (order[v] = i));
   const dag: [number, number][] = edges.map((e) => {
     const a = index.get(e.from)!;
     const b = index.get(e.to)!;
-    return backSet.has(`${a}>${b}`) ? [b, a] : [a, b];
+    return order[a]! > order[b]! ? [b, a] : [a, b];
   });
 
   // 2. Layers by longest path (Kahn's order), so every call goes rightwards.

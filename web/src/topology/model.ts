@@ -29,8 +29,19 @@ export function viewGraph(t: Topology, f: GraphFilter): { nodes: TopologyNode[];
     else target.set(n.id, n.id);
   }
   const nodes = [...new Set(target.values())].map((id) => byId.get(id)!).filter((n) => keep(n));
+  // The API reports each call twice: app -> app and (caller instance) -> callee instance. Folded, the
+  // instance edges would count the same requests again, so they only fill pairs no app edge covers
+  // (e.g. L4-only flows).
+  const isInst = (id: string): boolean => byId.get(id)?.kind === 'instance';
+  const direct = f.instances ? [] : t.edges.filter((e) => !isInst(e.from) && !isInst(e.to));
+  const covered = new Set(direct.map((e) => `${target.get(e.from)}->${target.get(e.to)}`));
+  const folded = f.instances
+    ? t.edges
+    : t.edges.filter(
+        (e) => (isInst(e.from) || isInst(e.to)) && !covered.has(`${target.get(e.from)}->${target.get(e.to)}`),
+      );
   const merged = new Map<string, TopologyEdge>();
-  for (const e of t.edges) {
+  for (const e of [...direct, ...folded]) {
     const from = target.get(e.from);
     const to = target.get(e.to);
     if (!from || !to || from === to) continue;
