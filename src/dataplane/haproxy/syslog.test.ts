@@ -77,6 +77,29 @@ describe('SyslogReceiver', () => {
     expect(Math.max(...delays)).toBeLessThan(200);
   });
 
+  it('keeps octet-counted framing exact when a line carries UTF-8 or invalid bytes', async () => {
+    receiver = await SyslogReceiver.create({ transport: 'tcp' });
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
+    const frame = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length} `), b]);
+    const utf8 = Buffer.from('bwlog1 caller "zürich-€"');
+    const invalid = Buffer.concat([Buffer.from('bwlog1 bad "'), Buffer.from([0xe9, 0xff]), Buffer.from('"')]);
+    const after = Buffer.from('bwlog1 after');
+    const all = Buffer.concat([frame(utf8), frame(invalid), frame(after)]);
+    const c = net.connect(receiver.port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    // Split inside the multi-byte '€' so decoding must not depend on read boundaries.
+    const cut = all.indexOf(Buffer.from('€')) + 1;
+    c.write(all.subarray(0, cut));
+    await new Promise((r) => setTimeout(r, 30));
+    c.write(all.subarray(cut));
+    await waitFor('frames', () => got.length === 3, { timeoutMs: 2000 });
+    c.destroy();
+    expect(got[0]).toBe('bwlog1 caller "zürich-€"');
+    expect(got[1]?.startsWith('bwlog1 bad "')).toBe(true);
+    expect(got[2]).toBe('bwlog1 after');
+  });
+
   it('rejects readBatchMs out of range', async () => {
     await expect(SyslogReceiver.create({ readBatchMs: -1 })).rejects.toThrow(
       /readBatchMs must be an integer 0..1000/,

@@ -35,6 +35,8 @@ export interface SyslogReceiverOptions {
   readBatchMs?: number;
 }
 
+const HIGH_BYTE = /[\x80-\xff]/;
+
 /** A read at least this large means lines are queued: keep reading without a pause. */
 const BATCH_READ_BYTES = 32 * 1024;
 
@@ -59,6 +61,8 @@ export class SyslogReceiver {
   private frames = 0;
   private unparsable = 0;
   private boundPort = 0;
+  /** The TCP data being drained has bytes >= 0x80 (some line needs UTF-8 decoding). */
+  private highBytes = false;
 
   constructor(host: string, transport: 'tcp' | 'udp', maxFrameBytes: number, readBatchMs = 10) {
     this.host = host;
@@ -139,9 +143,15 @@ export class SyslogReceiver {
     });
     socket.on('error', () => socket.destroy());
     let pending = '';
-    socket.setEncoding('utf8');
+    // latin1: one char per byte, so RFC 6587 octet counts index the string
+    // exactly even when a header value carries UTF-8 or invalid bytes (with
+    // utf8 decoding such a line shifted every later frame of the stream).
+    // Lines with high bytes are decoded as UTF-8 again in onText.
+    socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
-      pending = this.drain(pending.length === 0 ? chunk : pending + chunk);
+      const buf = pending.length === 0 ? chunk : pending + chunk;
+      this.highBytes = HIGH_BYTE.test(buf);
+      pending = this.drain(buf);
       if (pending.length > this.maxFrameBytes) {
         this.unparsable++;
         socket.destroy();
@@ -157,17 +167,23 @@ export class SyslogReceiver {
     });
   }
 
-  /** Emit every complete frame in `buf`; return the incomplete rest. */
+  /** Emit every complete frame in `buf` (latin1: one char per byte); return the incomplete rest. */
   private drain(buf: string): string {
     let pos = 0;
     while (pos < buf.length) {
       const c = buf.charCodeAt(pos);
       if (c >= 48 && c <= 57) {
-        // Octet counting: `<len> <frame>` (len counts bytes, frames here are ASCII-safe).
-        const sp = buf.indexOf(' ', pos);
-        if (sp < 0) break;
-        const len = Number(buf.slice(pos, sp));
-        if (!Number.isInteger(len) || len <= 0) {
+        // Octet counting: `<len> <frame>`; the length is read in place (no slice, no Number()).
+        let sp = pos;
+        let len = 0;
+        while (sp < buf.length) {
+          const d = buf.charCodeAt(sp);
+          if (d < 48 || d > 57) break;
+          len = len * 10 + (d - 48);
+          sp++;
+        }
+        if (sp >= buf.length) break;
+        if (buf.charCodeAt(sp) !== 32 || len <= 0 || len > this.maxFrameBytes) {
           // Not a length after all: a raw line starting with a digit.
           const nl = buf.indexOf('\n', pos);
           if (nl < 0) break;
@@ -195,9 +211,10 @@ export class SyslogReceiver {
       return;
     }
     let message = text;
+    if (this.highBytes && HIGH_BYTE.test(text)) message = Buffer.from(text, 'latin1').toString('utf8');
     // `format raw` (what Bulwark renders) has no header: skip the syslog parser.
-    if (text.charCodeAt(0) === 60) {
-      const frame = parseSyslogFrame(text);
+    if (message.charCodeAt(0) === 60) {
+      const frame = parseSyslogFrame(message);
       if (!frame) {
         this.unparsable++;
         return;
