@@ -225,7 +225,7 @@ spec:
       reason: 'Unreachable',
     });
     expect(dc2Site.status?.conditions.find((c) => c.type === 'Reachable')?.status).toBe('False');
-    // Bounded detection: 3 probes 1 s apart, each with a 0.5 s timeout, plus scheduling slack.
+    // Bounded detection: 3 probes started 1 s apart, the last one timing out after 1 s, plus slack.
     expect(detectMs).toBeLessThan(PROBE.failureThreshold * PROBE.intervalMs + PROBE.timeoutMs + 3000);
 
     // Failback: dc2 answers again; its share stays away for the failback period.

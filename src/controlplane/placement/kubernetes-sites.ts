@@ -261,9 +261,12 @@ export class KubernetesSites {
   private scheduleProbe(name: string, r: Running, log: Logger, delay: number): void {
     if (r.stopped) return;
     r.timer = setTimeout(() => {
+      const t0 = Date.now();
       r.probing = this.probe(name, r, log).finally(() => {
         r.probing = undefined;
-        this.scheduleProbe(name, r, log, r.intervalMs);
+        // Start to start: a timed-out probe does not stretch the cadence, so detection
+        // takes about failureThreshold x intervalMs (+ one timeout), not x (interval + timeout).
+        this.scheduleProbe(name, r, log, Math.max(0, r.intervalMs - (Date.now() - t0)));
       });
     }, delay);
     r.timer.unref();
