@@ -48,6 +48,18 @@ describe('fault-layer rules', () => {
     expect(d).toMatchObject({ verdict: 'container', instance: 'b' });
   });
 
+  it('does not blame the network for connections refused while the instance restarted', () => {
+    const d = diagnose({
+      ...input([
+        healthy('a'),
+        healthy('b', { failedConnects: 12, throttled: 0.8, ready: false, phase: 'starting' }),
+      ]),
+      exits: [{ instance: 'b', reason: 'liveness-failed', at: '2026-01-01T00:00:00Z' }],
+    });
+    expect(d).toMatchObject({ verdict: 'container', instance: 'b' });
+    expect(d.evidence.some((e) => e.kind === 'tcp-connect-failed')).toBe(false);
+  });
+
   it('puts memory near its limit on the container', () => {
     const d = diagnose(input([healthy('a'), healthy('b', { memoryBytes: 125 * 1048576 })]));
     expect(d).toMatchObject({ verdict: 'container', instance: 'b' });

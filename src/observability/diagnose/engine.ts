@@ -79,7 +79,11 @@ function instanceEvidence(
     });
   }
   const peerFailed = median(peers.map((p) => p.failedConnects).filter((v): v is number => v !== null)) ?? 0;
+  // Connections refused by a process that exited, restarted or is not ready yet are explained
+  // by the container (nothing was listening), not by the network.
+  const down = !i.ready || exits.some((e) => e.instance === i.instance);
   if (
+    !down &&
     i.failedConnects !== null &&
     i.failedConnects >= RULES.failedConnects &&
     i.failedConnects > RULES.peerRatio * peerFailed
