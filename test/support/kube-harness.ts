@@ -60,9 +60,17 @@ export interface KubeCluster {
   serviceCidr: string;
   /** Pod IP range kwok allocates from. */
   podCidr: string;
+  /**
+   * Stop and start the apiserver (same port, same etcd). Watches break, and its watch cache
+   * starts over at the current revision, so watches from older resourceVersions get 410.
+   */
+  restartApiserver(): Promise<void>;
   /** Path of a component's log file. */
   logPath(component: KubeComponent): string;
-  /** Compact etcd up to its current revision; returns that revision. Old resourceVersions then get 410. */
+  /**
+   * Compact etcd to its current revision as the apiserver's compactor would; returns it. Within
+   * ~15 s (the watch cache's poll) older resourceVersions get 410 Gone.
+   */
   compactEtcd(): Promise<number>;
 }
 
@@ -270,37 +278,46 @@ async function startOnce(
       return r.includes('"health":"true"');
     });
 
-    const apiserver = startProcess(
-      'kube-apiserver',
-      path.join(bins.dir, 'kube-apiserver'),
-      [
-        `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--tls-cert-file=${pki.serverCertPath}`,
-        `--tls-private-key-file=${pki.serverKeyPath}`,
-        `--client-ca-file=${pki.caCertPath}`,
-        `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
-        '--authorization-mode=RBAC',
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${pki.saPubPath}`,
-        `--service-account-signing-key-file=${pki.saKeyPath}`,
-        `--service-cluster-ip-range=${serviceCidr}`,
-        // No kubernetes-Service endpoints for a loopback address (it is not a valid endpoint IP).
-        '--endpoint-reconciler-type=none',
-        '--allow-privileged=true',
-        '--profiling=false',
-        `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
-      ],
-      path.join(logs, 'kube-apiserver.log'),
-    );
-    procs.push(apiserver);
+    const apiserverArgs = [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--tls-cert-file=${pki.serverCertPath}`,
+      `--tls-private-key-file=${pki.serverKeyPath}`,
+      `--client-ca-file=${pki.caCertPath}`,
+      `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${pki.saPubPath}`,
+      `--service-account-signing-key-file=${pki.saKeyPath}`,
+      `--service-cluster-ip-range=${serviceCidr}`,
+      // No kubernetes-Service endpoints for a loopback address (it is not a valid endpoint IP).
+      '--endpoint-reconciler-type=none',
+      '--allow-privileged=true',
+      '--profiling=false',
+      `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
+    ];
     const target = { server, token, caCertPem: pki.caCertPem };
-    await waitUntil(`kube-apiserver of ${name} ready on ${server}/readyz`, apiserver, deadline, async () => {
-      const r = await kubeRequest(target, '/readyz', { timeoutMs: 5000 });
-      return r.status === 200;
-    });
+    let apiserver: ManagedProcess | undefined;
+    /** (Re)start the apiserver; it takes its predecessor's slot in procs so stop() order holds. */
+    const launchApiserver = async (until: number): Promise<void> => {
+      const p = startProcess(
+        'kube-apiserver',
+        path.join(bins.dir, 'kube-apiserver'),
+        apiserverArgs,
+        path.join(logs, 'kube-apiserver.log'),
+      );
+      const slot = apiserver ? procs.indexOf(apiserver) : -1;
+      if (slot >= 0) procs[slot] = p;
+      else procs.push(p);
+      apiserver = p;
+      await waitUntil(`kube-apiserver of ${name} ready on ${server}/readyz`, p, until, async () => {
+        const r = await kubeRequest(target, '/readyz', { timeoutMs: 5000 });
+        return r.status === 200;
+      });
+    };
+    await launchApiserver(deadline);
 
     const cmKubeconfig = await componentKubeconfig('kube-controller-manager');
     const cm = startProcess(
@@ -402,12 +419,16 @@ async function startOnce(
       podCidr,
       logPath: (c) => path.join(logs, `${c}.log`),
       pause: async () => {
-        apiserver.signal('SIGSTOP');
-        await waitForState(apiserver.pid, 'T');
+        apiserver!.signal('SIGSTOP');
+        await waitForState(apiserver!.pid, 'T');
       },
       resume: async () => {
-        apiserver.signal('SIGCONT');
-        await waitForState(apiserver.pid, 'not-T');
+        apiserver!.signal('SIGCONT');
+        await waitForState(apiserver!.pid, 'not-T');
+      },
+      restartApiserver: async () => {
+        await apiserver!.stop();
+        await launchApiserver(Date.now() + 120_000);
       },
       stop,
       compactEtcd: () => compactEtcd(etcdUrl),
@@ -510,8 +531,13 @@ async function healthz(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Compact etcd the way kube-apiserver's own compactor does (it runs every 5 minutes): record
+ * the revision in `compact_rev_key`, which every apiserver watches to learn the compaction
+ * revision, then compact to it. The watch cache drops history below it at its next poll
+ * (every 15 s), after which older resourceVersions get 410 Gone from lists and watches.
+ */
 async function compactEtcd(etcdUrl: string): Promise<number> {
-  // etcd's gRPC gateway: a range read returns the current revision in its header.
   const post = async (p: string, body: unknown): Promise<KubeObject> => {
     const res = await fetch(`${etcdUrl}${p}`, {
       method: 'POST',
@@ -522,10 +548,13 @@ async function compactEtcd(etcdUrl: string): Promise<number> {
     if (!res.ok) throw new Error(`etcd ${p}: HTTP ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
-  const range = await post('/v3/kv/range', { key: Buffer.from('/registry').toString('base64'), limit: 1 });
+  const b64 = (v: string): string => Buffer.from(v).toString('base64');
+  // etcd's gRPC gateway: a range read returns the current revision in its header.
+  const range = await post('/v3/kv/range', { key: b64('compact_rev_key') });
   const revision = Number(range.header?.revision);
   if (!Number.isFinite(revision))
     throw new Error(`etcd range returned no revision: ${JSON.stringify(range)}`);
+  await post('/v3/kv/put', { key: b64('compact_rev_key'), value: b64(String(revision)) });
   await post('/v3/kv/compaction', { revision: String(revision), physical: true });
   return revision;
 }
