@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system programs Bulwark drives for real are present:
 # HAProxy (data plane), PostgreSQL (store tests), iproute2 (network
-# namespaces), wrk (benchmarks). As root on Debian they are installed with
-# apt-get; otherwise the exact command to run is printed.
+# namespaces), wrk (benchmarks), openssl (Kubernetes test harness).
+# As root on Debian they are installed with apt-get; otherwise the exact
+# command to run is printed.
 set -euo pipefail
 declare -A need=(
   [haproxy]=haproxy
@@ -13,6 +14,11 @@ declare -A need=(
   [chromium]=chromium # console end-to-end tests: Debian's build, never a downloaded browser
   [bpftrace]=bpftrace # eBPF node agent (observability): Debian's 0.17, tracepoints only
   [iptables]=iptables # packet-loss injection in the observability test when the kernel lacks sch_netem
+  # Kubernetes test harness (its binaries, etcd included, come from scripts/kube/build.sh):
+  # openssl for the clusters' PKI, setpriv (util-linux) for the parent-death signal that keeps
+  # cluster processes from outliving a killed test.
+  [openssl]=openssl
+  [setpriv]=util-linux
 )
 missing=()
 for bin in "${!need[@]}"; do
