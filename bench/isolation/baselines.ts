@@ -280,13 +280,16 @@ export async function runBaseline(
   log: (s: string) => void,
   /** Quick mode: do not restore the last victim (the run ends; cleanup stops every ledger). */
   opts: { skipFinalRestore?: boolean } = {},
+  /** Filled as injections complete, so a failure later keeps what was measured. */
+  out: Injection[] = [],
 ): Promise<Injection[]> {
   const total = plan.reduce((n, p) => n + p.injections, 0);
   const spec = BASELINES[b];
   const ledgers = env.ledgers.get(b) ?? [];
   const be = backendName(b);
   const watcher = new ServerWatcher(env.statsSocket, be);
-  const out: Injection[] = [];
+  const allUp = async (): Promise<true | undefined> =>
+    (await watcher.upServers()).length === REPLICAS ? true : undefined;
   let turn = 0;
   for (const { fault, injections } of plan) {
     for (let k = 0; k < injections; k++) {
@@ -297,11 +300,17 @@ export async function runBaseline(
         );
         break;
       }
-      await waitFor(
-        `all ${REPLICAS} servers of ${be} UP before the next injection`,
-        async () => ((await watcher.upServers()).length === REPLICAS ? true : undefined),
-        { timeoutMs: 60_000, intervalMs: 50 },
-      );
+      const upMsg = `all ${REPLICAS} servers of ${be} UP before the next injection`;
+      await waitFor(upMsg, allUp, { timeoutMs: 30_000, intervalMs: 50 }).catch(async () => {
+        // On a starved machine a restarted ledger can miss its checks for long: force the health of
+        // every server that answers up again (as after each injection), then give it once more.
+        const states = await watcher.servers();
+        for (const x of ledgers) {
+          if (states.get(x.name)?.up !== true && (await healthy(x.url)))
+            await watcher.api.exec(`set server ${be}/${x.name} health up`, 'empty');
+        }
+        await waitFor(`${upMsg} (after forcing health up)`, allUp, { timeoutMs: 30_000, intervalMs: 50 });
+      });
       const l = ledgers[turn++ % ledgers.length] as LedgerProcess;
       // Random phase against the check timers, so time-to-isolate is sampled fairly.
       await sleep(Math.random() * 1000);

@@ -225,6 +225,7 @@ async function baselinePhase(
   names: BaselineName[],
   out: Injection[],
   notes: string[],
+  failures: string[],
 ): Promise<void> {
   const env = await envP;
   // One baseline at a time (the others' ledgers idle): on a 2-core machine three loads at once
@@ -237,7 +238,14 @@ async function baselinePhase(
     const plan: BaselinePlan[] = (b === 'k8s' ? faults.filter((f) => K8S_FAULTS.includes(f)) : faults).map(
       (fault) => ({ fault, injections: b === 'k8s' ? k8sInjections : injections }),
     );
-    const inj = await runBaseline(env, b, plan, log, { skipFinalRestore: quick && b === names.at(-1) });
+    const inj: Injection[] = [];
+    try {
+      await runBaseline(env, b, plan, log, { skipFinalRestore: quick && b === names.at(-1) }, inj);
+    } catch (err) {
+      // Keep what this baseline measured and go on with the next one.
+      failures.push(`${b}: ${(err as Error).message}`);
+      log(`${b.toUpperCase()} FAILED: ${(err as Error).message}`);
+    }
     await drainAfter(inj);
     await stopLoad();
     account(inj, load);
@@ -278,7 +286,12 @@ async function main(): Promise<number> {
     }
     if (names.length > 0) {
       baselines ??= startBaselinesLogged(dir, names);
-      await baselinePhase(baselines, names, injectionsAll, notes);
+      try {
+        await baselinePhase(baselines, names, injectionsAll, notes, failures);
+      } catch (err) {
+        failures.push(`baselines: ${(err as Error).message}`);
+        log(`BASELINES FAILED: ${(err as Error).message}`);
+      }
     }
     await teardown;
   } finally {
