@@ -567,9 +567,14 @@ export class KubernetesDriver implements RuntimeDriver {
 
   private async waitPodGone(ns: string, pod: Pod, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    for (let i = 1; Date.now() < deadline; i++) {
       const p = this.pods?.get(`${ns}/${pod.metadata.name}`);
       if (!p || p.metadata.uid !== pod.metadata.uid) return;
+      // The watch may lag (a reconnect under load): ask the server itself now and then.
+      if (i % 20 === 0) {
+        const live = await this.client.tryGet<Pod>('Pod', ns, pod.metadata.name);
+        if (!live || live.metadata.uid !== pod.metadata.uid) return;
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`pod ${ns}/${pod.metadata.name} still exists ${timeoutMs} ms after its deletion`);
