@@ -197,6 +197,8 @@ async function bulwarkPhase(
       await stopLoad();
       account(inj, load);
       out.push(...inj);
+      // The full table comes at the very end (after ~25 min): log each phase's accounted results now.
+      for (const i of inj) log(`accounted: ${describe(i)}`);
       for (const [id, why] of env.unexpected)
         notes.push(`bulwark: UNEXPECTED isolation of ${id} (no fault injected): ${why}`);
     }
@@ -250,6 +252,7 @@ async function baselinePhase(
     await stopLoad();
     account(inj, load);
     out.push(...inj);
+    for (const i of inj) log(`accounted: ${describe(i)}`);
     const o = outside(load, inj);
     notes.push(
       `${b}: ${o.errors} errors in ${o.requests} requests outside the injection windows; all codes ${JSON.stringify(load.byCode())}`,
