@@ -108,7 +108,7 @@ export class KubernetesDriver implements RuntimeDriver {
   private readonly listeners = new Set<(ev: DriverEvent) => void>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly namespaces = new Set<string>();
-  private readonly pendingBinds = new Set<string>();
+  private readonly pendingBinds = new Map<string, Promise<unknown>>();
   private readonly followers = new Set<AbortController>();
   private pods: Informer<Pod> | undefined;
   private workloadInformers = new Map<WorkloadKind, Informer<WorkloadObject>>();
@@ -344,11 +344,12 @@ export class KubernetesDriver implements RuntimeDriver {
     for (const e of w.instances) this.emitIfChanged(instanceStatus(w, e, bound.get(e.id)));
     for (const p of patches) {
       const pod = pods.find((x) => x.metadata.name === p.pod);
-      if (pod && !this.pendingBinds.has(`${w.namespace}/${p.pod}`)) {
-        this.pendingBinds.add(`${w.namespace}/${p.pod}`);
-        this.applyPod(pod, { id: p.id, pool: POOL.serving })
+      const k = `${w.namespace}/${p.pod}`;
+      if (pod && !this.pendingBinds.has(k)) {
+        const done = this.applyPod(pod, { id: p.id, pool: POOL.serving })
           .catch((err: unknown) => this.o.onError?.(err as Error))
-          .finally(() => this.pendingBinds.delete(`${w.namespace}/${p.pod}`));
+          .finally(() => this.pendingBinds.delete(k));
+        this.pendingBinds.set(k, done);
       }
     }
   }
@@ -424,16 +425,16 @@ export class KubernetesDriver implements RuntimeDriver {
     this.namespaces.add(ns);
   }
 
-  /** Apply the workload object, its Service and PDB from the state. */
+  /** Apply the Service, PDB and workload object from the state (the Service first: it is ready when pods come). */
   private async applyWorkload(w: WorkloadState): Promise<void> {
     const obj = renderWorkload(w);
     obj.metadata.labels = { ...obj.metadata.labels, [LABEL.templateHash]: w.templateHash };
-    const applied = await this.client.apply<WorkloadObject>(obj);
-    this.workloadInformers.get(w.kind)?.upsert(applied);
     const svc = renderService(w);
     if (svc) await this.client.apply(svc);
     const pdb = renderPdb(w);
     if (pdb) await this.client.apply(pdb);
+    const applied = await this.client.apply<WorkloadObject>(obj);
+    this.workloadInformers.get(w.kind)?.upsert(applied);
   }
 
   private async deleteWorkload(w: WorkloadState, objectName = this.objectName(w)): Promise<void> {
@@ -722,6 +723,8 @@ export class KubernetesDriver implements RuntimeDriver {
         ids.map((id) => this.remove(id).catch((err: unknown) => this.o.onError?.(err as Error))),
       );
     }
+    // Bindings in flight must land: a restarted driver reads them from the pods.
+    await Promise.all(this.pendingBinds.values());
     for (const f of this.followers) f.abort();
     await Promise.all([this.pods?.stop(), ...[...this.workloadInformers.values()].map((i) => i.stop())]);
     this.client.close();
