@@ -103,7 +103,9 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
       ['accounts', 'ledger'],
     ];
     for (const [from, to] of edges) {
-      await page.locator(`[data-edge-id="app:bank/${from}->app:bank/${to}"]`).waitFor({ timeout: 45_000 });
+      await page
+        .locator(`[data-edge-id="app:bank/${from}->app:bank/${to}"]`)
+        .waitFor({ state: 'attached', timeout: 45_000 });
     }
     // Hover shows rate / errors / latency.
     await page.locator('[data-node-id="app:bank/accounts"]').hover();
@@ -118,19 +120,23 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
 
   it('scaling from the app page changes the instance count', async () => {
     await page.goto(`${cp.url}/console/apps/bank/accounts`);
-    const rows = page.getByTestId('instances').locator('tbody tr');
-    await waitFor('2 accounts instances listed', async () => (await rows.count()) === 2, {
-      timeoutMs: 20_000,
+    // Count ready instances: on a loaded machine fault isolation may quarantine (and replace) one meanwhile.
+    const ready = page.getByTestId('instances').locator('tbody tr[data-phase=ready]');
+    await waitFor('2 ready accounts instances listed', async () => (await ready.count()) === 2, {
+      timeoutMs: 60_000,
     });
     await page.getByTestId('replicas-input').fill('3');
     await page.getByTestId('scale-submit').click();
     await page.getByText('api set to 3 replicas.').waitFor();
-    await waitFor('3 accounts instances listed', async () => (await rows.count()) === 3, {
-      timeoutMs: 60_000,
+    const app = await cp.api<AppResource>('GET', '/api/v1/projects/bank/apps/accounts');
+    expect(app.body.spec.workloads[0]!.replicas).toBe(3);
+    await waitFor('3 ready accounts instances listed', async () => (await ready.count()) === 3, {
+      timeoutMs: 90_000,
     });
     await waitFor(
       '3 accounts instances ready (API)',
-      async () => (await instances('accounts')).filter((i) => i.ready).length === 3,
+      async () =>
+        (await instances('accounts')).filter((i) => i.ready && i.phase !== 'quarantined').length === 3,
       { timeoutMs: 60_000 },
     );
     await page.getByTestId('scale-status').getByText('3 of 3 ready').waitFor({ timeout: 30_000 });
@@ -172,7 +178,8 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
     // The incident's page: timeline, signature, evidence, then delete the quarantined instance.
     await row.getByRole('link').first().click();
     await page.getByTestId('timeline').getByText('Isolated', { exact: true }).waitFor({ timeout: 20_000 });
-    await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).waitFor({ timeout: 60_000 });
+    // Evidence collection runs after isolation and takes seconds (longer on a loaded machine).
+    await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).waitFor({ timeout: 150_000 });
     const download = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).click();
     const file = await (await download).path();
@@ -184,7 +191,7 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
     await page.getByRole('link', { name: 'Incidents', exact: true }).first().click();
     await page.getByTestId('incidents').waitFor();
     await shot('incidents');
-  }, 180_000);
+  }, 300_000);
 
   it('an invalid manifest is rejected with the error shown at its line; a valid edit shows a dry-run diff and applies', async () => {
     await page.goto(`${cp.url}/console/manifests/bank/ledger`);
@@ -218,13 +225,14 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
     await page.getByTestId('apply').click();
     await page.getByText('Applied', { exact: true }).waitFor();
     await waitFor(
-      'ledger scaled to 3 by the applied manifest',
-      async () => (await instances('ledger')).length === 3,
-      {
-        timeoutMs: 60_000,
-      },
+      'ledger runs 3 ready instances after the applied manifest',
+      async () =>
+        (await instances('ledger')).filter((i) => i.ready && i.phase !== 'quarantined').length === 3,
+      { timeoutMs: 90_000 },
     );
-  }, 120_000);
+    const ledger = await cp.api<AppResource>('GET', '/api/v1/projects/bank/apps/ledger');
+    expect(ledger.body.spec.workloads[0]!.replicas).toBe(3);
+  }, 180_000);
 
   it('reconnects after the control plane is SIGKILLed and restarted, and keeps showing live data', async () => {
     await page.getByRole('link', { name: 'Overview', exact: true }).click();
@@ -235,22 +243,20 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
     await page.getByText('Lost the connection to the control plane').waitFor();
     cp = await startControlPlane({ dataDir, port, gatewayPort: cp.gatewayPort, token: cp.token });
     await page.locator('[data-testid=live-state][data-state=live]').waitFor({ timeout: 30_000 });
-    // A change made after the restart reaches the open page.
-    await cp.api('POST', '/api/v1/projects/bank/apps/ledger/scale', { replicas: 2 });
-    await page.getByTestId('apps-by-health').getByText('bank/ledger').waitFor();
+    // A change made after the restart reaches the open page: the wanted count follows the scale.
+    const scaled = await cp.api('POST', '/api/v1/projects/bank/apps/ledger/scale', { replicas: 2 });
+    expect(scaled.status, JSON.stringify(scaled.body)).toBe(200);
+    const ledgerRow = page.getByTestId('apps-by-health').locator('li', { hasText: 'bank/ledger' });
+    let shown = '';
     await waitFor(
-      'overview shows ledger 2 of 2 after the restart',
-      async () =>
-        (
-          (await page
-            .getByTestId('apps-by-health')
-            .locator('li', { hasText: 'bank/ledger' })
-            .textContent()) ?? ''
-        ).includes('2 of 2'),
-      { timeoutMs: 60_000 },
-    );
+      'overview shows ledger wanting 2 replicas after the restart',
+      async () => /of 2 ready/.test((shown = (await ledgerRow.textContent()) ?? '')),
+      { timeoutMs: 90_000 },
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}; the page shows: ${shown}`);
+    });
     expect(
       browser.errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED|net::/.test(e)),
     ).toEqual([]);
-  }, 120_000);
+  }, 180_000);
 });

@@ -69,6 +69,7 @@ export const en = {
   'topology.empty': 'No services match these filters.',
   'topology.counts': '{nodes} services, {edges} edges',
   'topology.showInstances': 'Show instances',
+  'topology.showL4': 'Show L4-only connections',
   'topology.legend': 'Legend',
   'topology.zoom': 'Zoom',
   'topology.zoomIn': 'Zoom in',

@@ -60,10 +60,11 @@ export function TopologyPage() {
   const project = search.get('project') ?? '';
   const site = search.get('site') ?? '';
   const instances = search.get('instances') === '1';
+  const l4 = search.get('l4') === '1';
   const { topo, error, reload } = useTopology('');
   const view = useMemo(
-    () => (topo ? viewGraph(topo, { project, site, instances }) : undefined),
-    [topo, project, site, instances],
+    () => (topo ? viewGraph(topo, { project, site, instances, l4 }) : undefined),
+    [topo, project, site, instances, l4],
   );
   const setFilter = (k: string, v: string): void => {
     const s = new URLSearchParams(search);
@@ -124,6 +125,14 @@ export function TopologyPage() {
             onChange={(e) => setFilter('instances', e.target.checked ? '1' : '')}
           />
           {t('topology.showInstances')}
+        </label>
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={l4}
+            onChange={(e) => setFilter('l4', e.target.checked ? '1' : '')}
+          />
+          {t('topology.showL4')}
         </label>
         <Legend />
       </div>

@@ -115,8 +115,9 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
                 viewBox="0 0 10 10"
                 refX="9"
                 refY="5"
-                markerWidth="7"
-                markerHeight="7"
+                markerWidth="9"
+                markerHeight="9"
+                markerUnits="userSpaceOnUse"
                 orient="auto-start-reverse"
               >
                 <path d="M0,0 L10,5 L0,10 z" className={`arrow arrow-${h}`} />

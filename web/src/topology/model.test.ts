@@ -68,6 +68,18 @@ describe('viewGraph', () => {
     expect(v.edges.map((e) => e.id).sort()).toEqual(['instance:g1->instance:a1', 'instance:g1->instance:a2']);
   });
 
+  it('leaves out L4-only connections and the endpoints only they reach unless asked', () => {
+    const withGw: Topology = {
+      ...topo,
+      nodes: [...topo.nodes, node('external:10.0.0.1:8080', { label: 'site gateway' })],
+      edges: [...topo.edges, { ...edge('instance:a1', 'external:10.0.0.1:8080', 3), layers: ['l4'] }],
+    };
+    expect(viewGraph(withGw, {}).nodes.some((n) => n.kind === 'external')).toBe(false);
+    const v = viewGraph(withGw, { l4: true });
+    expect(v.nodes.some((n) => n.kind === 'external')).toBe(true);
+    expect(v.edges.map((e) => e.id)).toContain('app:bank/accounts->external:10.0.0.1:8080');
+  });
+
   it('filters by project', () => {
     const v = viewGraph(topo, { project: 'shop' });
     expect(v.nodes.map((n) => n.id)).toEqual(['app:shop/cart']);

@@ -10,6 +10,8 @@ export interface GraphFilter {
   site?: string;
   /** Draw instances as their own nodes instead of folding them into their app. */
   instances?: boolean;
+  /** Also draw connections seen only at L4 (e.g. every instance's connections to the site gateway). */
+  l4?: boolean;
 }
 
 const RANK: Record<Health, number> = { unknown: 0, ok: 1, degraded: 2, down: 3 };
@@ -33,11 +35,12 @@ export function viewGraph(t: Topology, f: GraphFilter): { nodes: TopologyNode[];
   // instance edges would count the same requests again, so they only fill pairs no app edge covers
   // (e.g. L4-only flows).
   const isInst = (id: string): boolean => byId.get(id)?.kind === 'instance';
-  const direct = f.instances ? [] : t.edges.filter((e) => !isInst(e.from) && !isInst(e.to));
+  const wanted = f.l4 ? t.edges : t.edges.filter((e) => e.layers.length === 0 || e.layers.includes('l7'));
+  const direct = f.instances ? [] : wanted.filter((e) => !isInst(e.from) && !isInst(e.to));
   const covered = new Set(direct.map((e) => `${target.get(e.from)}->${target.get(e.to)}`));
   const folded = f.instances
-    ? t.edges
-    : t.edges.filter(
+    ? wanted
+    : wanted.filter(
         (e) => (isInst(e.from) || isInst(e.to)) && !covered.has(`${target.get(e.from)}->${target.get(e.to)}`),
       );
   const merged = new Map<string, TopologyEdge>();
@@ -63,10 +66,10 @@ export function viewGraph(t: Topology, f: GraphFilter): { nodes: TopologyNode[];
     prev.health = worst(prev.health, e.health);
     prev.layers = [...new Set([...prev.layers, ...e.layers])];
   }
-  // With a project filter, keep external nodes only when an edge still reaches them.
+  // External endpoints are drawn only while an edge still reaches them.
   const used = new Set([...merged.values()].flatMap((e) => [e.from, e.to]));
   return {
-    nodes: nodes.filter((n) => n.kind !== 'external' || used.has(n.id) || !f.project),
+    nodes: nodes.filter((n) => n.kind !== 'external' || used.has(n.id)),
     edges: [...merged.values()],
   };
 }
