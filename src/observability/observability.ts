@@ -26,7 +26,10 @@ export interface ObservabilityOptions {
   gatewayBinds: { address: string; port: number }[];
   /** Where profiles and their audit log go. */
   dataDir: string;
-  /** Run the eBPF agent. @default true (it reports itself unavailable when it cannot run) */
+  /**
+   * Run the eBPF agent. @default true unless the environment says BULWARK_EBPF_AGENT=off
+   * (it reports itself unavailable when it cannot run)
+   */
   agent?: boolean;
   onError?: (source: string, err: unknown) => void;
 }
@@ -61,10 +64,10 @@ export class Observability {
       gatewayBinds: o.gatewayBinds,
       gatewayNodeId: gateway.nodeId,
     });
-    this.agent =
-      o.agent === false
-        ? undefined
-        : NodeAgent.create({ inventory, onError: (err) => o.onError?.('agent', err) });
+    const agentOn = o.agent ?? process.env.BULWARK_EBPF_AGENT !== 'off';
+    this.agent = !agentOn
+      ? undefined
+      : NodeAgent.create({ inventory, onError: (err) => o.onError?.('agent', err) });
     this.metrics = createObservabilityMetrics({
       agent: () =>
         this.agent
@@ -136,7 +139,7 @@ export class Observability {
 
   status(): Record<string, unknown> {
     return {
-      agent: this.agent?.status() ?? { state: 'stopped', reason: 'disabled' },
+      agent: this.agent?.status() ?? { state: 'stopped', reason: 'disabled (BULWARK_EBPF_AGENT=off)' },
       topology: this.topology.status(),
     };
   }
@@ -195,7 +198,7 @@ export class Observability {
           state: 'stopped',
           intervals: 0,
           restarts: 0,
-          reason: 'disabled',
+          reason: 'disabled (BULWARK_EBPF_AGENT=off)',
         },
       }),
       metrics: () => this.metrics.render(),
