@@ -31,10 +31,10 @@ let browser: Browser;
 let page: Page;
 let load: DemoLoad | undefined;
 
-async function shot(name: string): Promise<void> {
+async function shot(name: string, fullPage = false): Promise<void> {
   // Let charts and fonts settle; screenshots are documentation, not assertions.
   await page.waitForTimeout(300);
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 async function instances(app: string): Promise<InstanceStatus[]> {
@@ -145,7 +145,9 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
       .first()
       .waitFor({ timeout: 30_000 })
       .catch(() => undefined);
-    await shot('app');
+    // Let the per-instance charts gather a few samples before the full-page screenshot.
+    await page.waitForTimeout(6000);
+    await shot('app', true);
   }, 150_000);
 
   it('an injected fault appears as an incident on the overview without a reload', async () => {
