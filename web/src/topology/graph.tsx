@@ -4,7 +4,17 @@
  * Enter or a click opens the service. Marks `bulwark:topology-rendered` once
  * the graph is on screen (read by the benchmark and the tests).
  */
-import { memo, useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
+import {
+  memo,
+  useCallback,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+  type KeyboardEvent,
+  type MouseEvent,
+} from 'react';
 import type { TopologyEdge, TopologyMetrics, TopologyNode } from '../api/types.ts';
 import { useI18n, type Translate } from '../i18n/index.tsx';
 import { layoutGraph } from './layout.ts';
@@ -41,8 +51,9 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
   const shapeRef = useRef({ shape: '', layout: layoutGraph({ nodes: [], edges: [] }) });
   if (shapeRef.current.shape !== shape) shapeRef.current = { shape, layout: layoutGraph({ nodes, edges }) };
   const layout = shapeRef.current.layout;
-  const [boxWidth, setBoxWidth] = useState(1000);
-  useEffect(() => {
+  // Measured before paint; the graph itself is rendered once the width is known (one render, not two).
+  const [boxWidth, setBoxWidth] = useState<number | null>(null);
+  useLayoutEffect(() => {
     const el = box.current;
     if (!el) return;
     const ro = new ResizeObserver(() => setBoxWidth(el.clientWidth));
@@ -51,28 +62,65 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
     return () => ro.disconnect();
   }, []);
   const scale =
-    zoom === 'fit' ? Math.min(1.25, Math.max(0.35, (boxWidth - 4) / Math.max(1, layout.width))) : zoom;
+    zoom === 'fit'
+      ? Math.min(1.25, Math.max(0.35, ((boxWidth ?? 1000) - 4) / Math.max(1, layout.width)))
+      : zoom;
 
   useEffect(() => {
+    if (boxWidth === null) return;
     performance.mark('bulwark:topology-rendered', { detail: { nodes: nodes.length, edges: edges.length } });
     document.documentElement.dataset.topologyRendered = String(nodes.length);
     // The frame after the commit has painted the graph: what the user sees.
     requestAnimationFrame(() => setTimeout(() => performance.mark('bulwark:topology-painted'), 0));
-  }, [layout, nodes.length, edges.length]);
+  }, [layout, nodes.length, edges.length, boxWidth === null]);
 
   const byId = useMemo(() => new Map(nodes.map((n) => [n.id, n])), [nodes]);
   const edgeById = useMemo(() => new Map(edges.map((e) => [e.id, e])), [edges]);
   const maxRps = Math.max(1, ...edges.map((e) => e.metrics.rps));
 
-  const showAt = (clientX: number, clientY: number, h: Omit<Hover, 'x' | 'y'>): void => {
-    const r = box.current?.getBoundingClientRect();
-    if (!r) return;
-    setHover({
-      ...h,
-      x: clientX - r.left + (box.current?.scrollLeft ?? 0),
-      y: clientY - r.top + (box.current?.scrollTop ?? 0),
-    });
-  };
+  // Hovering changes only the tooltip: the node and edge layers get stable callbacks (through refs)
+  // and are memoised, so a mouse move does not re-render 200 nodes and 600 edges.
+  const live = useRef({ byId, scale, onOpen, t });
+  live.current = { byId, scale, onOpen, t };
+  const showAt = useCallback((clientX: number, clientY: number, h: Omit<Hover, 'x' | 'y'>): void => {
+    const el = box.current;
+    const r = el?.getBoundingClientRect();
+    if (!el || !r) return;
+    setHover({ ...h, x: clientX - r.left + el.scrollLeft, y: clientY - r.top + el.scrollTop });
+  }, []);
+  const onEdgeHover = useCallback(
+    (e: TopologyEdge, ev: MouseEvent) =>
+      showAt(ev.clientX, ev.clientY, {
+        title: `${live.current.byId.get(e.from)?.label ?? e.from} → ${live.current.byId.get(e.to)?.label ?? e.to}`,
+        kind: e.layers.join('+').toUpperCase() || 'L7',
+        metrics: e.metrics,
+        health: e.health,
+      }),
+    [showAt],
+  );
+  const hoverOf = useCallback(
+    (n: TopologyNode): Omit<Hover, 'x' | 'y'> => ({
+      title: n.label,
+      kind: live.current.t(`topology.kind.${n.kind}`),
+      metrics: n.metrics,
+      health: n.health,
+    }),
+    [],
+  );
+  const nodeEvents = useMemo<NodeEvents>(
+    () => ({
+      move: (n, ev) => showAt(ev.clientX, ev.clientY, hoverOf(n)),
+      focus: (n, p) =>
+        setHover({
+          ...hoverOf(n),
+          x: (p.x + layout.nodeWidth) * live.current.scale + 8,
+          y: p.y * live.current.scale,
+        }),
+      blur: () => setHover(null),
+      open: (n) => live.current.onOpen(n),
+    }),
+    [showAt, hoverOf, layout.nodeWidth],
+  );
 
   return (
     <div className="graph-wrap">
@@ -99,88 +147,36 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
         <span className="muted">{Math.round(scale * 100)}%</span>
       </div>
       <div className="graph" ref={box} onMouseLeave={() => setHover(null)}>
-        <svg
-          width={layout.width * scale}
-          height={layout.height * scale}
-          viewBox={`0 0 ${layout.width} ${layout.height}`}
-          role="group"
-          aria-label={t('topology.graphLabel', { nodes: nodes.length, edges: edges.length })}
-          data-testid="topology-graph"
-        >
-          <defs>
-            {(['ok', 'degraded', 'down', 'unknown'] as const).map((h) => (
-              <marker
-                key={h}
-                id={`arrow-${h}`}
-                viewBox="0 0 10 10"
-                refX="9"
-                refY="5"
-                markerWidth="9"
-                markerHeight="9"
-                markerUnits="userSpaceOnUse"
-                orient="auto-start-reverse"
-              >
-                <path d="M0,0 L10,5 L0,10 z" className={`arrow arrow-${h}`} />
-              </marker>
-            ))}
-          </defs>
-          <Edges
-            layout={layout}
-            edgeById={edgeById}
-            maxRps={maxRps}
-            onHover={(e, ev) =>
-              showAt(ev.clientX, ev.clientY, {
-                title: `${byId.get(e.from)?.label ?? e.from} → ${byId.get(e.to)?.label ?? e.to}`,
-                kind: e.layers.join('+').toUpperCase() || 'L7',
-                metrics: e.metrics,
-                health: e.health,
-              })
-            }
-          />
-          {nodes.map((n) => {
-            const p = layout.nodes.get(n.id);
-            if (!p) return null;
-            const hoverOf = (): Omit<Hover, 'x' | 'y'> => ({
-              title: n.label,
-              kind: t(`topology.kind.${n.kind}`),
-              metrics: n.metrics,
-              health: n.health,
-            });
-            return (
-              <g
-                key={n.id}
-                className={`node node-${n.health} node-kind-${n.kind}`}
-                transform={`translate(${p.x},${p.y})`}
-                tabIndex={0}
-                role="link"
-                aria-label={`${n.label}: ${t(`health.${n.health}`)}, ${fmtRate(t, n.metrics)}`}
-                data-node-id={n.id}
-                onMouseMove={(ev) => showAt(ev.clientX, ev.clientY, hoverOf())}
-                onFocus={() => {
-                  const r = box.current?.getBoundingClientRect();
-                  if (r) setHover({ ...hoverOf(), x: (p.x + layout.nodeWidth) * scale + 8, y: p.y * scale });
-                }}
-                onBlur={() => setHover(null)}
-                onClick={() => onOpen(n)}
-                onKeyDown={(ev: KeyboardEvent) => {
-                  if (ev.key === 'Enter' || ev.key === ' ') {
-                    ev.preventDefault();
-                    onOpen(n);
-                  }
-                }}
-              >
-                <rect width={layout.nodeWidth} height={layout.nodeHeight} rx="8" className="node-box" />
-                <rect width="6" height={layout.nodeHeight} rx="3" className="node-stripe" />
-                <text x="16" y="20" className="node-label">
-                  {clip(n.label, 20)}
-                </text>
-                <text x="16" y="37" className="node-sub">
-                  {fmtRate(t, n.metrics)}
-                </text>
-              </g>
-            );
-          })}
-        </svg>
+        {boxWidth !== null && (
+          <svg
+            width={layout.width * scale}
+            height={layout.height * scale}
+            viewBox={`0 0 ${layout.width} ${layout.height}`}
+            role="group"
+            aria-label={t('topology.graphLabel', { nodes: nodes.length, edges: edges.length })}
+            data-testid="topology-graph"
+          >
+            <defs>
+              {(['ok', 'degraded', 'down', 'unknown'] as const).map((h) => (
+                <marker
+                  key={h}
+                  id={`arrow-${h}`}
+                  viewBox="0 0 10 10"
+                  refX="9"
+                  refY="5"
+                  markerWidth="9"
+                  markerHeight="9"
+                  markerUnits="userSpaceOnUse"
+                  orient="auto-start-reverse"
+                >
+                  <path d="M0,0 L10,5 L0,10 z" className={`arrow arrow-${h}`} />
+                </marker>
+              ))}
+            </defs>
+            <Edges layout={layout} edgeById={edgeById} maxRps={maxRps} onHover={onEdgeHover} />
+            <Nodes nodes={nodes} layout={layout} events={nodeEvents} />
+          </svg>
+        )}
         {hover && (
           <div className="tooltip" style={{ left: hover.x + 14, top: hover.y + 10 }} role="tooltip">
             <div className="tooltip-title">{hover.title}</div>
@@ -221,6 +217,63 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
     </div>
   );
 }
+
+interface NodeEvents {
+  move: (n: TopologyNode, ev: MouseEvent) => void;
+  focus: (n: TopologyNode, p: { x: number; y: number }) => void;
+  blur: () => void;
+  open: (n: TopologyNode) => void;
+}
+
+const Nodes = memo(function Nodes({
+  nodes,
+  layout,
+  events,
+}: {
+  nodes: TopologyNode[];
+  layout: ReturnType<typeof layoutGraph>;
+  events: NodeEvents;
+}) {
+  const { t } = useI18n();
+  return (
+    <g className="nodes">
+      {nodes.map((n) => {
+        const p = layout.nodes.get(n.id);
+        if (!p) return null;
+        return (
+          <g
+            key={n.id}
+            className={`node node-${n.health} node-kind-${n.kind}`}
+            transform={`translate(${p.x},${p.y})`}
+            tabIndex={0}
+            role="link"
+            aria-label={`${n.label}: ${t(`health.${n.health}`)}, ${fmtRate(t, n.metrics)}`}
+            data-node-id={n.id}
+            onMouseMove={(ev) => events.move(n, ev)}
+            onFocus={() => events.focus(n, p)}
+            onBlur={events.blur}
+            onClick={() => events.open(n)}
+            onKeyDown={(ev: KeyboardEvent) => {
+              if (ev.key === 'Enter' || ev.key === ' ') {
+                ev.preventDefault();
+                events.open(n);
+              }
+            }}
+          >
+            <rect width={layout.nodeWidth} height={layout.nodeHeight} rx="8" className="node-box" />
+            <rect width="6" height={layout.nodeHeight} rx="3" className="node-stripe" />
+            <text x="16" y="20" className="node-label">
+              {clip(n.label, 20)}
+            </text>
+            <text x="16" y="37" className="node-sub">
+              {fmtRate(t, n.metrics)}
+            </text>
+          </g>
+        );
+      })}
+    </g>
+  );
+});
 
 const Edges = memo(function Edges({
   layout,
