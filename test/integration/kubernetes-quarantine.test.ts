@@ -25,7 +25,7 @@ import {
   type KubeCluster,
 } from '../support/kube-harness.ts';
 
-const RUNS = 6;
+const RUNS = 10;
 const NS = 'bulwark-bank';
 const SERVICE = 'payments-api';
 
@@ -178,16 +178,29 @@ describe('quarantine on Kubernetes', () => {
         return !(p.metadata.ownerReferences ?? []).some((r) => r.controller);
       });
       expect(readyInSlices()).not.toContain(st.ip);
-      expect(readyInSlices()).toHaveLength(3);
+      // The replacement's endpoint follows its pod's Ready by one EndpointSlice sync.
+      await waitFor('3 ready endpoints', () => readyInSlices().length === 3, { timeoutMs: 20_000 });
 
       // The controller's next pass ensures a replacement for the ordinal: it binds the new pod.
       const repl = spec(ordinal);
       await driver.ensure(repl);
-      const r = await waitFor('replacement bound and ready', () =>
-        driver.get(repl.id)?.phase === 'ready' ? driver.get(repl.id) : undefined,
-      );
+      const r = await waitFor(
+        `run ${run}: replacement bound and ready`,
+        () => (driver.get(repl.id)?.phase === 'ready' ? driver.get(repl.id) : undefined),
+        { timeoutMs: 20_000 },
+      ).catch((err: unknown) => {
+        const show = (p: Pod): string =>
+          `${p.metadata.name} pool=${p.metadata.labels?.['bulwark.io/pool']} id=${p.metadata.annotations?.['bulwark.io/instance-id']} ` +
+          `th=${p.metadata.labels?.['bulwark.io/template-hash']} del=${p.metadata.deletionTimestamp ?? ''} ${p.status?.phase}`;
+        console.log(
+          `diagnostics: instances ${JSON.stringify(driver.list().map((i) => [i.id, i.phase, i.ip]))}\n  ${pods.list().map(show).join('\n  ')}`,
+        );
+        throw err;
+      });
       expect(r.ip).not.toBe(st.ip);
-      expect(readyInSlices()).toContain(r.ip);
+      await waitFor('replacement in the EndpointSlice', () => readyInSlices().includes(r.ip), {
+        timeoutMs: 20_000,
+      });
       live.set(ordinal, repl);
 
       if (run === 0) {

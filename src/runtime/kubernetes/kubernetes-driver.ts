@@ -347,7 +347,11 @@ export class KubernetesDriver implements RuntimeDriver {
       const k = `${w.namespace}/${p.pod}`;
       if (pod && !this.pendingBinds.has(k)) {
         const done = this.applyPod(pod, { id: p.id, pool: POOL.serving })
-          .catch((err: unknown) => this.o.onError?.(err as Error))
+          .catch((err: unknown) => {
+            this.o.onError?.(err as Error);
+            // A quiet pod may bring no further event: try the binding again shortly.
+            setTimeout(() => this.refresh(key), 1000).unref();
+          })
           .finally(() => this.pendingBinds.delete(k));
         this.pendingBinds.set(k, done);
       }
