@@ -63,7 +63,12 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     return r.body;
   };
-  const load = (o: { rps: number; durationS: number; timeoutMs?: number }): Promise<LoadResult> =>
+  const load = (o: {
+    rps: number;
+    durationS: number;
+    timeoutMs?: number;
+    paymentShare?: number;
+  }): Promise<LoadResult> =>
     runLoad({ url: cp.gatewayUrl, host: 'api.gateway.bank', replayShare: 0, timeoutMs: 5000, ...o });
   const oneOf = async (app: string, ordinal: number): Promise<InstanceStatus> => {
     const all = (await instances()).filter((i) => i.app === app && i.ready);
@@ -119,7 +124,7 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
 
   it('draws every call edge with request counts within 5% of the load and connections matching ss', async () => {
     const startedAt = Date.now();
-    const running = load({ rps: 40, durationS: 15 });
+    const running = load({ rps: 30, durationS: 15 });
     await sleep(9000);
     // Same moment: our view of established connections and the kernel's, from ss in the host namespace.
     const [live, ss] = await Promise.all([
@@ -284,7 +289,10 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
 
   it('profiles a live instance under load: profile written, same PID, no failed request', async () => {
     const victim = await oneOf('ledger', 1);
-    const running = load({ rps: 20, durationS: 9 });
+    // Balance reads only: on a loaded machine a payment retried after a gateway timeout can meet
+    // its own first attempt still in progress (409, seen with no profile running too), which
+    // would hide what this test is about: the profile itself failing requests.
+    const running = load({ rps: 20, durationS: 9, paymentShare: 0 });
     await sleep(2000);
     const r = await cp.api<ProfileRecord>('POST', `/api/v1/instances/${victim.id}/profile`, {
       durationSeconds: 3,
