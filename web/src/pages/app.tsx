@@ -182,7 +182,7 @@ export function AppPage({ project, name }: { project: string; name: string }) {
                       <LineChart
                         title={t('metric.rate')}
                         unit=" req/s"
-                        series={[{ label: 'rps', values: h.map((s) => s.rps), className: 's1' }]}
+                        series={[{ label: 'now', values: h.map((s) => s.rps), className: 's1' }]}
                       />
                       <LineChart
                         title={t('metric.errors')}
@@ -206,14 +206,14 @@ export function AppPage({ project, name }: { project: string; name: string }) {
                       <LineChart
                         title={t('metric.cpu', { limit: limits.cpu ?? '—' })}
                         unit=""
-                        series={[{ label: 'cores', values: h.map((s) => s.cpu ?? null), className: 's3' }]}
+                        series={[{ label: 'now', values: h.map((s) => s.cpu ?? null), className: 's3' }]}
                       />
                       <LineChart
                         title={t('metric.memory', { limit: limits.memory ?? '—' })}
                         unit=" MiB"
                         series={[
                           {
-                            label: 'MiB',
+                            label: 'now',
                             values: h.map((s) => (s.memoryBytes == null ? null : s.memoryBytes / 2 ** 20)),
                             className: 's4',
                           },
