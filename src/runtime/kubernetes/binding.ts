@@ -69,15 +69,8 @@ export function bindPods(
     if (kind === 'Deployment') {
       // An unbound pod of the instance's template, oldest first: deterministic, so two
       // drivers (or one restarted mid-way) would pick the same pairs.
-      pod = sorted.find(
-        (p) =>
-          serving(p) &&
-          p.metadata.labels?.[LABEL.templateHash] === inst.templateHash &&
-          !(
-            p.metadata.annotations?.[ANNOTATION.instanceId] &&
-            ids.has(p.metadata.annotations[ANNOTATION.instanceId]!)
-          ),
-      );
+      // (A pod that names an instance which another pod already is, is a duplicate: free.)
+      pod = sorted.find((p) => serving(p) && p.metadata.labels?.[LABEL.templateHash] === inst.templateHash);
     } else {
       // Ordinal-addressed: the newest live pod at this index (a Job may have replaced a failed one).
       const at = sorted.filter(

@@ -108,7 +108,8 @@ export class KubernetesDriver implements RuntimeDriver {
   private readonly listeners = new Set<(ev: DriverEvent) => void>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly namespaces = new Set<string>();
-  private readonly pendingBinds = new Map<string, Promise<unknown>>();
+  /** Pod bindings being written: `<ns>/<pod>` -> the instance id and the write. */
+  private readonly pendingBinds = new Map<string, { id: string; done: Promise<unknown> }>();
   private readonly followers = new Set<AbortController>();
   private pods: Informer<Pod> | undefined;
   private workloadInformers = new Map<WorkloadKind, Informer<WorkloadObject>>();
@@ -318,9 +319,21 @@ export class KubernetesDriver implements RuntimeDriver {
   }
 
   private podsOf(w: WorkloadState): Pod[] {
-    return (this.pods?.list() ?? []).filter(
-      (p) => p.metadata.namespace === w.namespace && p.metadata.labels?.[LABEL.instance] === w.name,
-    );
+    return (this.pods?.list() ?? [])
+      .filter((p) => p.metadata.namespace === w.namespace && p.metadata.labels?.[LABEL.instance] === w.name)
+      .map((p) => {
+        // A binding still being written counts as written: otherwise a refresh in that window
+        // could pair the instance with another pod, and two pods would claim one instance.
+        const pending = this.pendingBinds.get(`${w.namespace}/${p.metadata.name}`);
+        if (!pending || p.metadata.annotations?.[ANNOTATION.instanceId] === pending.id) return p;
+        return {
+          ...p,
+          metadata: {
+            ...p.metadata,
+            annotations: { ...p.metadata.annotations, [ANNOTATION.instanceId]: pending.id },
+          },
+        };
+      });
   }
 
   private objectName(w: WorkloadState): string {
@@ -353,7 +366,7 @@ export class KubernetesDriver implements RuntimeDriver {
             setTimeout(() => this.refresh(key), 1000).unref();
           })
           .finally(() => this.pendingBinds.delete(k));
-        this.pendingBinds.set(k, done);
+        this.pendingBinds.set(k, { id: p.id, done });
       }
     }
   }
@@ -728,7 +741,7 @@ export class KubernetesDriver implements RuntimeDriver {
       );
     }
     // Bindings in flight must land: a restarted driver reads them from the pods.
-    await Promise.all(this.pendingBinds.values());
+    await Promise.all([...this.pendingBinds.values()].map((b) => b.done));
     for (const f of this.followers) f.abort();
     await Promise.all([this.pods?.stop(), ...[...this.workloadInformers.values()].map((i) => i.stop())]);
     this.client.close();

@@ -237,6 +237,20 @@ describe('bindPods', () => {
     expect(r.patches).toEqual([]);
   });
 
+  it('frees a second pod that claims an already bound instance, so a waiting instance can take it', () => {
+    const r = bindPods(
+      'Deployment',
+      [entry('a0', 0, 't'), entry('a1', 1, 't')],
+      [
+        pod('p-first', { id: 'a0', at: '2026-01-01T00:00:01Z' }),
+        pod('p-dup', { id: 'a0', at: '2026-01-01T00:00:02Z' }),
+      ],
+    );
+    expect(r.bound.get('a0')?.metadata.name).toBe('p-first');
+    expect(r.bound.get('a1')?.metadata.name).toBe('p-dup');
+    expect(r.patches).toEqual([{ pod: 'p-dup', id: 'a1' }]);
+  });
+
   it('lets an instance whose spec changed wait for a pod of its new template instead of its old pod', () => {
     const old = pod('p-old', { id: 'a0', th: 'old' });
     const fresh = pod('p-fresh', { th: 'new', at: '2026-01-01T00:00:09Z' });
