@@ -156,3 +156,18 @@ describe('computeRouting', () => {
     expect(computeRouting([a], [failed], 'local', new Set()).backends[0]?.servers).toEqual([]);
   });
 });
+
+describe('planApp: workload type for runtimes that map it to objects', () => {
+  it('passes the workload type on every start, outside the spec hash', () => {
+    const stateful = planApp(app([{ type: 'stateful', replicas: 1 }]), true, [], ctx).start[0];
+    const job = planApp(app([{ type: 'job', replicas: 1 }]), true, [], ctx).start[0];
+    expect(stateful?.workloadType).toBe('stateful');
+    expect(job?.workloadType).toBe('job');
+    // A running instance planned before the field existed keeps its hash: no mass replacement.
+    const service = planApp(app([{ replicas: 1 }]), true, [], ctx).start[0]!;
+    expect(service.workloadType).toBe('service');
+    const again = planApp(app([{ replicas: 1 }]), true, [running(service)], ctx);
+    expect(again.start).toHaveLength(0);
+    expect(again.stop).toHaveLength(0);
+  });
+});

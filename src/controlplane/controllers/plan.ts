@@ -129,6 +129,9 @@ export function planApp(
           ordinal,
           env: { ...template.env, BULWARK_ORDINAL: String(ordinal) },
           specHash,
+          // Outside the hash: the type picks the Kubernetes object kind; it never changes a
+          // running local instance, so adding it must not replace every instance.
+          workloadType: w.type,
         });
         continue;
       }
