@@ -84,6 +84,7 @@ async function main(): Promise<void> {
       '',
       '================ Bulwark is up ================',
       `Control plane API : ${cp.url}/api/v1  (OpenAPI: ${cp.url}/api/v1/openapi.json)`,
+      `Web console       : ${cp.url}/console/  (sign in with the admin token)`,
       `Site "local"       : gateway ${gw}`,
       `Instance sandbox   : network namespaces ${caps.networkNamespaces.available ? 'on' : `off (${caps.networkNamespaces.reason})`}; cgroups ${caps.cgroups.available ? 'on' : `off (${caps.cgroups.reason})`}`,
       `Logs               : ${path.join(dataDir, 'control-plane.log')}`,
