@@ -339,6 +339,10 @@ async function startOnce(
         // Default is 20 QPS: too slow for a benchmark that applies hundreds of pods.
         '--kube-api-qps=200',
         '--kube-api-burst=400',
+        // kwok renews node leases from one process; on a loaded 2-core machine a few missed
+        // heartbeats would make the node lifecycle controller mark every pod NotReady, and
+        // nothing marks simulated pods Ready again. Real clusters keep the 50 s default.
+        '--node-monitor-grace-period=5m',
         '--profiling=false',
       ],
       path.join(logs, 'kube-controller-manager.log'),
