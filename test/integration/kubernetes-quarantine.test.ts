@@ -20,6 +20,7 @@ import type { EndpointSlice, KubeObject, Pod } from '../../src/runtime/kubernete
 import { waitFor } from '../../src/util/time.ts';
 import {
   kubeBinaries,
+  kubeRequest,
   missingBinariesMessage,
   startKubeCluster,
   type KubeCluster,
@@ -27,6 +28,16 @@ import {
 
 const RUNS = 10;
 const NS = 'bulwark-bank';
+type DeploymentLike = KubeObject & {
+  metadata: { name: string; generation?: number };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+  };
+};
 const SERVICE = 'payments-api';
 
 let cluster: KubeCluster;
@@ -131,6 +142,29 @@ describe('quarantine on Kubernetes', () => {
       await driver.ensure(live.get(o)!);
     }
     await waitFor('3 ready in the EndpointSlice', () => readyInSlices().length === 3, { timeoutMs: 60_000 });
+    // Start from a settled rollout: the ReplicaSet controller has observed its own pod creations,
+    // so the first quarantine measures the replacement, not a controller still catching up
+    // (one CI run timed out on the very first quarantine right after the scale-up to 3).
+    await waitFor(
+      'the Deployment rolled out (3 updated, ready and available, generation observed)',
+      async () => {
+        const r = await kubeRequest<{ items?: DeploymentLike[] }>(
+          cluster,
+          `/apis/apps/v1/namespaces/${NS}/deployments`,
+        );
+        const d = (r.body.items ?? []).find((x) => x.metadata.name === SERVICE);
+        const st = d?.status;
+        return (
+          !!d &&
+          st?.observedGeneration === d.metadata.generation &&
+          st?.updatedReplicas === 3 &&
+          st?.readyReplicas === 3 &&
+          st?.availableReplicas === 3 &&
+          st?.replicas === 3
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
 
     const outMs: number[] = [];
     const replacedMs: number[] = [];
@@ -155,7 +189,21 @@ describe('quarantine on Kubernetes', () => {
           return tOut && tReady;
         },
         { timeoutMs: 30_000, intervalMs: 5 },
-      );
+      ).catch((err: unknown) => {
+        console.log(
+          `diagnostics run ${run}: out=${tOut > 0} replacementReady=${tReady > 0} victim=${st.ip} ` +
+            `slices=${JSON.stringify(slices.list().map((s) => (s.endpoints ?? []).map((e) => [e.addresses, e.conditions?.ready])))}\n  ` +
+            pods
+              .list()
+              .map(
+                (p) =>
+                  `${p.metadata.name} pool=${p.metadata.labels?.['bulwark.io/pool']} id=${p.metadata.annotations?.['bulwark.io/instance-id']} ` +
+                  `new=${!before.has(p.metadata.name)} del=${p.metadata.deletionTimestamp ?? ''} ${p.status?.phase} ip=${p.status?.podIP}`,
+              )
+              .join('\n  '),
+        );
+        throw err;
+      });
       outMs.push(tOut - t0);
       replacedMs.push(tReady - t0);
       expect(q).toMatchObject({
