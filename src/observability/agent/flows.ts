@@ -42,6 +42,27 @@ export type IsServer = (ip: string, port: number) => boolean;
 
 const flowKey = (client: string, server: string, port: number): string => `${client}|${server}|${port}`;
 
+/** A flow with every counter at zero: the start of an accumulation, or a known flow quiet this interval. */
+export function emptyFlow(client: string, server: string, port: number): FlowSample {
+  return {
+    client,
+    server,
+    port,
+    opened: 0,
+    accepted: 0,
+    closedClient: 0,
+    closedServer: 0,
+    lifetimeMsSum: 0,
+    failed: 0,
+    bytesToServer: 0,
+    bytesToClient: 0,
+    retransmits: 0,
+    rttUs: undefined,
+    resets: 0,
+    clientPids: [],
+  };
+}
+
 interface Acc extends Omit<FlowSample, 'clientPids' | 'rttUs'> {
   clientPids: Set<number>;
   /** Bytes seen from each side: the larger of the two views is the flow's count. */
@@ -83,20 +104,9 @@ export function flowsFromInterval(raw: RawInterval, isServer: IsServer): FlowSam
     const k = flowKey(client, server, port);
     let a = flows.get(k);
     if (!a) {
+      const { rttUs: _rtt, clientPids: _pids, ...zero } = emptyFlow(client, server, port);
       a = {
-        client,
-        server,
-        port,
-        opened: 0,
-        accepted: 0,
-        closedClient: 0,
-        closedServer: 0,
-        lifetimeMsSum: 0,
-        failed: 0,
-        bytesToServer: 0,
-        bytesToClient: 0,
-        retransmits: 0,
-        resets: 0,
+        ...zero,
         clientPids: new Set(),
         txClient: 0,
         rxClient: 0,

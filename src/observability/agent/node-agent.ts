@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { EndpointResolver, type EndpointRef, type Inventory } from './attribution.ts';
 import { BpftraceOutputReader, type RawInterval } from './bpftrace-output.ts';
 import { checkAgentCapability, renderProgram, type AgentCapability } from './capability.ts';
-import { ConnectionTracker, flowsFromInterval, orient, type FlowSample } from './flows.ts';
+import { ConnectionTracker, emptyFlow, flowsFromInterval, orient, type FlowSample } from './flows.ts';
 import { readSocketTables } from './socket-table.ts';
 
 export interface AgentFlow extends FlowSample {
@@ -280,24 +280,4 @@ export class NodeAgent {
     await exited;
     clearTimeout(timer);
   }
-}
-
-function emptyFlow(client: string, server: string, port: number): FlowSample {
-  return {
-    client,
-    server,
-    port,
-    opened: 0,
-    accepted: 0,
-    closedClient: 0,
-    closedServer: 0,
-    lifetimeMsSum: 0,
-    failed: 0,
-    bytesToServer: 0,
-    bytesToClient: 0,
-    retransmits: 0,
-    rttUs: undefined,
-    resets: 0,
-    clientPids: [],
-  };
 }
