@@ -15,7 +15,7 @@
  *   node bench/agent/run.ts [--quick]      (root: bpftrace needs it)
  * Prints a table, then as the LAST stdout line a JSON summary.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +24,7 @@ import { HaproxyDataPlane } from '../../src/dataplane/haproxy/haproxy-dataplane.
 import { NodeAgent } from '../../src/observability/agent/node-agent.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { sleep } from '../../src/util/time.ts';
+import { median, parseWrk, startBackend, type WrkReport } from '../support/wrk.ts';
 
 const execFileP = promisify(execFile);
 const quick = process.argv.includes('--quick');
@@ -36,24 +37,11 @@ const CONNECTIONS = 32;
  * whatever the latency does (wrk has no open-loop mode; wrk2 is not packaged here).
  */
 const PACED_CONNECTIONS = 256;
-const here = path.dirname(new URL(import.meta.url).pathname);
 const TICK_S = 1 / 100; // USER_HZ
 
-interface Wrk {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  requests: number;
+interface Wrk extends WrkReport {
   /** Busy CPU seconds of the whole machine per request, microseconds. */
   hostCpuUsPerReq: number;
-}
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
-  if (!m) return NaN;
-  const n = Number(m[1]);
-  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : n * 1000;
 }
 
 function hostBusySeconds(): number {
@@ -75,42 +63,11 @@ async function wrk(url: string, opts: { delayMs?: number; durationS: number }): 
   const cpu0 = hostBusySeconds();
   const { stdout } = await execFileP('wrk', [...args, url], { timeout: (opts.durationS + 30) * 1000 });
   const cpu1 = hostBusySeconds();
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
-  const p50 = /^\s+50%\s+(\S+)/m.exec(stdout)?.[1];
-  const p99 = /^\s+99%\s+(\S+)/m.exec(stdout)?.[1];
-  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
-  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
-  if (!Number.isFinite(rps) || !p50 || !p99 || !requests)
-    throw new Error(`cannot parse wrk output:\n${stdout}`);
-  return {
-    rps,
-    p50Ms: toMs(p50),
-    p99Ms: toMs(p99),
-    requests,
-    errors: non2xx + (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
-    hostCpuUsPerReq: ((cpu1 - cpu0) * 1e6) / requests,
-  };
+  const r = parseWrk(stdout);
+  return { ...r, hostCpuUsPerReq: ((cpu1 - cpu0) * 1e6) / r.requests };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
 const r2 = (n: number): number => Math.round(n * 100) / 100;
-
-async function startBackend(name: string): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [path.join(here, '../dataplane/backend.ts'), String(port), name], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout?.once('data', () => resolve());
-    proc.once('exit', (c) => reject(new Error(`backend ${name} exited with ${c}`)));
-  });
-  return { port, proc };
-}
 
 function procUsage(pid: number | undefined): { cpuS: number; rssBytes: number } | undefined {
   if (!pid) return undefined;

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { HaproxyDataPlane } from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
 import { freePort } from '../../src/util/ports.ts';
+import { median, parseWrk, startBackend, type WrkReport } from '../support/wrk.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
 
 const execFileP = promisify(execFile);
@@ -26,14 +27,8 @@ const ROUNDS = quick ? 2 : 5;
 const DURATION_S = quick ? 3 : 10;
 const CONNECTIONS = 32;
 const THREADS = 1;
-const here = path.dirname(new URL(import.meta.url).pathname);
 
-interface WrkResult {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-  requests: number;
+interface WrkResult extends WrkReport {
   /** HAProxy worker CPU (user+sys) per request, microseconds; NaN for direct. */
   proxyCpuUsPerReq?: number;
   /** This process's CPU per request (the syslog receiver and parser), microseconds. */
@@ -60,25 +55,6 @@ async function measured(pid: () => number | undefined, run: () => Promise<WrkRes
   };
 }
 
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim());
-  if (!m) return NaN;
-  const n = Number(m[1]);
-  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
-}
-
-export function parseWrk(out: string): WrkResult {
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
-  const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
-  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  const errors = non2xx + (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
-  if (!Number.isFinite(rps) || !p50 || !p99 || !requests) throw new Error(`cannot parse wrk output:\n${out}`);
-  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), errors, requests };
-}
-
 async function wrk(url: string, connections: number, headers: string[] = []): Promise<WrkResult> {
   const args = ['-t', String(THREADS), '-c', String(connections), '-d', `${DURATION_S}s`, '--latency'];
   for (const h of headers) args.push('-H', h);
@@ -96,24 +72,6 @@ async function wrkDirect(urls: string[]): Promise<WrkResult> {
     errors: rs.reduce((a, r) => a + r.errors, 0),
     requests: rs.reduce((a, r) => a + r.requests, 0),
   };
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
-
-async function startInstance(name: string): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [path.join(here, 'backend.ts'), String(port), name], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout?.once('data', () => resolve());
-    proc.once('exit', (c) => reject(new Error(`instance ${name} exited with ${c}`)));
-  });
-  return { port, proc };
 }
 
 async function startMinimalHaproxy(
@@ -153,8 +111,8 @@ async function main(): Promise<void> {
   let dp: HaproxyDataPlane | undefined;
   let dpNoLog: HaproxyDataPlane | undefined;
   try {
-    const a = await startInstance('i1');
-    const b = await startInstance('i2');
+    const a = await startBackend('i1');
+    const b = await startBackend('i2');
     procs.push(a.proc, b.proc);
     dp = await HaproxyDataPlane.create({
       workDir: path.join(dir, 'bulwark'),
