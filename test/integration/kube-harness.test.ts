@@ -47,6 +47,31 @@ async function eventually<T>(
   }
 }
 
+/** Pods, their Deployment's status and the nodes' readiness, in one line for a timeout message. */
+async function clusterState(c: KubeCluster, pods: KubeObject[]): Promise<string> {
+  const podText = pods.map(
+    (p) =>
+      `${p.metadata.name} phase=${p.status?.phase} node=${p.spec?.nodeName ?? '-'} ip=${p.status?.podIP ?? '-'} ` +
+      (p.status?.conditions ?? [])
+        .map((x: { type: string; status: string }) => `${x.type}=${x.status}`)
+        .join(','),
+  );
+  const dep = await kubeRequest(c, '/apis/apps/v1/namespaces/default/deployments/one').catch(() => undefined);
+  const nodes = await kubeRequest(c, '/api/v1/nodes').catch(() => undefined);
+  const nodeText = ((nodes?.body as { items?: KubeObject[] } | undefined)?.items ?? []).map(
+    (n) =>
+      `${n.metadata.name} Ready=${(n.status?.conditions ?? []).find((x: { type: string }) => x.type === 'Ready')?.status}`,
+  );
+  const events = await kubeRequest(c, '/api/v1/namespaces/default/events').catch(() => undefined);
+  const eventText = ((events?.body as { items?: KubeObject[] } | undefined)?.items ?? [])
+    .slice(-8)
+    .map((e) => `${e.involvedObject?.name}: ${e.reason} ${e.message}`);
+  return (
+    `pods [${podText.join('; ')}] deployment ${JSON.stringify((dep?.body as KubeObject | undefined)?.status ?? null)} ` +
+    `nodes [${nodeText.join('; ')}] events [${eventText.join('; ')}]`
+  );
+}
+
 /** The IPv4 address as a number, for CIDR membership. */
 function ipNum(ip: string): number {
   return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
@@ -257,11 +282,19 @@ describe('three clusters', () => {
         ),
       );
       for (const c of clusters) {
-        const pod = await eventually(`a Ready pod in ${c.name}`, async () => {
-          const items = (await ok(c, '/api/v1/namespaces/default/pods?labelSelector=app%3Done'))
-            .items as KubeObject[];
-          return items.find((p) => isReady(p) && p.status?.podIP);
-        });
+        const pod = await eventually(
+          `a Ready pod in ${c.name}`,
+          async () => {
+            const items = (await ok(c, '/api/v1/namespaces/default/pods?labelSelector=app%3Done'))
+              .items as KubeObject[];
+            const ready = items.find((p) => isReady(p) && p.status?.podIP);
+            if (ready) return ready;
+            // What the cluster shows instead, for the timeout message (one CI run timed out here
+            // in dc3 with nothing to go on).
+            throw new Error(await clusterState(c, items));
+          },
+          120_000,
+        );
         expect(c.nodeNames).toContain(pod.spec.nodeName);
         expect(inCidr(pod.status.podIP, c.podCidr)).toBe(true);
       }

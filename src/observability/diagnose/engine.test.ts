@@ -60,6 +60,31 @@ describe('fault-layer rules', () => {
     expect(d.evidence.some((e) => e.kind === 'tcp-connect-failed')).toBe(false);
   });
 
+  it('keeps 5xx on the code when they also failed a liveness check and the instance restarted', () => {
+    // Seen in CI: 30% 500s failed /livez too; the restart used to count as a container fault,
+    // which hid the instance's own 5xx and put a peer's few errors on top.
+    const d = diagnose({
+      ...input([
+        healthy('a', { requests: 47, errors: 10, errorRate: 0.21, restarts: 1 }),
+        healthy('b', { requests: 58, errors: 3, errorRate: 0.052 }),
+      ]),
+      exits: [{ instance: 'a', reason: 'liveness-failed', at: '2026-01-01T00:00:00Z' }],
+    });
+    expect(d).toMatchObject({ verdict: 'code', instance: 'a' });
+    expect(d.evidence.filter((e) => e.instance === 'a').map((e) => e.kind)).toEqual([
+      'restarted',
+      'http-5xx',
+    ]);
+  });
+
+  it('puts an OOM kill on the container', () => {
+    const d = diagnose({
+      ...input([healthy('a'), healthy('b', { requests: 40, errors: 5, errorRate: 0.125 })]),
+      exits: [{ instance: 'b', reason: 'oom-killed', at: '2026-01-01T00:00:00Z' }],
+    });
+    expect(d).toMatchObject({ verdict: 'container', instance: 'b' });
+  });
+
   it('puts memory near its limit on the container', () => {
     const d = diagnose(input([healthy('a'), healthy('b', { memoryBytes: 125 * 1048576 })]));
     expect(d).toMatchObject({ verdict: 'container', instance: 'b' });

@@ -143,10 +143,15 @@ function instanceEvidence(
       detail: `${i.oomKills} OOM kill(s) in the instance's memory cgroup`,
     });
   }
+  // Only an OOM kill says the container's resources ended the process. A failed liveness check
+  // or a crash is the code stopping to answer (a service answering 500 to a share of requests
+  // also fails some liveness checks and is restarted): it stays a code symptom, so it adds to
+  // that instance's 5xx instead of explaining them away as a resource problem.
   for (const x of exits.filter((e) => e.instance === i.instance)) {
+    const oom = x.reason === 'oom-killed';
     add({
-      layer: 'container',
-      kind: x.reason === 'oom-killed' ? 'oom-killed' : 'restarted',
+      layer: oom ? 'container' : 'code',
+      kind: oom ? 'oom-killed' : 'restarted',
       value: 1,
       threshold: 0,
       detail: `exited (${x.reason}) at ${x.at} and was restarted`,
