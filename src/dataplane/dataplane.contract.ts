@@ -112,6 +112,27 @@ export function runDataPlaneContract(opts: DataPlaneContractOptions): void {
     expect(after.get('i1')).toBeGreaterThanOrEqual(4);
   });
 
+  it('hands the requests a hung server holds to another server when its connections are aborted', async () => {
+    await dp.sync(routing([server(i1), server(i2)]));
+    i1.behaviour = 'hang';
+    try {
+      const before = i1.hits;
+      // The routing sets no server timeout (30 s idle): without the abort these would wait that long.
+      const pending = Array.from({ length: 6 }, () => request(`${dp.gatewayUrl}/acme/shop/web/`));
+      await waitFor('requests held by the hung server', () => i1.hits > before, { timeoutMs: 5000 });
+      await dp.setServerState('web.shop.acme', 'i1', 'maint');
+      const t0 = performance.now();
+      expect(await dp.abortServerConnections('web.shop.acme', 'i1')).toBeGreaterThan(0);
+      const answers = await Promise.all(pending);
+      expect(performance.now() - t0).toBeLessThan(3000);
+      expect(answers.map((r) => `${r.status} ${r.body.split(' ')[0]}`)).toEqual(Array(6).fill('200 i2'));
+    } finally {
+      i1.behaviour = 'ok';
+      await dp.setServerState('web.shop.acme', 'i1', 'ready');
+    }
+    await expect(dp.abortServerConnections('web.shop.acme', 'nope')).rejects.toThrow(/server 'nope'/);
+  });
+
   it('shifts the distribution with weights', async () => {
     await dp.sync(routing([server(i1, { weight: 50 }), server(i2, { weight: 150 })]));
     const seen = await answerers(`${dp.gatewayUrl}/acme/shop/web/`, 80);

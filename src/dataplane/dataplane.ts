@@ -103,6 +103,15 @@ export interface DataPlane {
   /** Change one server's state at once (isolation uses this). */
   setServerState(backend: string, server: string, state: ServerState): Promise<void>;
   setServerWeight(backend: string, server: string, weight: number): Promise<void>;
+  /**
+   * Close the gateway's open connections to one server at once. For a server that holds
+   * requests it will never answer (a stopped or deadlocked process): each held request ends
+   * as an empty response, which the retry policy resends to another server now instead of
+   * after the server timeout; unsafe requests without an Idempotency-Key fail at once (they
+   * would have timed out). Call after `setServerState(..., 'maint')`. Resolves to the number
+   * of connections closed (0 where the data plane holds none, e.g. a Kubernetes Service).
+   */
+  abortServerConnections(backend: string, server: string): Promise<number>;
   stats(): Promise<ServerRuntimeStats[]>;
   onRequest(listener: (log: RequestLog) => void): () => void;
   close(): Promise<void>;

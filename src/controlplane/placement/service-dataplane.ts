@@ -49,6 +49,11 @@ export class ServiceDataPlane implements DataPlane {
     return Promise.resolve();
   }
 
+  /** Traffic goes through the cluster's Service (kube-proxy), not through connections held here. */
+  abortServerConnections(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   stats(): Promise<ServerRuntimeStats[]> {
     return Promise.resolve([]);
   }

@@ -7,7 +7,9 @@
  * against what HAProxy itself reports (`show servers state`), so a command
  * lost in a crash or a reload is corrected by the next sync.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import type {
   DataPlane,
@@ -38,6 +40,8 @@ import { SyslogReceiver, type SyslogReceiverStatus } from './syslog.ts';
 import { parseRequestLog } from './log-parser.ts';
 import { RequestStats } from './request-stats.ts';
 import { sleep } from '../../util/time.ts';
+
+const execFileP = promisify(execFile);
 
 export interface HaproxyDataPlaneOptions {
   /** Directory owned by this data plane (config generations, sockets, pid file). */
@@ -380,6 +384,26 @@ export class HaproxyDataPlane implements DataPlane {
     const s = this.findServer(backend, server);
     s.weight = weight;
     await this.cmd(() => this.api.setServerWeight(backend, server, weight));
+  }
+
+  async abortServerConnections(backend: string, server: string): Promise<number> {
+    const s = this.findServer(backend, server);
+    // HAProxy's runtime API can only kill the streams (`shutdown sessions server`), which the
+    // client sees as a failed request. Destroying the worker's TCP sockets to the server (the
+    // kernel's sock_diag destroy, `ss -K`) instead makes HAProxy see a connection that ended
+    // without an answer, i.e. `retry-on empty-response`: the request goes to another server.
+    // HAProxy runs in this process's network namespace, so the filter sees its sockets (and any
+    // other local socket to that address, e.g. a probe of the same server, which is equally
+    // pointless once the server is held out).
+    const filter = ['dst', s.address, 'dport', '=', `:${s.port}`];
+    const { stdout } = await execFileP('ss', ['-K', '-t', '-n', '-H', 'state', 'established', ...filter], {
+      timeout: 5000,
+    }).catch((err: Error & { stderr?: string }) => {
+      throw new Error(
+        `could not close the connections to ${backend}/${server} (${s.address}:${s.port}): ${err.stderr?.trim() || err.message}; ss -K needs root (CAP_NET_ADMIN) and a kernel with CONFIG_INET_DIAG_DESTROY`,
+      );
+    });
+    return stdout.split('\n').filter((l) => l.trim() !== '').length;
   }
 
   async stats(): Promise<ServerRuntimeStats[]> {

@@ -23,6 +23,7 @@ describe('incident record', () => {
         detectedAt: T + 120,
         onsetAt: T,
         evidence: '3 in a row',
+        unresponsive: false,
       },
       { action: 'isolate', reason: 'ok' },
       T + 121,

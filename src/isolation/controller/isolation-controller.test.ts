@@ -49,9 +49,14 @@ function setup(gone: Set<string>) {
       incidents.set(i.id, i);
     },
   } as unknown as Store;
+  const aborted: string[] = [];
   const dataplane = {
     setServerState: async (_b: string, server: string) => {
       maint.push(server);
+    },
+    abortServerConnections: async (_b: string, server: string) => {
+      aborted.push(server);
+      return 3;
     },
   } as unknown as DataPlane;
   const ctl = new IsolationController({
@@ -92,7 +97,10 @@ function setup(gone: Set<string>) {
     const s: Signal = { type: 'exit', at: Date.now(), reason: 'signaled', code: null, signal: 'SIGKILL' };
     sink!.signal(id, s);
   };
-  return { ctl, incidents, maint, failed, exit };
+  const stopped = (id: string): void => {
+    sink!.signal(id, { type: 'stopped', at: Date.now() });
+  };
+  return { ctl, incidents, maint, aborted, failed, exit, stopped };
 }
 
 describe('IsolationController: a match on a process that already died', () => {
@@ -125,6 +133,23 @@ describe('IsolationController: a match on a process that already died', () => {
     await waitFor('isolation incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
     const [inc] = [...env.incidents.values()];
     expect(inc).toMatchObject({ signature: 'http-5xx-burst', action: { kind: 'isolate' } });
+    // It answers (500s): nothing it holds is stuck, its connections stay.
+    expect(env.aborted).toEqual([]);
+  });
+
+  it('closes the gateway connections of a stopped process so the requests it holds are retried', async () => {
+    const env = setup(new Set());
+    ctl = env.ctl;
+    await ctl.start();
+    env.stopped('a');
+    await waitFor('isolation incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
+    const [inc] = [...env.incidents.values()];
+    expect(inc).toMatchObject({ signature: 'stopped', action: { kind: 'isolate' } });
+    expect(env.maint).toEqual(['a']);
+    expect(env.aborted).toEqual(['a']);
+    expect(inc!.timeline.map((e) => e.detail)).toContain(
+      '3 gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances',
+    );
   });
 });
 

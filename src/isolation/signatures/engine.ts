@@ -190,6 +190,7 @@ export class SignatureEngine {
       detectedAt: this.clock(),
       onsetAt: Math.min(d.onsetAt, now),
       evidence: d.evidence,
+      unresponsive: 'noResponse' in r.rule.when || 'stopped' in r.rule.when,
     };
     st.matched.set(r.rule.name, match);
     out.push(match);

@@ -168,4 +168,10 @@ export interface Match {
   onsetAt: number;
   /** Human-readable explanation with the numbers. */
   evidence: string;
+  /**
+   * The condition says the instance answers nothing at all (`noResponse`, `stopped`): the
+   * requests it already holds will not be answered either, so isolation hands them back to
+   * the gateway for a retry elsewhere instead of letting them run into the server timeout.
+   */
+  unresponsive: boolean;
 }
