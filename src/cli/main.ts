@@ -19,6 +19,7 @@ import {
   type Io,
 } from './commands/resources.ts';
 import { runServer } from './commands/server.ts';
+import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
 import { resolveConfig } from './config.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { parseFormat } from './output.ts';
@@ -43,6 +44,8 @@ Usage:
   bulwark profile INSTANCE [--duration 10] [--output DIR]   CPU profile + heap stats without a restart
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
                  [--gateway-port 8080] [--unprivileged]
+                 [--otlp-endpoint URL] [--otlp-sample-ratio 1]   gateway spans to an OpenTelemetry collector
+                 (OTLP/HTTP; env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _ENDPOINT / _HEADERS work too)
                  (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
 
 Global flags:
@@ -61,6 +64,39 @@ function intFlag(name: string, v: string | undefined, def: number, min: number, 
     throw new CliError(`--${name} ${v}: must be an integer from ${min} to ${max}`, EXIT.usage);
   }
   return n;
+}
+
+/** `--otlp-endpoint` (a base URL or the full traces URL) over the OTEL_* environment. */
+function otlpFlags(endpoint: string | undefined, ratio: string | undefined): OtlpOptions | undefined {
+  let o: OtlpOptions | undefined;
+  try {
+    o = otlpOptionsFromEnv(process.env);
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage);
+  }
+  if (endpoint !== undefined) {
+    const url = /^https?:\/\/[^/]+\/?$/.test(endpoint)
+      ? `${endpoint.replace(/\/$/, '')}/v1/traces`
+      : endpoint;
+    o = { ...o, endpoint: url };
+  }
+  if (ratio !== undefined) {
+    if (!o)
+      throw new CliError(
+        '--otlp-sample-ratio needs --otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)',
+        EXIT.usage,
+      );
+    o = { ...o, sampleRatio: Number(ratio) };
+  }
+  if (!o) return undefined;
+  try {
+    return validateOtlpOptions(o);
+  } catch (err) {
+    throw new CliError(
+      `--${(err as Error).message.replace(/^otlp\./, 'otlp-').replace('sampleRatio', 'sample-ratio')}`,
+      EXIT.usage,
+    );
+  }
 }
 
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -93,6 +129,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         'store-url': { type: 'string' },
         'gateway-port': { type: 'string' },
         unprivileged: { type: 'boolean' },
+        'otlp-endpoint': { type: 'string' },
+        'otlp-sample-ratio': { type: 'string' },
         window: { type: 'string' },
         duration: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -113,7 +151,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const fmt = cmd === 'evidence' || cmd === 'profile' ? 'table' : parseFormat(f.output);
     const timeoutMs = intFlag('timeout', f.timeout, 120, 1, 3600) * 1000;
     if (cmd === 'server') {
+      const otlp = otlpFlags(f['otlp-endpoint'], f['otlp-sample-ratio']);
       await runServer(io, {
+        ...(otlp ? { otlp } : {}),
         ...(f.host ? { host: f.host } : {}),
         port: intFlag('port', f.port, 7070, 0, 65535),
         ...(f['data-dir'] ? { dataDir: f['data-dir'] } : {}),

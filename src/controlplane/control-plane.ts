@@ -32,6 +32,7 @@ import { Placement } from './placement/placement.ts';
 import { AppStatusWriter } from './placement/app-status-writer.ts';
 import { isUsable } from './placement/site-health.ts';
 import { KubernetesSites, type KubernetesDriverFactory } from './placement/kubernetes-sites.ts';
+import { validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
 
 export interface ControlPlaneOptions {
   /** Root for the embedded store, instance state, logs and HAProxy files. @default ".bulwark" */
@@ -58,6 +59,8 @@ export interface ControlPlaneOptions {
   resyncIntervalMs?: number;
   /** Called with the generated admin token on first start (show it once). */
   onInitialToken?: (token: string) => void;
+  /** Export a span per gateway request to this OpenTelemetry collector (OTLP/HTTP JSON). */
+  otlp?: OtlpOptions;
   /** How Kubernetes sites get their driver (tests may wrap it). Default: KubernetesDriver. */
   kubernetesDriverFactory?: KubernetesDriverFactory;
 }
@@ -102,6 +105,8 @@ export class ControlPlane {
 
   static async create(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
+    // Before anything starts: a bad collector URL is a configuration error, not a runtime one.
+    if (opts.otlp) validateOtlpOptions(opts.otlp);
     const log = createLogger({
       level: opts.logLevel ?? 'info',
       ...(opts.logFile ? { destination: opts.logFile } : {}),
@@ -244,6 +249,7 @@ export class ControlPlane {
           (await store.list('App')).map((a) => ({ project: a.metadata.project ?? '', app: a.metadata.name })),
         gatewayBinds: binds,
         dataDir: path.join(dataDir, 'sites', siteName),
+        ...(opts.otlp ? { otlp: opts.otlp } : {}),
         onError: rateLimited((source, err) =>
           log.warn({ component: 'observability', source, err: String(err) }, 'observability error'),
         ),

@@ -13,6 +13,7 @@ import type { Inventory } from './agent/attribution.ts';
 import { NodeAgent } from './agent/node-agent.ts';
 import { diagnoseApp } from './diagnose/collect.ts';
 import { createObservabilityMetrics, type ObservabilityMetrics } from './metrics.ts';
+import { OtlpExporter, type OtlpOptions } from './otlp/exporter.ts';
 import { Profiler } from './profile.ts';
 import { TopologyService } from './topology/service.ts';
 
@@ -31,6 +32,8 @@ export interface ObservabilityOptions {
    * (it reports itself unavailable when it cannot run)
    */
   agent?: boolean;
+  /** Export a span per gateway request to this OpenTelemetry collector (OTLP/HTTP). */
+  otlp?: OtlpOptions;
   onError?: (source: string, err: unknown) => void;
 }
 
@@ -40,7 +43,9 @@ export class Observability {
   readonly topology: TopologyService;
   readonly profiler: Profiler;
   readonly metrics: ObservabilityMetrics;
+  readonly otlp: OtlpExporter | undefined;
   readonly #o: ObservabilityOptions;
+  #unsubscribeOtlp: (() => void) | undefined;
   #usage: { cpuSeconds: number; rssBytes: number } | undefined;
   #usageTimer: NodeJS.Timeout | undefined;
 
@@ -113,6 +118,9 @@ export class Observability {
       onError: (err) => o.onError?.('topology', err),
     });
     this.profiler = new Profiler({ dir: path.join(o.dataDir, 'profiles'), driver: o.driver });
+    this.otlp = o.otlp
+      ? new OtlpExporter({ ...o.otlp, site: o.site, onError: (err) => o.onError?.('otlp', err) })
+      : undefined;
   }
 
   static create(o: ObservabilityOptions): Observability {
@@ -122,6 +130,11 @@ export class Observability {
   /** Starts the topology at once and the agent in the background (bpftrace takes seconds to attach). */
   async start(): Promise<void> {
     this.topology.start();
+    if (this.otlp) {
+      const otlp = this.otlp;
+      otlp.start();
+      this.#unsubscribeOtlp = this.#o.dataplane.onRequest((log) => otlp.add(log));
+    }
     if (this.agent) {
       await this.agent.start();
       this.#usageTimer = setInterval(() => {
@@ -133,6 +146,8 @@ export class Observability {
 
   async stop(): Promise<void> {
     clearInterval(this.#usageTimer);
+    this.#unsubscribeOtlp?.();
+    await this.otlp?.close();
     this.topology.stop();
     await this.agent?.stop();
   }
@@ -141,6 +156,7 @@ export class Observability {
     return {
       agent: this.agent?.status() ?? { state: 'stopped', reason: 'disabled (BULWARK_EBPF_AGENT=off)' },
       topology: this.topology.status(),
+      otlp: this.otlp?.status() ?? { state: 'off', reason: 'no OTLP endpoint configured (--otlp-endpoint)' },
     };
   }
 
