@@ -23,7 +23,8 @@ if ! command -v go >/dev/null 2>&1; then
   log "go is not on PATH; install Go >= 1.24"
   exit 1
 fi
-STAMP="collector=$COLLECTOR_VERSION confmap=$CONFMAP_VERSION $(go env GOVERSION)"
+MAIN_REV=3 # bump when main.go below changes
+STAMP="collector=$COLLECTOR_VERSION confmap=$CONFMAP_VERSION main=$MAIN_REV $(go env GOVERSION)"
 if [ -x "$BIN" ] && [ "$(cat "$BIN.stamp" 2>/dev/null)" = "$STAMP" ]; then
   log "up to date ($STAMP)"
   exit 0
@@ -46,6 +47,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 )
 
 func components() (otelcol.Factories, error) {
@@ -57,7 +59,8 @@ func components() (otelcol.Factories, error) {
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
-	return otelcol.Factories{Receivers: receivers, Exporters: exporters}, nil
+	// The collector's own telemetry (its logs; metrics are switched off in the tests' config).
+	return otelcol.Factories{Receivers: receivers, Exporters: exporters, Telemetry: otelconftelemetry.NewFactory()}, nil
 }
 
 func main() {
@@ -71,6 +74,8 @@ func main() {
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
 				ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory()},
+				// ${...} references without a scheme: this build reads files only.
+				DefaultScheme: "file",
 			},
 		},
 	}
@@ -93,6 +98,7 @@ require (
 	go.opentelemetry.io/collector/otelcol $COLLECTOR_VERSION
 	go.opentelemetry.io/collector/receiver $CONFMAP_VERSION
 	go.opentelemetry.io/collector/receiver/otlpreceiver $COLLECTOR_VERSION
+	go.opentelemetry.io/collector/service $COLLECTOR_VERSION
 )
 MOD
 cd "$SRC"

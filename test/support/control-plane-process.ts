@@ -32,6 +32,10 @@ export interface StartOptions {
   token?: string;
   unprivileged?: boolean;
   storeUrl?: string;
+  /** Extra arguments for `bulwark server`. */
+  extraArgs?: string[];
+  /** Extra environment for the control plane process. */
+  env?: Record<string, string>;
 }
 
 export async function startControlPlane(opts: StartOptions): Promise<ControlPlaneProcess> {
@@ -50,10 +54,11 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     opts.dataDir,
     ...(opts.unprivileged ? ['--unprivileged'] : []),
     ...(opts.storeUrl ? ['--store-url', opts.storeUrl] : []),
+    ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, BULWARK_BOOTSTRAP_TOKEN: token, BULWARK_LOG_LEVEL: 'warn' },
+    env: { ...process.env, BULWARK_BOOTSTRAP_TOKEN: token, BULWARK_LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
