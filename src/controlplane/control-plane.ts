@@ -163,6 +163,17 @@ export class ControlPlane {
                 i.phase !== 'quarantined',
             ).length,
           log: log.child({ component: 'placement' }),
+          // Kept for the operator's "what did the platform do" feed (GET /api/v1/actions).
+          onAction: (action) => {
+            store
+              .putAction(action)
+              .catch((err: unknown) =>
+                log.warn(
+                  { component: 'placement', action: action.id, err: String(err) },
+                  'could not record action',
+                ),
+              );
+          },
         },
         siteName,
       );

@@ -11,6 +11,7 @@ import { registerConsoleRoutes } from './api/console-routes.ts';
 import type { ApiDeps } from './api/deps.ts';
 import { registerEventRoutes } from './api/event-routes.ts';
 import { registerIncidentRoutes } from './api/incident-routes.ts';
+import { actionSchemas, registerActionRoutes } from './api/action-routes.ts';
 import { incidentSchemas } from './api/incident-schemas.ts';
 import { registerMetricsRoutes } from './api/metrics-routes.ts';
 import { registerResourceRoutes } from './api/resource-routes.ts';
@@ -40,7 +41,7 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     disableRequestLogging: false,
   });
 
-  for (const s of [...sharedSchemas, ...incidentSchemas]) app.addSchema(s);
+  for (const s of [...sharedSchemas, ...incidentSchemas, ...actionSchemas]) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -153,6 +154,7 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
   registerApplyRoutes(app, deps);
   registerResourceRoutes(app, deps);
   registerIncidentRoutes(app, deps);
+  registerActionRoutes(app, deps);
   registerEventRoutes(
     app,
     deps,

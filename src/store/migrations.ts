@@ -91,6 +91,24 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX incidents_by_state    ON incidents (state, created_at DESC);
     `,
   },
+  {
+    version: 3,
+    name: 'actions',
+    // What the platform did on its own (failovers, failbacks, rebalancing); the document in
+    // `doc`, the columns to filter and order by.
+    sql: `
+      CREATE TABLE actions (
+        id      text        PRIMARY KEY,
+        project text        NOT NULL,
+        app     text        NOT NULL,
+        kind    text        NOT NULL,
+        at      timestamptz NOT NULL,
+        doc     jsonb       NOT NULL
+      );
+      CREATE INDEX actions_by_at  ON actions (at DESC, id DESC);
+      CREATE INDEX actions_by_app ON actions (project, app, at DESC);
+    `,
+  },
 ];
 
 /** Arbitrary constant key for pg_advisory_xact_lock: "bulwark" migrations. */

@@ -9,6 +9,8 @@ import { sameJson } from './canonical-json.ts';
 import { sqlState, UNIQUE_VIOLATION } from './sql.ts';
 import type { SqlExecutor } from './sql.ts';
 import type { Incident, IncidentQuery } from '../isolation/incidents/types.ts';
+import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT } from '../controlplane/actions/types.ts';
+import type { ActionQuery, ActionRecord } from '../controlplane/actions/types.ts';
 import { ConflictError, DEFAULT_INCIDENT_LIMIT, INCIDENT_STATES, MAX_INCIDENT_LIMIT } from './store.ts';
 import type { ApplyResult, ChangeEvent, ChangeType, InstanceRecord, Store, TokenRecord } from './store.ts';
 
@@ -329,6 +331,43 @@ export class SqlStore implements Store {
     );
   }
 
+  async putAction(action: ActionRecord): Promise<void> {
+    validateAction(action);
+    const doc = jsonCopy(action);
+    await this.executor.query(
+      `INSERT INTO actions (id, project, app, kind, at, doc) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+       ON CONFLICT (id) DO UPDATE SET project = EXCLUDED.project, app = EXCLUDED.app,
+         kind = EXCLUDED.kind, at = EXCLUDED.at, doc = EXCLUDED.doc`,
+      [doc.id, doc.project, doc.app, doc.kind, doc.at, JSON.stringify(doc)],
+    );
+  }
+
+  async listActions(query: ActionQuery = {}): Promise<ActionRecord[]> {
+    const limit = query.limit ?? DEFAULT_ACTION_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ACTION_LIMIT) {
+      throw new TypeError(
+        `limit must be an integer from 1 to ${MAX_ACTION_LIMIT}, got ${String(query.limit)}`,
+      );
+    }
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [
+      ['project', query.project],
+      ['app', query.app],
+    ] as const) {
+      if (value === undefined) continue;
+      params.push(value);
+      where.push(`${column} = $${params.length}`);
+    }
+    params.push(limit);
+    const { rows } = await this.executor.query<{ doc: ActionRecord }>(
+      `SELECT doc FROM actions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((r) => r.doc);
+  }
+
   async getIncident(id: string): Promise<Incident | undefined> {
     const { rows } = await this.executor.query<{ doc: Incident }>('SELECT doc FROM incidents WHERE id = $1', [
       id,
@@ -501,6 +540,22 @@ function validateResource(r: Resource): ResourceKey {
     throw new TypeError(`${r.kind}/${md.name}: spec is required and must be an object`);
   }
   return keyOf(r);
+}
+
+const ACTION_KINDS = new Set(['failover', 'failback', 'rebalance']);
+
+function validateAction(a: ActionRecord): void {
+  if (!a || typeof a !== 'object') throw new TypeError('action must be an object');
+  for (const field of ['id', 'project', 'app', 'summary'] as const) {
+    if (typeof a[field] !== 'string' || a[field] === '')
+      throw new TypeError(`action ${field} must be a non-empty string`);
+  }
+  if (!ACTION_KINDS.has(a.kind))
+    throw new TypeError(
+      `action ${a.id}: kind must be one of ${[...ACTION_KINDS].join(', ')}, got ${JSON.stringify(a.kind)}`,
+    );
+  if (typeof a.at !== 'string' || Number.isNaN(Date.parse(a.at)))
+    throw new TypeError(`action ${a.id}: at must be an ISO-8601 time, got ${JSON.stringify(a.at)}`);
 }
 
 /** The fields the store indexes must be usable; the rest of the document is the writer's business. */

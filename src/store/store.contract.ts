@@ -389,6 +389,34 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       expect(await store.getIncident(unique('inc-missing'))).toBeUndefined();
     });
 
+    it('stores automatic actions and lists them newest first, filtered by project and app, up to the limit', async () => {
+      const p = unique('p');
+      const at = (s: number) => `2026-03-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+      const action = (id: string, app: string, s: number, kind: 'failover' | 'failback' = 'failover') => ({
+        id: `${p}-${id}`,
+        at: at(s),
+        kind,
+        project: p,
+        app,
+        summary: `${kind} of ${p}/${app}`,
+        changes: [{ workload: 'api', site: 'dc1', from: 2, to: 4 }],
+      });
+      for (const a of [action('a', 'pay', 1), action('b', 'pay', 3, 'failback'), action('c', 'ledger', 2)])
+        await store.putAction(a);
+      const ids = (list: { id: string }[]) => list.map((i) => i.id.slice(p.length + 1));
+      expect(ids(await store.listActions({ project: p }))).toEqual(['b', 'c', 'a']);
+      expect(ids(await store.listActions({ project: p, app: 'pay' }))).toEqual(['b', 'a']);
+      expect(ids(await store.listActions({ project: p, limit: 1 }))).toEqual(['b']);
+      expect((await store.listActions({ project: p, app: 'pay' }))[1]).toEqual(action('a', 'pay', 1));
+      await expect(store.listActions({ limit: 501 })).rejects.toThrow(
+        /limit must be an integer from 1 to 500/,
+      );
+      await expect(
+        store.putAction({ ...action('d', 'pay', 4), kind: 'exploded' as 'failover' }),
+      ).rejects.toThrow(/kind must be one of failover, failback, rebalance/);
+      expect(await store.listActions({ project: p })).toHaveLength(3);
+    });
+
     it('lists incidents newest first (ties by id), filtered by project, app, state and instance, up to the limit', async () => {
       const p = unique('p');
       const at = (s: number) => `2026-03-01T00:00:${String(s).padStart(2, '0')}.000Z`;

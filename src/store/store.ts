@@ -7,6 +7,7 @@
  */
 import type { Kind, Resource, ResourceKey } from '../model/types.ts';
 import type { Incident, IncidentQuery, IncidentState } from '../isolation/incidents/types.ts';
+import type { ActionQuery, ActionRecord } from '../controlplane/actions/types.ts';
 
 export type ChangeType = 'created' | 'updated' | 'status' | 'deleted';
 
@@ -98,6 +99,14 @@ export interface Store {
    * `limit` defaults to DEFAULT_INCIDENT_LIMIT; above MAX_INCIDENT_LIMIT it is a TypeError.
    */
   listIncidents(query?: IncidentQuery): Promise<Incident[]>;
+
+  /** Insert (or replace by id) one automatic action record. */
+  putAction(action: ActionRecord): Promise<void>;
+  /**
+   * Newest first (by time, then id), filtered by project and app when given.
+   * `limit` defaults to DEFAULT_ACTION_LIMIT; above MAX_ACTION_LIMIT it is a TypeError.
+   */
+  listActions(query?: ActionQuery): Promise<ActionRecord[]>;
 
   addToken(rec: TokenRecord): Promise<void>;
   findTokenByHash(hash: string): Promise<TokenRecord | undefined>;

@@ -240,6 +240,24 @@ spec:
       counts().join() === '3,2,1' && (await shares()).join() === '3,2,1' ? true : undefined,
     );
     expect(Date.now() - tBack).toBeGreaterThanOrEqual(2000);
+
+    // Both moves are in the automatic-actions feed, with the per-site scalings they made.
+    const feed = (
+      await api<{ items: { kind: string; summary: string; changes?: unknown[] }[] }>(
+        'GET',
+        '/api/v1/actions?project=bank&app=pay',
+      )
+    ).json.items.reverse();
+    expect(feed.map((a) => a.kind)[0]).toBe('failover');
+    expect(feed[0]).toMatchObject({
+      summary: expect.stringMatching(/^failover of bank\/pay: dc2 not usable; /),
+      changes: [
+        { workload: 'api', site: 'dc1', from: 3, to: 4 },
+        { workload: 'api', site: 'dc2', from: 2, to: 0 },
+        { workload: 'api', site: 'dc3', from: 1, to: 2 },
+      ],
+    });
+    expect(feed.map((a) => a.kind)).toContain('failback');
   }, 30_000);
 
   it('a flapping site never gets its share back', async () => {

@@ -15,6 +15,8 @@ import type { AppPlacementStatus, AppResource, SiteHealthState } from '../../mod
 import type { Logger } from '../logger.ts';
 import { isUsable } from './site-health.ts';
 import { holdForFailback, splitReplicas, type SiteWeight } from './split.ts';
+import { placementAction } from '../actions/placement-action.ts';
+import type { ActionRecord } from '../actions/types.ts';
 
 export interface SiteView {
   state: SiteHealthState;
@@ -32,6 +34,8 @@ export interface PlacementOptions {
   ready: (site: string, project: string, app: string, workload: string) => number;
   log: Logger;
   now?: () => number;
+  /** A split changed replicas on some site (failover, failback, rebalance): record it. */
+  onAction?: (action: ActionRecord) => void;
 }
 
 interface Decision {
@@ -56,7 +60,10 @@ export function placementSites(app: AppResource, defaultSite: string): SiteWeigh
 
 export class Placement {
   private readonly settled = new Map<string, Record<string, Record<string, number>>>();
-  private readonly last = new Map<string, { key: string; at: number; reason: string }>();
+  private readonly last = new Map<
+    string,
+    { key: string; at: number; reason: string; shares: Decision['shares']; down: string[] }
+  >();
   private readonly now: () => number;
   private readonly o: PlacementOptions;
   private readonly defaultSite: string;
@@ -199,8 +206,19 @@ export class Placement {
       .join('; ');
     const reason = `${parts.join('; ')} -> ${split}`;
     const at = this.now();
-    this.last.set(key, { key: sig, at, reason });
-    if (prev)
-      this.o.log.info({ app: key, shares: d.shares, holding: d.holding, reason }, 'placement changed');
+    this.last.set(key, { key: sig, at, reason, shares: d.shares, down });
+    if (!prev) return;
+    this.o.log.info({ app: key, shares: d.shares, holding: d.holding, reason }, 'placement changed');
+    const action = placementAction({
+      at,
+      project: app.metadata.project ?? '',
+      app: app.metadata.name,
+      prev: prev.shares,
+      next: d.shares,
+      downNow: down,
+      downBefore: prev.down,
+      reason: parts.join('; '),
+    });
+    if (action) this.o.onAction?.(action);
   }
 }
