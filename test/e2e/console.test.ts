@@ -171,7 +171,13 @@ describe.skipIf(missing !== undefined)('web console in Chromium against the demo
     );
     expect(seenAfterMs).toBeLessThan(45_000);
     await page.getByText('Recent automatic actions').scrollIntoViewIfNeeded();
-    await page.locator('.feed li').first().waitFor({ timeout: 20_000 });
+    // The platform's own actions on it, from GET /api/v1/actions, also live.
+    await page
+      .getByTestId('recent-actions')
+      .locator('li', { hasText: victim.id })
+      .filter({ hasText: 'Isolated' })
+      .first()
+      .waitFor({ timeout: 20_000 });
     await page.evaluate(() =>
       (globalThis as unknown as { scrollTo: (x: number, y: number) => void }).scrollTo(0, 0),
     );

@@ -194,3 +194,19 @@ export interface ChangeEvent {
   resource: Resource;
   at: string;
 }
+
+/** GET /api/v1/actions (src/controlplane/actions/types.ts). */
+export type ActionKind =
+  'failover' | 'failback' | 'rebalance' | 'isolated' | 'quarantined' | 'replaced' | 'restarted';
+
+export interface ActionFeedItem {
+  id: string;
+  at: string;
+  kind: ActionKind;
+  project: string;
+  app: string;
+  summary: string;
+  changes?: { workload: string; site: string; from: number; to: number }[];
+  incidentId?: string;
+  instanceId?: string;
+}

@@ -57,7 +57,14 @@ export const en = {
   'overview.recentActions': 'Recent automatic actions',
   'overview.noActions': 'The platform has not had to act yet.',
   'overview.actionsNote':
-    'Isolations, quarantines and replacements from fault isolation; scalings and failovers appear here once those capabilities record them.',
+    'Isolations, quarantines, replacements and restarts from fault isolation; failovers, failbacks and rebalancing across sites with the replicas they moved.',
+  'action.failover': 'Failover',
+  'action.failback': 'Failback',
+  'action.rebalance': 'Rebalanced',
+  'action.isolated': 'Isolated',
+  'action.quarantined': 'Quarantined',
+  'action.replaced': 'Replaced',
+  'action.restarted': 'Restarted',
   'overview.viewTopology': 'Topology',
 
   'topology.title': 'Topology',

@@ -2,16 +2,6 @@
 import type { Incident } from '../api/types.ts';
 import { useI18n } from '../i18n/index.tsx';
 
-/** Timeline events the platform did by itself (not an operator's release/delete). */
-export const AUTOMATIC_EVENTS = new Set([
-  'isolated',
-  'quarantined',
-  'replacement-started',
-  'replacement-ready',
-  'alert',
-  'suppressed',
-]);
-
 export const TIMELINE_EVENTS = [
   'onset',
   'detected',

@@ -5,13 +5,13 @@
  * its Quarantined condition) and every few seconds as a safety net.
  */
 import { useEffect, useRef, type ReactNode } from 'react';
-import type { AppResource, Health, Incident, Resource } from '../api/types.ts';
+import type { ActionFeedItem, AppResource, Health, Incident, Resource } from '../api/types.ts';
 import { DataView, Empty } from '../components/states.tsx';
 import { appHealth, HealthBadge, HEALTH_ORDER, siteHealth } from '../components/health.tsx';
 import { useI18n } from '../i18n/index.tsx';
 import { Link, paths } from '../router.tsx';
 import { useApi } from '../use-api.ts';
-import { AUTOMATIC_EVENTS, SeverityBadge } from './incident-bits.tsx';
+import { SeverityBadge } from './incident-bits.tsx';
 
 export function OverviewPage() {
   const { t, fmtTime } = useI18n();
@@ -19,6 +19,11 @@ export function OverviewPage() {
   const apps = useApi<{ items: AppResource[] }>('/api/v1/apps', { refreshOn: (e) => e.key.kind === 'App' });
   const incidents = useApi<{ items: Incident[] }>('/api/v1/incidents?limit=100', {
     refreshOn: (e) => e.key.kind === 'App',
+    pollMs: 5000,
+  });
+  // Placement moves change the App's status (placement), isolations its conditions: both refetch.
+  const actions = useApi<{ items: ActionFeedItem[] }>('/api/v1/actions?limit=12', {
+    refreshOn: (e) => e.key.kind === 'App' || e.key.kind === 'Site',
     pollMs: 5000,
   });
 
@@ -169,32 +174,31 @@ export function OverviewPage() {
 
       <section className="card" aria-labelledby="ov-actions">
         <h2 id="ov-actions">{t('overview.recentActions')}</h2>
-        <DataView state={incidents}>
-          {(d) => {
-            const actions = d.items
-              .flatMap((i) =>
-                i.timeline.filter((e) => AUTOMATIC_EVENTS.has(e.event)).map((e) => ({ ...e, inc: i })),
-              )
-              .sort((a, b) => b.at.localeCompare(a.at))
-              .slice(0, 12);
-            if (actions.length === 0) return <Empty>{t('overview.noActions')}</Empty>;
-            return (
-              <ol className="feed">
-                {actions.map((a, n) => (
-                  <li key={`${a.inc.id}-${n}`}>
+        <DataView state={actions}>
+          {(d) =>
+            d.items.length === 0 ? (
+              <Empty>{t('overview.noActions')}</Empty>
+            ) : (
+              <ol className="feed" data-testid="recent-actions">
+                {d.items.map((a) => (
+                  <li key={a.id}>
                     <time>{fmtTime(a.at)}</time>
-                    <span className={`event-tag event-${a.event}`}>
-                      {t(`timeline.${a.event as 'isolated'}`)}
-                    </span>
-                    <Link href={paths.incident(a.inc.id)} className="mono small">
-                      {a.inc.instanceId}
-                    </Link>
-                    <span className="muted">{a.detail}</span>
+                    <span className={`event-tag event-${a.kind}`}>{t(`action.${a.kind}`)}</span>
+                    {a.incidentId ? (
+                      <Link href={paths.incident(a.incidentId)} className="mono small">
+                        {a.instanceId}
+                      </Link>
+                    ) : (
+                      <Link href={paths.app(a.project, a.app)} className="mono small">
+                        {`${a.project}/${a.app}`}
+                      </Link>
+                    )}
+                    <span className="muted">{a.summary}</span>
                   </li>
                 ))}
               </ol>
-            );
-          }}
+            )
+          }
         </DataView>
         <p className="muted small">{t('overview.actionsNote')}</p>
       </section>
