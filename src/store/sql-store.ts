@@ -349,20 +349,13 @@ export class SqlStore implements Store {
         `limit must be an integer from 1 to ${MAX_ACTION_LIMIT}, got ${String(query.limit)}`,
       );
     }
-    const where: string[] = [];
-    const params: unknown[] = [];
-    for (const [column, value] of [
+    const { where, params } = equalities([
       ['project', query.project],
       ['app', query.app],
-    ] as const) {
-      if (value === undefined) continue;
-      params.push(value);
-      where.push(`${column} = $${params.length}`);
-    }
+    ]);
     params.push(limit);
     const { rows } = await this.executor.query<{ doc: ActionRecord }>(
-      `SELECT doc FROM actions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY at DESC, id DESC LIMIT $${params.length}`,
+      `SELECT doc FROM actions ${where} ORDER BY at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
     return rows.map((r) => r.doc);
@@ -388,21 +381,15 @@ export class SqlStore implements Store {
         `state must be one of ${INCIDENT_STATES.join(', ')}, got ${JSON.stringify(query.state)}`,
       );
     }
-    const where: string[] = [];
-    const params: unknown[] = [];
-    for (const [column, value] of [
+    const { where, params } = equalities([
       ['project', query.project],
       ['app', query.app],
       ['state', query.state],
       ['instance_id', query.instanceId],
-    ] as const) {
-      if (value === undefined) continue;
-      params.push(value);
-      where.push(`${column} = $${params.length}`);
-    }
+    ]);
     params.push(limit);
     const { rows } = await this.executor.query<{ doc: Incident }>(
-      `SELECT doc FROM incidents ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT doc FROM incidents ${where}
        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
@@ -540,6 +527,21 @@ function validateResource(r: Resource): ResourceKey {
     throw new TypeError(`${r.kind}/${md.name}: spec is required and must be an object`);
   }
   return keyOf(r);
+}
+
+/** `WHERE a = $1 AND b = $2` for the filters that are set (none: an empty clause). */
+function equalities(filters: readonly (readonly [string, string | undefined])[]): {
+  where: string;
+  params: unknown[];
+} {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  for (const [column, value] of filters) {
+    if (value === undefined) continue;
+    params.push(value);
+    clauses.push(`${column} = $${params.length}`);
+  }
+  return { where: clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
 
 const ACTION_KINDS = new Set(['failover', 'failback', 'rebalance']);
