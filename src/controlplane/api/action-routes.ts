@@ -12,6 +12,12 @@ import { errorResponses } from './schemas.ts';
 
 const filterName = { type: 'string', minLength: 1, maxLength: 253 } as const;
 
+const FIXES: Record<string, string> = {
+  limit: `an integer from 1 to ${MAX_ACTION_LIMIT} (default ${DEFAULT_ACTION_LIMIT})`,
+  project: 'a project name',
+  app: 'an app name',
+};
+
 export const actionSchemas = [
   {
     $id: 'ActionList',
@@ -75,7 +81,7 @@ export function registerActionRoutes(app: FastifyInstance, deps: ApiDeps): void 
       response: { 200: { $ref: 'ActionList#' }, ...errorResponses },
     },
     handler: async (req) => {
-      rejectInvalid(req);
+      rejectInvalid(req, FIXES);
       const q = req.query;
       const limit = q.limit ?? DEFAULT_ACTION_LIMIT;
       const filter: ActionQuery = {

@@ -335,3 +335,31 @@ describe('OpenAPI', () => {
     expect(doc.paths['/metrics'].get.security).toEqual([]);
   });
 });
+
+describe('GET /api/v1/actions', () => {
+  it('merges stored placement actions with the isolation steps of incidents, newest first', async () => {
+    await store.putAction({
+      id: 'act-test-1',
+      at: '2099-01-01T00:00:00.000Z',
+      kind: 'failover',
+      project: seeded[0]!.project,
+      app: seeded[0]!.app,
+      summary: 'failover of it: dc2 not usable; api@dc1 1->2',
+      changes: [{ workload: 'api', site: 'dc1', from: 1, to: 2 }],
+    });
+    const res = await get(`/api/v1/actions?project=${seeded[0]!.project}&app=${seeded[0]!.app}`);
+    expect(res.statusCode, res.body).toBe(200);
+    const items = res.json().items as { kind: string; incidentId?: string }[];
+    expect(items[0]).toMatchObject({ kind: 'failover', id: 'act-test-1' });
+    expect(items.some((i) => i.incidentId === seeded[0]!.id && i.kind === 'isolated')).toBe(true);
+  });
+
+  it('400 naming querystring.limit with its range', async () => {
+    const res = await get('/api/v1/actions?limit=501');
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details[0]).toMatchObject({
+      path: 'querystring.limit',
+      fix: 'an integer from 1 to 500 (default 50)',
+    });
+  });
+});

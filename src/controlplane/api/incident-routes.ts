@@ -34,7 +34,7 @@ const filterName = { type: 'string', minLength: 1, maxLength: 253 } as const;
 
 /** How to fix each query field; appended to validation errors so the caller knows what is accepted. */
 const QUERY_FIXES: Record<string, string> = {
-  limit: `an integer from 1 to ${MAX_INCIDENT_LIMIT} (default ${DEFAULT_INCIDENT_LIMIT}; actions: at most 500, default 50)`,
+  limit: `an integer from 1 to ${MAX_INCIDENT_LIMIT} (default ${DEFAULT_INCIDENT_LIMIT})`,
   state: `one of: ${INCIDENT_STATES.join(', ')}`,
   project: 'a project name',
   app: 'an app name',
@@ -47,7 +47,7 @@ const QUERY_FIXES: Record<string, string> = {
  * fix per field. Routes opt in with `attachValidation` so the generic error
  * handler's terser message does not apply to them.
  */
-export function rejectInvalid(req: FastifyRequest): void {
+export function rejectInvalid(req: FastifyRequest, fixes: Record<string, string> = QUERY_FIXES): void {
   const err = req.validationError as
     | (Error & {
         validation?: { instancePath: string; message?: string; params?: Record<string, unknown> }[];
@@ -59,7 +59,7 @@ export function rejectInvalid(req: FastifyRequest): void {
   const details: ErrorDetail[] = (err.validation ?? []).map((v) => {
     const field =
       v.instancePath.replace(/^\//, '').replace(/\//g, '.') || String(v.params?.additionalProperty ?? '');
-    const fix = QUERY_FIXES[field] ?? (v.params?.additionalProperty ? 'remove it' : undefined);
+    const fix = fixes[field] ?? (v.params?.additionalProperty ? 'remove it' : undefined);
     const extra = v.params?.additionalProperty ? ` '${String(v.params.additionalProperty)}'` : '';
     return {
       path: field ? `${where}.${field}` : where,
