@@ -148,12 +148,6 @@ export interface LogQuery {
 
 export interface RuntimeDriver {
   readonly kind: 'local' | 'kubernetes';
-  /**
-   * How many `ensure` calls of different apps a reconciler may run at once. A Kubernetes
-   * driver waits on API round trips (parallel applies are what kubectl does); a local one
-   * sets up namespaces and addresses that are simplest kept in order. Absent = 1.
-   */
-  readonly startConcurrency?: number;
   capabilities(): DriverCapabilities;
   /** Start the instance if it does not run; no-op if it runs with the same specHash. */
   ensure(spec: InstanceSpec): Promise<InstanceStatus>;

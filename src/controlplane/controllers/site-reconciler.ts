@@ -183,9 +183,6 @@ export class SiteReconciler {
           toStop.push({ id: inst.id, why: 'app deleted' });
         }
       }
-      // One start queue per app (in ordinal order); apps proceed side by side up to the
-      // driver's concurrency (bench/kubernetes: 100 apps one after the other took 2.2x kubectl).
-      const starts: (() => Promise<void>)[] = [];
       for (const app of apps) {
         const key = `${app.metadata.project}/${app.metadata.name}`;
         const share = this.o.replicasFor
@@ -202,21 +199,17 @@ export class SiteReconciler {
           ctx,
         );
         toStop.push(...plan.stop);
-        if (plan.start.length === 0) continue;
-        starts.push(async () => {
-          for (const spec of plan.start) {
-            try {
-              await this.o.driver.ensure(spec);
-              this.o.log.info({ instance: spec.id, app: key }, 'instance started');
-            } catch (err) {
-              const msg = `cannot start ${spec.workload}[${spec.ordinal}]: ${(err as Error).message}`;
-              problems.set(key, [...(problems.get(key) ?? []), msg]);
-              this.o.log.warn({ app: key, err: (err as Error).message }, 'instance start failed');
-            }
+        for (const spec of plan.start) {
+          try {
+            await this.o.driver.ensure(spec);
+            this.o.log.info({ instance: spec.id, app: key }, 'instance started');
+          } catch (err) {
+            const msg = `cannot start ${spec.workload}[${spec.ordinal}]: ${(err as Error).message}`;
+            problems.set(key, [...(problems.get(key) ?? []), msg]);
+            this.o.log.warn({ app: key, err: (err as Error).message }, 'instance start failed');
           }
-        });
+        }
       }
-      await runBounded(starts, this.o.driver.startConcurrency ?? 1);
       // Traffic first: instances about to stop leave the gateway before they get SIGTERM.
       const leaving = new Set([...this.stopping.keys(), ...toStop.map((s) => s.id)]);
       const current = this.o.driver.list();
@@ -309,13 +302,4 @@ export class SiteReconciler {
     await Promise.all(this.stopping.values());
     this.state = 'stopped';
   }
-}
-
-/** Run the tasks with at most `limit` at a time; resolves when all are done (they do not throw). */
-async function runBounded(tasks: (() => Promise<void>)[], limit: number): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) await tasks[next++]!();
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
 }

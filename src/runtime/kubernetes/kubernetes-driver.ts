@@ -100,8 +100,6 @@ const wkey = (ns: string, kind: WorkloadKind, name: string): string => `${ns}/${
 
 export class KubernetesDriver implements RuntimeDriver {
   readonly kind = 'kubernetes' as const;
-  /** Server-side applies of different workloads are independent (each has its own lock). */
-  readonly startConcurrency = 8;
   readonly client: KubeClient;
   private readonly o: KubernetesDriverOptions & { namespacePrefix: string; fieldManager: string };
   private readonly workloads = new Map<string, WorkloadState>();
