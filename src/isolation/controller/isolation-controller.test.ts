@@ -147,9 +147,10 @@ describe('IsolationController: a match on a process that already died', () => {
     expect(inc).toMatchObject({ signature: 'stopped', action: { kind: 'isolate' } });
     expect(env.maint).toEqual(['a']);
     expect(env.aborted).toEqual(['a']);
-    expect(inc!.timeline.map((e) => e.detail)).toContain(
-      '3 gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances',
-    );
+    // One 'isolated' event, naming both steps.
+    expect(inc!.timeline.filter((e) => e.event === 'isolated').map((e) => e.detail)).toEqual([
+      'out of traffic (server in maint): web.app.proj/a; 3 gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances',
+    ]);
   });
 });
 

@@ -499,11 +499,18 @@ export class IsolationController {
     return false;
   }
 
-  private async takeOutOfTraffic(inst: InstanceStatus, inc: Incident, detail: string): Promise<void> {
+  private async takeOutOfTraffic(
+    inst: InstanceStatus,
+    inc: Incident,
+    detail: string,
+    unresponsive = false,
+  ): Promise<void> {
     const backend = serviceName(inst.project, inst.app, inst.workload);
     try {
       await this.o.dataplane.setServerState(backend, inst.id, 'maint');
-      addEvent(inc, 'isolated', Date.now(), `${detail}: ${backend}/${inst.id}`);
+      const at = Date.now();
+      const handedBack = unresponsive ? await this.handBackHeldRequests(inst) : '';
+      addEvent(inc, 'isolated', at, `${detail}: ${backend}/${inst.id}${handedBack}`);
     } catch (err) {
       // Not routed (no HTTP port, or not synced yet): nothing to take out of traffic.
       addEvent(inc, 'isolated', Date.now(), `not in the data plane (${(err as Error).message}); ${detail}`);
@@ -516,22 +523,19 @@ export class IsolationController {
    * requests lost per hang). Closing the gateway's connections to it makes them retry at once.
    * The process, its memory and its own sockets stay as they are (the fault scene).
    */
-  private async handBackHeldRequests(inst: InstanceStatus, inc: Incident): Promise<void> {
+  private async handBackHeldRequests(inst: InstanceStatus): Promise<string> {
     const backend = serviceName(inst.project, inst.app, inst.workload);
     try {
       const n = await this.o.dataplane.abortServerConnections(backend, inst.id);
-      if (n > 0)
-        addEvent(
-          inc,
-          'isolated',
-          Date.now(),
-          `${n} gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances`,
-        );
+      return n > 0
+        ? `; ${n} gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances`
+        : '';
     } catch (err) {
       this.o.log.warn(
         { instance: inst.id, err: (err as Error).message },
         'could not hand back the requests held by an unresponsive instance; they run into the server timeout',
       );
+      return '';
     }
   }
 
@@ -542,8 +546,7 @@ export class IsolationController {
     unresponsive: boolean,
   ): Promise<void> {
     this.o.reconciler.holdOut(inst.id, true);
-    await this.takeOutOfTraffic(inst, inc, 'out of traffic (server in maint)');
-    if (unresponsive) await this.handBackHeldRequests(inst, inc);
+    await this.takeOutOfTraffic(inst, inc, 'out of traffic (server in maint)', unresponsive);
     const limit = this.o.driver.stats(inst.id)?.memoryLimitBytes;
     const caps = {
       ...(policy.quarantine.cpu !== undefined ? { cpu: policy.quarantine.cpu } : {}),
