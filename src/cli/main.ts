@@ -90,12 +90,18 @@ function otlpFlags(endpoint: string | undefined, ratio: string | undefined): Otl
   }
   if (!o) return undefined;
   try {
-    return validateOtlpOptions(o);
+    return validateOtlpOptions(o, {
+      endpoint:
+        endpoint !== undefined
+          ? '--otlp-endpoint'
+          : process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim()
+            ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'
+            : 'OTEL_EXPORTER_OTLP_ENDPOINT',
+      sampleRatio: '--otlp-sample-ratio',
+      headers: 'OTEL_EXPORTER_OTLP_HEADERS',
+    });
   } catch (err) {
-    throw new CliError(
-      `--${(err as Error).message.replace(/^otlp\./, 'otlp-').replace('sampleRatio', 'sample-ratio')}`,
-      EXIT.usage,
-    );
+    throw new CliError((err as Error).message, EXIT.usage);
   }
 }
 

@@ -72,10 +72,13 @@ const nanos = (ms: number): string => (BigInt(Math.round(ms * 1000)) * 1000n).to
 
 /**
  * The gateway's span of one request, or undefined when the log has no usable
- * trace context or its context says "not sampled".
+ * trace context or its context says "not sampled". Pass `tc` when the caller
+ * has parsed the context already.
  */
-export function spanOf(log: RequestLog): OtlpSpan | undefined {
-  const tc = parseTraceparent(log.traceparent);
+export function spanOf(
+  log: RequestLog,
+  tc: TraceContext | undefined = parseTraceparent(log.traceparent),
+): OtlpSpan | undefined {
   if (!tc || !tc.sampled) return undefined;
   const start = Date.parse(log.at);
   if (!Number.isFinite(start)) return undefined;
