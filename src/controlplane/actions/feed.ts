@@ -31,7 +31,7 @@ function incidentActions(inc: Incident): ActionFeedItem[] {
 }
 
 export function actionFeed(actions: ActionRecord[], incidents: Incident[], limit: number): ActionFeedItem[] {
-  const items: ActionFeedItem[] = [...actions.map((a) => ({ ...a })), ...incidents.flatMap(incidentActions)];
+  const items: ActionFeedItem[] = [...actions, ...incidents.flatMap(incidentActions)];
   items.sort((a, b) => b.at.localeCompare(a.at) || b.id.localeCompare(a.id));
   return items.slice(0, limit);
 }

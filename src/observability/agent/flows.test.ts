@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BpftraceOutputReader, u32ToIpv4 } from './bpftrace-output.ts';
-import { ConnectionTracker, flowsFromInterval, orient } from './flows.ts';
+import { ConnectionTracker, emptyFlow, flowsFromInterval, orient } from './flows.ts';
 
 // 10.213.0.5 and 10.213.0.1 as the little-endian u32 bpftrace prints for network-order addresses.
 const ip = (s: string): number => s.split('.').reduceRight((acc, b) => acc * 256 + Number(b), 0);
@@ -86,21 +86,7 @@ describe('flows', () => {
     const t = new ConnectionTracker((a) => a.startsWith('10.213.'));
     t.seed('10.213.0.5', '10.213.0.1', 8080, true);
     t.seed('10.213.0.5', '10.213.0.1', 8080, false); // the server socket of the same connection
-    const base = {
-      client: '10.213.0.5',
-      server: '10.213.0.1',
-      port: 8080,
-      accepted: 0,
-      closedServer: 0,
-      lifetimeMsSum: 0,
-      failed: 0,
-      bytesToServer: 0,
-      bytesToClient: 0,
-      retransmits: 0,
-      rttUs: undefined,
-      resets: 0,
-      clientPids: [],
-    };
+    const base = emptyFlow('10.213.0.5', '10.213.0.1', 8080);
     t.apply({ ...base, opened: 3, closedClient: 1 });
     expect(t.established('10.213.0.5', '10.213.0.1', 8080)).toBe(3);
     t.apply({ ...base, opened: 0, closedClient: 5 });
