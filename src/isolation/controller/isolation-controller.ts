@@ -509,7 +509,7 @@ export class IsolationController {
     try {
       await this.o.dataplane.setServerState(backend, inst.id, 'maint');
       const at = Date.now();
-      const handedBack = unresponsive ? await this.handBackHeldRequests(inst) : '';
+      const handedBack = unresponsive ? await this.handBackHeldRequests(inst, backend) : '';
       addEvent(inc, 'isolated', at, `${detail}: ${backend}/${inst.id}${handedBack}`);
     } catch (err) {
       // Not routed (no HTTP port, or not synced yet): nothing to take out of traffic.
@@ -523,8 +523,7 @@ export class IsolationController {
    * requests lost per hang). Closing the gateway's connections to it makes them retry at once.
    * The process, its memory and its own sockets stay as they are (the fault scene).
    */
-  private async handBackHeldRequests(inst: InstanceStatus): Promise<string> {
-    const backend = serviceName(inst.project, inst.app, inst.workload);
+  private async handBackHeldRequests(inst: InstanceStatus, backend: string): Promise<string> {
     try {
       const n = await this.o.dataplane.abortServerConnections(backend, inst.id);
       return n > 0
