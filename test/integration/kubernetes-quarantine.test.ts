@@ -268,6 +268,17 @@ describe('quarantine on Kubernetes', () => {
         await waitFor('3 ready again', () => readyInSlices().length === 3 && servingReady().length === 3, {
           timeoutMs: 20_000,
         });
+        // remove() takes the pod out of the ReplicaSet before lowering its replicas, so the
+        // ReplicaSet may create one pod too many and delete it again (docs: known churn). The next
+        // run's "new pod" must not be that leftover (seen in CI: the leftover, unbound, stood in
+        // for the replacement and no new pod was ever created).
+        await waitFor(
+          'no pod left over from the removal',
+          () =>
+            pods.list().filter((p) => !p.metadata.deletionTimestamp).length === 3 &&
+            pods.list().every((p) => p.metadata.annotations?.['bulwark.io/instance-id']),
+          { timeoutMs: 20_000 },
+        );
       } else {
         // Cleanup: removing the quarantined instance deletes its pod; the others are untouched.
         await driver.remove(victim.id);
