@@ -283,7 +283,11 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
       expect(d.instance, JSON.stringify(d, null, 1)).toBe(victim.id);
       expect(d.evidence.some((e) => e.kind === 'http-5xx' && e.instance === victim.id)).toBe(true);
     } finally {
-      await set({ mode: 'none' });
+      // The 500s can fail its liveness check and get it restarted: a process that is just
+      // restarting refuses the reset, and a restarted one runs without the fault anyway.
+      await set({ mode: 'none' }).catch((err: Error) => {
+        if (!/ECONNREFUSED/.test(err.message)) throw err;
+      });
     }
   }, 90_000);
 
