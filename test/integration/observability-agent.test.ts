@@ -2,7 +2,8 @@
  * The node agent against the real kernel: bpftrace attached to the TCP
  * tracepoints, connections made by this test on loopback, and the agent's
  * flows checked against what the test itself did (connections opened and
- * still open, bytes each way, a refused connect). Skips with the reason when
+ * still open, bytes each way from live reads and at close, counted once, a
+ * refused connect). Skips with the reason when
  * eBPF cannot run here (not root, no bpftrace).
  */
 import net from 'node:net';
@@ -93,6 +94,9 @@ describe.skipIf(!cap.available)(`node agent with bpftrace (${cap.reason ?? 'avai
     expect(flows.at(-1)?.to).toMatchObject({ kind: 'instance', instanceId: 'test.echo.api-0-aaaaaa' });
     expect(flows.some((f) => f.clientPids.includes(process.pid))).toBe(true);
 
+    // More bytes on the same long-lived connections: only the growth is reported.
+    for (const c of clients) c.write(Buffer.alloc(500, 'x'));
+    await sleep(2500);
     const before = intervals.length;
     for (const c of clients) c.destroy();
     await waitFor(
@@ -100,6 +104,34 @@ describe.skipIf(!cap.available)(`node agent with bpftrace (${cap.reason ?? 'avai
       () => intervals.slice(before).some((iv) => !iv.flows.some((f) => f.port === port && f.established > 0)),
       { timeoutMs: 5000 },
     );
+    await sleep(1500);
+    // Live reads and the totals at close add up to what was sent, once (both sockets are local).
+    const all = flowsTo(mark, port);
+    expect(all.reduce((s, f) => s + f.bytesToServer, 0)).toBe(4500);
+    expect(all.reduce((s, f) => s + f.bytesToClient, 0)).toBe(9000);
+    expect(all.some((f) => f.rttUs !== undefined && f.rttUs > 0)).toBe(true);
+  });
+
+  it('counts the bytes of a connection that opens and closes between two reads', async () => {
+    const mark = intervals.length;
+    const c = net.connect(port, '127.0.0.1');
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    let got = 0;
+    const done = new Promise<void>((r) =>
+      c.on('data', (d) => {
+        got += d.length;
+        if (got >= 1400) r();
+      }),
+    );
+    c.write(Buffer.alloc(700, 'x'));
+    await done;
+    c.end();
+    await sleep(2500);
+    const flows = flowsTo(mark, port);
+    expect(flows.reduce((s, f) => s + f.opened, 0)).toBe(1);
+    expect(flows.reduce((s, f) => s + f.bytesToServer, 0)).toBe(700);
+    expect(flows.reduce((s, f) => s + f.bytesToClient, 0)).toBe(1400);
+    expect(agent.status().socketReads).toMatchObject({ failures: 0 });
   });
 
   it('counts a refused connect as one failed connection, none opened', async () => {

@@ -13,10 +13,7 @@ export const TRACEFS = '/sys/kernel/tracing';
 /** Tracepoints of flows.bt; the first is required, the others only add detail. */
 export const TRACEPOINTS = [
   'sock/inet_sock_set_state',
-  'sock/sock_send_length',
-  'sock/sock_recv_length',
   'tcp/tcp_retransmit_skb',
-  'tcp/tcp_probe',
   'tcp/tcp_receive_reset',
   'tcp/tcp_send_reset',
 ] as const;

@@ -50,11 +50,21 @@ describe('flows', () => {
     const ev = interval([
       { type: 'map', data: { '@open': { [`${INST},${HOST},8080,42`]: 1 } } },
       { type: 'map', data: { '@accept': { [`${INST},${HOST},8080`]: 1 } } },
-      { type: 'map', data: { '@tx': { [`${INST},${HOST},8080,1`]: 100, [`${INST},${HOST},8080,2`]: 300 } } },
-      { type: 'map', data: { '@rx': { [`${INST},${HOST},8080,1`]: 300, [`${INST},${HOST},8080,2`]: 100 } } },
     ]);
     if (ev?.kind !== 'interval') throw new Error('no interval');
-    const [f] = flowsFromInterval(ev.interval, noServers);
+    const sock = { netns: 1, rttUs: undefined };
+    const client = { ...sock, local: '10.213.0.5', localPort: 50000, remote: '10.213.0.1', remotePort: 8080 };
+    const server = { ...sock, local: '10.213.0.1', localPort: 8080, remote: '10.213.0.5', remotePort: 50000 };
+    const [f] = flowsFromInterval(
+      ev.interval,
+      noServers,
+      [
+        { ...client, localIsClient: true, sent: 100, received: 300, rttUs: 40 },
+        // The accepted socket's view of the same bytes, plus the FIN's sequence number.
+        { ...server, localIsClient: false, sent: 300, received: 101, rttUs: 60 },
+      ],
+      (_d, localIsClient) => localIsClient,
+    );
     expect(f).toMatchObject({
       client: '10.213.0.5',
       server: '10.213.0.1',
@@ -63,8 +73,35 @@ describe('flows', () => {
       accepted: 1,
       bytesToServer: 100,
       bytesToClient: 300,
+      rttUs: 50,
       clientPids: [42],
     });
+  });
+
+  it('orients a socket of unknown side before counting its bytes', () => {
+    const raw = { tickNs: 0, maps: {}, comm: new Map<number, string>() };
+    const isServer = (a: string, p: number): boolean => a === '10.213.0.1' && p === 8080;
+    const [f] = flowsFromInterval(raw, isServer, [
+      {
+        netns: 1,
+        local: '10.213.0.1',
+        localPort: 8080,
+        remote: '192.0.2.9',
+        remotePort: 40000,
+        localIsClient: undefined,
+        sent: 7,
+        received: 3,
+        rttUs: undefined,
+      },
+    ]);
+    expect(f).toMatchObject({
+      client: '192.0.2.9',
+      server: '10.213.0.1',
+      port: 8080,
+      bytesToServer: 3,
+      bytesToClient: 7,
+    });
+    expect(f?.rttUs).toBeUndefined();
   });
 
   it('orients sockets older than the agent by the known servers, else by the lower port', () => {

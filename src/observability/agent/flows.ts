@@ -10,6 +10,7 @@
  * taken as the server's.
  */
 import { u32ToIpv4, type RawInterval } from './bpftrace-output.ts';
+import type { SocketDelta } from './socket-ledger.ts';
 
 export interface FlowSample {
   client: string;
@@ -30,7 +31,7 @@ export interface FlowSample {
   bytesToServer: number;
   bytesToClient: number;
   retransmits: number;
-  /** Mean smoothed RTT over the interval's packets, microseconds; undefined without samples. */
+  /** Mean smoothed RTT of the flow's active sockets this interval, microseconds; undefined without samples. */
   rttUs: number | undefined;
   /** TCP resets on the flow (received or sent; the larger count, so a local pair is not counted twice). */
   resets: number;
@@ -65,11 +66,6 @@ export function emptyFlow(client: string, server: string, port: number): FlowSam
 
 interface Acc extends Omit<FlowSample, 'clientPids' | 'rttUs'> {
   clientPids: Set<number>;
-  /** Bytes seen from each side: the larger of the two views is the flow's count. */
-  txClient: number;
-  rxClient: number;
-  txServer: number;
-  rxServer: number;
   rstIn: number;
   rstOut: number;
   rttSum: number;
@@ -98,7 +94,17 @@ export function orient(
     : { client: remote, server: local, port: lport, localIsClient };
 }
 
-export function flowsFromInterval(raw: RawInterval, isServer: IsServer): FlowSample[] {
+/**
+ * One interval's flows from the program's maps (connections, failures,
+ * retransmissions, resets) and the sockets' byte deltas (socket-ledger.ts).
+ */
+export function flowsFromInterval(
+  raw: RawInterval,
+  isServer: IsServer,
+  sockets: readonly SocketDelta[] = [],
+  /** Whether this socket's bytes are the connection's count (socket-ledger.ts countsBytes). */
+  counts: (d: SocketDelta, localIsClient: boolean) => boolean = () => true,
+): FlowSample[] {
   const flows = new Map<string, Acc>();
   const acc = (client: string, server: string, port: number): Acc => {
     const k = flowKey(client, server, port);
@@ -108,10 +114,6 @@ export function flowsFromInterval(raw: RawInterval, isServer: IsServer): FlowSam
       a = {
         ...zero,
         clientPids: new Set(),
-        txClient: 0,
-        rxClient: 0,
-        txServer: 0,
-        rxServer: 0,
         rstIn: 0,
         rstOut: 0,
         rttSum: 0,
@@ -150,28 +152,32 @@ export function flowsFromInterval(raw: RawInterval, isServer: IsServer): FlowSam
     a.failed += v;
     if (pid) a.clientPids.add(pid);
   });
-  for (const dir of ['tx', 'rx'] as const) {
-    each(dir, ([c, s, p, side], v) => {
-      const a = acc(ip(c!), ip(s!), p!);
-      if (side === 1) a[dir === 'tx' ? 'txClient' : 'rxClient'] += v;
-      else a[dir === 'tx' ? 'txServer' : 'rxServer'] += v;
-    });
-    each(`${dir}0`, ([l, lp, r, rp], v) => {
-      const o = orient(ip(l!), lp!, ip(r!), rp!, isServer);
-      const a = acc(o.client, o.server, o.port);
-      if (o.localIsClient) a[dir === 'tx' ? 'txClient' : 'rxClient'] += v;
-      else a[dir === 'tx' ? 'txServer' : 'rxServer'] += v;
-    });
+  for (const d of sockets) {
+    const o =
+      d.localIsClient === undefined
+        ? orient(d.local, d.localPort, d.remote, d.remotePort, isServer)
+        : d.localIsClient
+          ? { client: d.local, server: d.remote, port: d.remotePort, localIsClient: true }
+          : { client: d.remote, server: d.local, port: d.localPort, localIsClient: false };
+    const a = acc(o.client, o.server, o.port);
+    // Either end's smoothed RTT is a sample of the path; bytes come from one end only.
+    if (d.rttUs !== undefined) {
+      a.rttSum += d.rttUs;
+      a.rttN += 1;
+    }
+    if (!counts(d, o.localIsClient)) continue;
+    if (o.localIsClient) {
+      a.bytesToServer += d.sent;
+      a.bytesToClient += d.received;
+    } else {
+      a.bytesToClient += d.sent;
+      a.bytesToServer += d.received;
+    }
   }
   each('retrans', ([c, s, p], v) => void (acc(ip(c!), ip(s!), p!).retransmits += v));
   each('retrans0', ([l, lp, r, rp], v) => {
     const o = orient(ip(l!), lp!, ip(r!), rp!, isServer);
     acc(o.client, o.server, o.port).retransmits += v;
-  });
-  each('rttus', ([c, s, p], v) => {
-    const a = acc(ip(c!), ip(s!), p!);
-    a.rttSum += v;
-    a.rttN += 1;
   });
   each('rstin', ([l, lp, r, rp], v) => {
     const o = orient(ip(l!), lp!, ip(r!), rp!, isServer);
@@ -192,9 +198,9 @@ export function flowsFromInterval(raw: RawInterval, isServer: IsServer): FlowSam
     closedServer: a.closedServer,
     lifetimeMsSum: a.lifetimeMsSum,
     failed: a.failed,
-    // Both views of a local connection see the same bytes; one view alone is all there is otherwise.
-    bytesToServer: Math.max(a.txClient, a.rxServer),
-    bytesToClient: Math.max(a.rxClient, a.txServer),
+    // One socket per connection carries its bytes (the `counts` rule), so these are plain sums.
+    bytesToServer: a.bytesToServer,
+    bytesToClient: a.bytesToClient,
     retransmits: a.retransmits,
     rttUs: a.rttN > 0 ? a.rttSum / a.rttN : undefined,
     resets: Math.max(a.rstIn, a.rstOut),

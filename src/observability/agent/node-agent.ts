@@ -14,14 +14,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { EndpointResolver, type EndpointRef, type Inventory } from './attribution.ts';
-import { BpftraceOutputReader, type RawInterval } from './bpftrace-output.ts';
+import { EndpointResolver, localAddresses, type EndpointRef, type Inventory } from './attribution.ts';
+import { BpftraceOutputReader, u32ToIpv4, type RawInterval } from './bpftrace-output.ts';
 import { checkAgentCapability, renderProgram, type AgentCapability } from './capability.ts';
 import { ConnectionTracker, emptyFlow, flowsFromInterval, orient, type FlowSample } from './flows.ts';
-import { readSocketTables } from './socket-table.ts';
+import { countsBytes, SocketLedger, type PeerPlace, type SocketDelta } from './socket-ledger.ts';
+import { netnsInode, readTcpInfo, type NamespaceSockets } from './tcp-info.ts';
 
 export interface AgentFlow extends FlowSample {
   from: EndpointRef;
@@ -50,6 +51,16 @@ export interface AgentStatus {
   restarts: number;
   /** ms from spawning bpftrace to its probes being attached (it compiles the program first). */
   attachMs?: number;
+  /** Socket-counter reads (tcp-info.ts): namespaces read last interval, and how long the reads took. */
+  socketReads?: {
+    namespaces: number;
+    lastMs: number;
+    /** Reads (one `ss` each) and their summed wall time since start: the reads' cost. */
+    total: number;
+    totalMs: number;
+    failures: number;
+    lastError?: string;
+  };
 }
 
 export interface NodeAgentOptions {
@@ -64,6 +75,11 @@ export interface NodeAgentOptions {
   onError?: (err: unknown) => void;
 }
 
+const NO_READS = { namespaces: 0, lastMs: 0, total: 0, totalMs: 0, failures: 0 };
+
+/** Where an address is, seen from a socket in the host namespace or not (socket-ledger.ts countsBytes). */
+type Placer = (inHostNs: boolean, ip: string) => PeerPlace;
+
 const PROGRAM = fileURLToPath(new URL('./flows.bt', import.meta.url));
 /** bpftrace >= 0.16 warns about RLIMIT_MEMLOCK on kernels that account BPF memory by cgroup; harmless. */
 const HARMLESS = /couldn't set RLIMIT_MEMLOCK/;
@@ -75,6 +91,11 @@ export class NodeAgent {
   #status: AgentStatus = { state: 'stopped', intervals: 0, restarts: 0 };
   #child: ChildProcess | undefined;
   #tracker: ConnectionTracker | undefined;
+  #ledger = new SocketLedger();
+  #hostNetns: number | undefined;
+  /** Interval work runs in order (each reads socket counters asynchronously). */
+  #queue: Promise<void> = Promise.resolve();
+  #queued = 0;
   #stopping = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartDelayMs: number;
@@ -154,9 +175,12 @@ export class NodeAgent {
           attachMs: Date.now() - spawnedAt,
         };
         this.#restartDelayMs = this.#opts.restartDelayMs;
-        void this.#seed().catch((err: unknown) => this.#opts.onError?.(err));
+        this.#enqueue(() => this.#seed());
       } else if (ev.kind === 'interval') {
-        this.#interval(ev.interval);
+        const raw = ev.interval;
+        // A backlog (slow reads) skips this interval's live reads; their bytes show in the next one.
+        const readLive = this.#queued < 2;
+        this.#enqueue(() => this.#interval(raw, readLive));
       }
     });
     readline.createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -193,20 +217,73 @@ export class NodeAgent {
     return new EndpointResolver(this.#opts.inventory());
   }
 
-  /** Connections older than the probes: from the socket tables of the host and every instance namespace. */
+  #enqueue(work: () => Promise<void>): void {
+    this.#queued++;
+    this.#queue = this.#queue
+      .then(work)
+      .catch((err: unknown) => this.#opts.onError?.(err))
+      .finally(() => this.#queued--);
+  }
+
+  /** Namespace inode -> pid of a process in it, for every instance namespace other than ours. */
+  async #instanceNamespaces(inv: Inventory): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    for (const i of inv.instances) {
+      if (!i.pid) continue;
+      try {
+        const ns = netnsInode(await readlink(`/proc/${i.pid}/ns/net`));
+        if (ns !== this.#hostNetns && !out.has(ns)) out.set(ns, i.pid);
+      } catch {
+        // the process is gone: its namespace with it
+      }
+    }
+    return out;
+  }
+
+  async #read(pid?: number): Promise<NamespaceSockets | undefined> {
+    const reads = this.#status.socketReads ?? NO_READS;
+    const t0 = performance.now();
+    try {
+      const table = await readTcpInfo(pid);
+      const r = this.#status.socketReads ?? NO_READS;
+      this.#status = {
+        ...this.#status,
+        socketReads: { ...r, total: r.total + 1, totalMs: r.totalMs + (performance.now() - t0) },
+      };
+      return table;
+    } catch (err) {
+      // A namespace whose process just exited is not an error worth more than a count.
+      this.#status = {
+        ...this.#status,
+        socketReads: { ...reads, failures: reads.failures + 1, lastError: (err as Error).message },
+      };
+      return undefined;
+    }
+  }
+
+  /**
+   * Connections and byte counters older than the probes: every namespace's
+   * sockets, read once. Established ones seed the connection counts; every
+   * socket's counters become the ledger's baseline.
+   */
   async #seed(): Promise<void> {
     const inv = this.#opts.inventory();
     const resolver = new EndpointResolver(inv);
     const tracker = new ConnectionTracker((ip) => resolver.isLocal(ip));
-    const tables = await readSocketTables(inv.instances.flatMap((i) => (i.pid ? [i.pid] : [])));
-    for (const table of tables) {
+    this.#ledger = new SocketLedger();
+    this.#hostNetns = netnsInode(await readlink('/proc/self/ns/net'));
+    const pids = [undefined, ...(await this.#instanceNamespaces(inv)).values()];
+    for (const pid of pids) {
+      const table = await this.#read(pid);
+      if (!table) continue;
+      this.#ledger.read(table.netns, table.sockets, { baseline: true });
       const listening = new Set(
-        table.filter((s) => s.state === '0A').map((s) => `${s.local}:${s.localPort}`),
+        table.sockets.filter((s) => s.state === 'LISTEN').map((s) => `${s.local}:${s.localPort}`),
       );
       const isServer = (ip: string, port: number): boolean =>
         listening.has(`${ip}:${port}`) || listening.has(`0.0.0.0:${port}`) || resolver.isServer(ip, port);
-      for (const s of table) {
-        if (s.state !== '01') continue;
+      for (const s of table.sockets) {
+        if (s.state !== 'ESTAB') continue;
         const o = orient(s.local, s.localPort, s.remote, s.remotePort, isServer);
         tracker.seed(o.client, o.server, o.port, o.localIsClient);
       }
@@ -214,9 +291,90 @@ export class NodeAgent {
     this.#tracker = tracker;
   }
 
-  #interval(raw: RawInterval): void {
-    const resolver = this.#resolver();
-    const samples = flowsFromInterval(raw, (ip, port) => resolver.isServer(ip, port));
+  /**
+   * Final totals of the sockets that closed this interval (flows.bt
+   * @csent/@crecv/@crtt, keyed netns,local,lport,remote,rport,side).
+   */
+  #closedSockets(raw: RawInterval): SocketDelta[] {
+    const m = raw.maps;
+    const keys = new Set([...Object.keys(m.csent ?? {}), ...Object.keys(m.crecv ?? {})]);
+    const out: SocketDelta[] = [];
+    for (const k of keys) {
+      const [ns = 0, l = 0, lp = 0, r = 0, rp = 0, side = 0] = k.split(',').map(Number);
+      const d = this.#ledger.closed(
+        {
+          netns: ns,
+          local: u32ToIpv4(l),
+          localPort: lp,
+          remote: u32ToIpv4(r),
+          remotePort: rp,
+          sent: m.csent?.[k] ?? 0,
+          received: m.crecv?.[k] ?? 0,
+          rttUs: m.crtt?.[k],
+        },
+        side === 1 ? true : side === 2 ? false : undefined,
+      );
+      if (d) out.push(d);
+    }
+    return out;
+  }
+
+  /**
+   * Live sockets' counters: the host namespace every interval (the gateway's
+   * sockets, so every flow through it); an instance's own namespace only
+   * while it holds a connection whose other end is not in the host namespace
+   * (to an external endpoint or straight to another instance).
+   */
+  async #liveSockets(inv: Inventory, place: Placer): Promise<SocketDelta[]> {
+    const t0 = performance.now();
+    const wanted = new Set<string>();
+    for (const f of this.#tracker?.flows() ?? []) {
+      const toServer = place(false, f.server);
+      const toClient = place(false, f.client);
+      if (toServer === 'remote' || toServer === 'instance') wanted.add(f.client);
+      if (toClient === 'remote') wanted.add(f.server);
+    }
+    const pids: (number | undefined)[] = [undefined];
+    if (wanted.size > 0) {
+      for (const [, pid] of await this.#instanceNamespaces(inv)) {
+        const i = inv.instances.find((x) => x.pid === pid);
+        if (i && wanted.has(i.ip)) pids.push(pid);
+      }
+    }
+    const out: SocketDelta[] = [];
+    let namespaces = 0;
+    for (const pid of pids) {
+      const table = await this.#read(pid);
+      if (!table) continue;
+      namespaces++;
+      out.push(...this.#ledger.read(table.netns, table.sockets, { baseline: false }));
+    }
+    const reads = this.#status.socketReads ?? NO_READS;
+    this.#status = {
+      ...this.#status,
+      socketReads: { ...reads, namespaces, lastMs: Math.round(performance.now() - t0) },
+    };
+    return out;
+  }
+
+  async #interval(raw: RawInterval, readLive: boolean): Promise<void> {
+    const inv = this.#opts.inventory();
+    const resolver = new EndpointResolver(inv);
+    const hostIps = new Set(inv.hostIps ?? localAddresses());
+    const instanceIps = new Set(inv.instances.map((i) => i.ip));
+    const place: Placer = (inHostNs, ip) => {
+      if (ip.startsWith('127.')) return 'same';
+      if (hostIps.has(ip)) return inHostNs ? 'same' : 'host';
+      if (instanceIps.has(ip)) return 'instance';
+      return 'remote';
+    };
+    const sockets = this.#closedSockets(raw);
+    if (readLive) sockets.push(...(await this.#liveSockets(inv, place)));
+    const counts = (d: SocketDelta, localIsClient: boolean): boolean => {
+      const inHostNs = d.netns === this.#hostNetns;
+      return countsBytes(inHostNs, place(inHostNs, d.remote), localIsClient);
+    };
+    const samples = flowsFromInterval(raw, (ip, port) => resolver.isServer(ip, port), sockets, counts);
     const tracker = this.#tracker;
     const byKey = new Map<string, FlowSample>();
     for (const f of samples) {
