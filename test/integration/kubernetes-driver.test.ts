@@ -185,11 +185,24 @@ describe('KubernetesDriver on a real API server', () => {
     await waitFor('three ready', () => d.list().filter((s) => s.ready).length === 3, { timeoutMs: 30_000 });
     const ipOf = (id: string) => d.get(id)!.ip;
     const keep = [specs[0]!.id, specs[2]!.id].map((id) => [id, ipOf(id)]);
+    const client = new KubeClient(connection());
+    // Pods the ReplicaSet created, from its events (a surplus pod may be gone again by the end).
+    const created = async (): Promise<number> => {
+      const ev = JSON.parse(await kubectl('get', 'events', '-n', 'bulwark-shop', '-o', 'json')) as {
+        items: { reason?: string; count?: number; involvedObject?: { kind?: string; name?: string } }[];
+      };
+      return ev.items
+        .filter((e) => e.reason === 'SuccessfulCreate' && e.involvedObject?.kind === 'ReplicaSet')
+        .filter((e) => e.involvedObject?.name?.startsWith('web-worker-'))
+        .reduce((n, e) => n + (e.count ?? 1), 0);
+    };
+    const createdBefore = await created();
     await d.remove(specs[1]!.id);
     expect(d.get(specs[1]!.id)).toBeUndefined();
     await new Promise((r) => setTimeout(r, 1500)); // the ReplicaSet would have acted by now
     expect(keep.map(([id]) => [id, ipOf(id!)])).toEqual(keep);
-    const client = new KubeClient(connection());
+    // The ReplicaSet deleted the removed pod itself (cheapest deletion cost): no surplus pod.
+    expect(await created()).toBe(createdBefore);
     const pods = await client.list<Pod>('Pod', 'bulwark-shop', {
       labelSelector: 'app.kubernetes.io/instance=web-worker',
     });

@@ -268,10 +268,11 @@ describe('quarantine on Kubernetes', () => {
         await waitFor('3 ready again', () => readyInSlices().length === 3 && servingReady().length === 3, {
           timeoutMs: 20_000,
         });
-        // remove() takes the pod out of the ReplicaSet before lowering its replicas, so the
-        // ReplicaSet may create one pod too many and delete it again (docs: known churn). The next
-        // run's "new pod" must not be that leftover (seen in CI: the leftover, unbound, stood in
-        // for the replacement and no new pod was ever created).
+        // remove() hands the pod to its ReplicaSet with the lowest deletion cost; should the
+        // ReplicaSet still pick another (one not Ready) it falls back to taking the pod out, and
+        // the ReplicaSet replaces the one it deleted. The next run's "new pod" must not be such a
+        // leftover (seen in CI before the deletion-cost path: an unbound leftover stood in for the
+        // replacement and no new pod was ever created).
         await waitFor(
           'no pod left over from the removal',
           () =>

@@ -97,6 +97,8 @@ export interface KubernetesDriverStatus {
 
 const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job'];
 const wkey = (ns: string, kind: WorkloadKind, name: string): string => `${ns}/${kind}/${name}`;
+/** Deletion cost of a pod remove() hands to its ReplicaSet: below every other pod (serving 100, others -100). */
+const REMOVE_COST = '-1000';
 
 export class KubernetesDriver implements RuntimeDriver {
   readonly kind = 'kubernetes' as const;
@@ -414,7 +416,13 @@ export class KubernetesDriver implements RuntimeDriver {
    */
   private async applyPod(
     pod: Pod,
-    want: { id: string; pool: string; quarantine?: { since: string; reason: string } },
+    want: {
+      id: string;
+      pool: string;
+      quarantine?: { since: string; reason: string };
+      /** Override the deletion cost the pool implies (remove() makes its pod the cheapest). */
+      deletionCost?: string;
+    },
   ): Promise<Pod> {
     const updated = await this.client.apply<Pod>({
       apiVersion: 'v1',
@@ -426,7 +434,7 @@ export class KubernetesDriver implements RuntimeDriver {
         annotations: {
           [ANNOTATION.instanceId]: want.id,
           // Bound pods are the last the ReplicaSet picks when it has one too many.
-          [ANNOTATION.deletionCost]: want.pool === POOL.serving ? '100' : '-100',
+          [ANNOTATION.deletionCost]: want.deletionCost ?? (want.pool === POOL.serving ? '100' : '-100'),
           ...(want.quarantine ? { [ANNOTATION.quarantine]: JSON.stringify(want.quarantine) } : {}),
         },
       },
@@ -559,10 +567,22 @@ export class KubernetesDriver implements RuntimeDriver {
       const f = this.find(id);
       if (!f) return;
       const { w, pod } = f;
-      // Out of the Service and the controller first, so no traffic reaches it while it stops
-      // and the controller cannot pick another pod to delete when replicas go down.
-      if (pod && !pod.metadata.deletionTimestamp) await this.applyPod(pod, { id, pool: POOL.removing });
       const rest = w.instances.filter((e) => e.id !== id);
+      const live = pod && !pod.metadata.deletionTimestamp ? pod : undefined;
+      // A Deployment's pod: made the cheapest to delete, then the replicas lowered, so the
+      // ReplicaSet itself removes exactly this pod (it ranks by deletion cost once every pod is
+      // Ready). Relabelling it out first would make the ReplicaSet start a surplus pod at once
+      // and delete one again when the replicas drop.
+      const byController =
+        live !== undefined &&
+        live.metadata.labels?.[LABEL.pool] === POOL.serving &&
+        w.kind === 'Deployment' &&
+        rest.length > 0
+          ? await this.applyPod(live, { id, pool: POOL.serving, deletionCost: REMOVE_COST }).then(() => true)
+          : false;
+      // Otherwise out of the Service and the controller first, so no traffic reaches it while
+      // it stops and the controller cannot pick another pod to delete when replicas go down.
+      if (live && !byController) await this.applyPod(live, { id, pool: POOL.removing });
       if (rest.length === 0) {
         await this.deleteWorkload(w);
         this.workloads.delete(key);
@@ -570,6 +590,11 @@ export class KubernetesDriver implements RuntimeDriver {
         const next = { ...w, instances: rest };
         this.workloads.set(key, next);
         await this.applyWorkload(next);
+      }
+      if (live && byController && !(await this.waitPodTerminating(w.namespace, live, 5000))) {
+        // The ReplicaSet chose another pod (one not Ready ranks first): take ours out as before.
+        // It will replace the one it deleted, which was not serving anyway.
+        await this.applyPod(live, { id, pool: POOL.removing });
       }
       const graceMs = w.template.terminationGracePeriodMs ?? 10_000;
       if (pod) {
@@ -581,6 +606,17 @@ export class KubernetesDriver implements RuntimeDriver {
       this.forget(id);
       if (pod) await this.waitPodGone(w.namespace, pod, graceMs + (this.o.removeWaitMs ?? 15_000));
     });
+  }
+
+  /** Whether the pod is being deleted (or gone) within timeoutMs, from the watch. */
+  private async waitPodTerminating(ns: string, pod: Pod, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const p = this.pods?.get(`${ns}/${pod.metadata.name}`);
+      if (!p || p.metadata.uid !== pod.metadata.uid || p.metadata.deletionTimestamp) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
   }
 
   private async waitPodGone(ns: string, pod: Pod, timeoutMs: number): Promise<void> {
