@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ApiClient } from './client.ts';
+import { cmdAgent, cmdAgentManifest } from './commands/agent.ts';
 import { cmdApply } from './commands/apply.ts';
 import { cmdDiagnose, cmdProfile, cmdTopology } from './commands/diagnose.ts';
 import { cmdEvidence, cmdIncident, cmdIncidents, cmdQuarantine } from './commands/incidents.ts';
@@ -42,6 +43,10 @@ Usage:
   bulwark topology [-p PROJECT] [--window 60s]   call edges with rate, errors, latency, connections
   bulwark diagnose PROJECT/APP [--window 60s]    which layer is at fault (network, container, code) and where
   bulwark profile INSTANCE [--duration 10] [--output DIR]   CPU profile + heap stats without a restart
+  bulwark agent --site SITE [--node NAME] [--interval-ms 1000]   eBPF node agent on another node of a site
+                 (a Kubernetes node or another host; root; reports flows to the control plane)
+  bulwark agent manifest --site SITE --image IMAGE [--namespace bulwark-system]
+                 DaemonSet (+ Namespace, Secret) that runs the agent on every node of a cluster
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
                  [--gateway-port 8080] [--unprivileged]
                  [--otlp-endpoint URL] [--otlp-sample-ratio 1]   gateway spans to an OpenTelemetry collector
@@ -139,6 +144,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
         'otlp-sample-ratio': { type: 'string' },
         window: { type: 'string' },
         duration: { type: 'string' },
+        site: { type: 'string' },
+        node: { type: 'string' },
+        'interval-ms': { type: 'string' },
+        image: { type: 'string' },
+        namespace: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -229,6 +239,28 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'topology':
         await cmdTopology(api, io, fmt, f.project, f.window);
         break;
+      case 'agent': {
+        const intervalMs = intFlag('interval-ms', f['interval-ms'], 1000, 100, 60_000);
+        if (a1 === 'manifest') {
+          cmdAgentManifest(io, {
+            site: f.site,
+            image: f.image,
+            server: api.server,
+            token: f.token,
+            namespace: f.namespace,
+            intervalMs,
+          });
+          break;
+        }
+        if (a1 !== undefined)
+          throw new CliError(`unknown agent subcommand '${a1}' (only 'manifest')`, EXIT.usage);
+        const until = new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        await cmdAgent(api, io, { site: f.site, node: f.node, intervalMs }, until);
+        break;
+      }
       default:
         throw new CliError(`unknown command '${cmd}'\n\n${USAGE}`, EXIT.usage);
     }

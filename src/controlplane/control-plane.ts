@@ -26,6 +26,7 @@ import { siteSignalFeed } from '../isolation/controller/feed.ts';
 import { rateLimited } from '../isolation/sources/base.ts';
 import { buildServer } from './server.ts';
 import { Observability } from '../observability/observability.ts';
+import { registerAgentRoutes } from './api/agent-routes.ts';
 import { registerDiagnoseRoutes } from './api/diagnose-routes.ts';
 import { registerTopologyRoutes } from './api/topology-routes.ts';
 import { Placement } from './placement/placement.ts';
@@ -261,6 +262,7 @@ export class ControlPlane {
         gatewayBinds: binds,
         dataDir: path.join(dataDir, 'sites', siteName),
         ...(opts.otlp ? { otlp: opts.otlp } : {}),
+        otherSites: () => kubeSites.drivers(),
         onError: rateLimited((source, err) =>
           log.warn({ component: 'observability', source, err: String(err) }, 'observability error'),
         ),
@@ -297,6 +299,7 @@ export class ControlPlane {
         plugins: [
           (app, d) => {
             registerTopologyRoutes(app, () => d.observability);
+            registerAgentRoutes(app, () => d.observability);
             registerDiagnoseRoutes(app, d, () => d.observability);
             app.addHook('onClose', async () => observability.stop());
           },

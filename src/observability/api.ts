@@ -4,7 +4,10 @@
  * when it is absent. Errors: throw `ObservabilityInputError` for bad input
  * (400), `ObservabilityNotFoundError` (404), `ProfileBusyError` (409).
  */
+import type { Inventory } from './agent/attribution.ts';
 import type { AgentStatus } from './agent/node-agent.ts';
+import type { RemoteAgentStatus } from './agent/remote-agents.ts';
+import type { AgentReport } from './agent/report.ts';
 import type { Diagnosis } from './diagnose/types.ts';
 import type { ProfileRecord } from './profile.ts';
 import type { HistoryPoint, Topology } from './topology/types.ts';
@@ -21,6 +24,12 @@ export interface ObservabilityApi {
   profileFile(id: string, kind: 'cpuprofile' | 'folded'): Promise<string | undefined>;
   getProfile(id: string): Promise<ProfileRecord | undefined>;
   agent(): Record<string, AgentStatus>;
+  /** Inventory for a node agent of the site (`bulwark agent`); ObservabilityNotFoundError for an unknown site. */
+  agentInventory(site: string): Inventory;
+  /** Ingest a validated node-agent report; ObservabilityNotFoundError for an unknown site. */
+  agentReport(report: AgentReport): { site: string; node: string; flows: number };
+  /** Node agents that reported (all sites, or one). */
+  nodeAgents(site?: string): RemoteAgentStatus[];
   /** Prometheus text (format 0.0.4). */
   metrics(): string;
 }

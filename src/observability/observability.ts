@@ -7,10 +7,13 @@
 import path from 'node:path';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import type { RuntimeDriver } from '../runtime/driver.ts';
+import type { Topology } from './topology/types.ts';
 import type { ObservabilityApi } from './api.ts';
 import { ObservabilityNotFoundError } from './api.ts';
 import type { Inventory } from './agent/attribution.ts';
-import { NodeAgent } from './agent/node-agent.ts';
+import { NodeAgent, type AgentInterval } from './agent/node-agent.ts';
+import { RemoteAgents, type RemoteAgentStatus } from './agent/remote-agents.ts';
+import type { AgentReport } from './agent/report.ts';
 import { diagnoseApp } from './diagnose/collect.ts';
 import { createObservabilityMetrics, type ObservabilityMetrics } from './metrics.ts';
 import { OtlpExporter, type OtlpOptions } from './otlp/exporter.ts';
@@ -34,6 +37,11 @@ export interface ObservabilityOptions {
   agent?: boolean;
   /** Export a span per gateway request to this OpenTelemetry collector (OTLP/HTTP). */
   otlp?: OtlpOptions;
+  /**
+   * The control plane's other sites (Kubernetes): node agents there report to this control
+   * plane (`bulwark agent`), and each such site gets an L4 topology from their flows.
+   */
+  otherSites?: () => { name: string; driver: Pick<RuntimeDriver, 'list' | 'stats'> }[];
   onError?: (source: string, err: unknown) => void;
 }
 
@@ -48,6 +56,12 @@ export class Observability {
   #unsubscribeOtlp: (() => void) | undefined;
   #usage: { cpuSeconds: number; rssBytes: number } | undefined;
   #usageTimer: NodeJS.Timeout | undefined;
+  readonly #inventory: () => Inventory;
+  readonly remoteAgents = new RemoteAgents();
+  /** Topologies of the other sites, made when their first node agent reports. */
+  readonly #siteTopologies = new Map<string, TopologyService>();
+  readonly #topologyListeners = new Set<(t: Topology, site: string) => void>();
+  #started = false;
 
   private constructor(o: ObservabilityOptions) {
     this.#o = o;
@@ -69,6 +83,7 @@ export class Observability {
       gatewayBinds: o.gatewayBinds,
       gatewayNodeId: gateway.nodeId,
     });
+    this.#inventory = inventory;
     const agentOn = o.agent ?? process.env.BULWARK_EBPF_AGENT !== 'off';
     this.agent = !agentOn
       ? undefined
@@ -129,7 +144,9 @@ export class Observability {
 
   /** Starts the topology at once and the agent in the background (bpftrace takes seconds to attach). */
   async start(): Promise<void> {
+    this.#started = true;
     this.topology.start();
+    for (const t of this.#siteTopologies.values()) t.start();
     if (this.otlp) {
       const otlp = this.otlp;
       otlp.start();
@@ -149,46 +166,114 @@ export class Observability {
     this.#unsubscribeOtlp?.();
     await this.otlp?.close();
     this.topology.stop();
+    for (const t of this.#siteTopologies.values()) t.stop();
     await this.agent?.stop();
+  }
+
+  /** What a node agent of `site` needs to attribute flows: instances (no pids: they are this host's). */
+  agentInventory(site: string): Inventory {
+    if (site === this.site) {
+      const inv = this.#inventory();
+      return { ...inv, instances: inv.instances.map(({ pid: _pid, ...i }) => i) };
+    }
+    const other = this.#otherSite(site);
+    return {
+      instances: other.driver.list().map((i) => ({
+        id: i.id,
+        project: i.project,
+        app: i.app,
+        ip: i.ip,
+        ports: i.ports,
+      })),
+      gatewayBinds: [],
+      gatewayNodeId: `external:${site}-services`,
+    };
+  }
+
+  /** A validated node-agent report: its flows into the site's topology and metrics. */
+  agentReport(report: AgentReport): { site: string; node: string; flows: number } {
+    const iv = this.remoteAgents.ingest(report, this.agentInventory(report.site));
+    if (iv) {
+      this.metrics.recordFlows(report.site, iv);
+      this.#topologyOf(report.site, true).ingestFlows(iv);
+    }
+    return { site: report.site, node: report.node, flows: iv?.flows.length ?? 0 };
+  }
+
+  #otherSite(site: string): { name: string; driver: Pick<RuntimeDriver, 'list' | 'stats'> } {
+    const other = this.#o.otherSites?.().find((x) => x.name === site);
+    if (!other) {
+      const known = [this.site, ...(this.#o.otherSites?.().map((x) => x.name) ?? [])];
+      throw new ObservabilityNotFoundError(`no site '${site}' (sites: ${known.join(', ')})`);
+    }
+    return other;
+  }
+
+  /** The topology of a site: the local one, or another site's (made on its first agent report). */
+  #topologyOf(site: string, create = false): TopologyService {
+    if (site === this.site) return this.topology;
+    let t = this.#siteTopologies.get(site);
+    if (t) return t;
+    const other = this.#otherSite(site);
+    if (!create)
+      throw new ObservabilityNotFoundError(`site '${site}' has no topology yet: no node agent reported`);
+    t = TopologyService.create({
+      site,
+      driver: other.driver,
+      // No gateway of ours in a Kubernetes site: no request log, L4 only.
+      dataplane: { onRequest: () => () => undefined, stats: () => Promise.resolve([]) },
+      apps: () => Promise.resolve(appsOf(other.driver)),
+      gateway: { nodeId: `external:${site}-services`, label: `Kubernetes Services of ${site}` },
+      onError: (err) => this.#o.onError?.('topology', err),
+    });
+    for (const l of this.#topologyListeners) t.onChange((topo) => l(topo, site));
+    this.#siteTopologies.set(site, t);
+    if (this.#started) t.start();
+    return t;
   }
 
   status(): Record<string, unknown> {
     return {
       agent: this.agent?.status() ?? { state: 'stopped', reason: 'disabled (BULWARK_EBPF_AGENT=off)' },
+      nodeAgents: this.remoteAgents.list(),
       topology: this.topology.status(),
       otlp: this.otlp?.status() ?? { state: 'off', reason: 'no OTLP endpoint configured (--otlp-endpoint)' },
     };
   }
 
   api(): ObservabilityApi {
-    const site = (name: string | undefined): void => {
-      if (name !== undefined && name !== this.site) {
-        throw new ObservabilityNotFoundError(
-          `no site '${name}' (this control plane runs site '${this.site}')`,
-        );
-      }
-    };
     return {
-      sites: () => [this.site],
-      topology: (q) => {
-        site(q.site);
-        return this.topology.topology({
+      sites: () => [this.site, ...this.#siteTopologies.keys()],
+      topology: (q) =>
+        this.#topologyOf(q.site ?? this.site).topology({
           windowSeconds: q.windowSeconds,
           ...(q.project ? { project: q.project } : {}),
-        });
+        }),
+      history: (q) => this.#topologyOf(q.site ?? this.site).history(q.minutes),
+      onTopology: (l) => {
+        this.#topologyListeners.add(l);
+        const unsubs = [
+          this.topology.onChange((t) => l(t, this.site)),
+          ...[...this.#siteTopologies].map(([name, t]) => t.onChange((topo) => l(topo, name))),
+        ];
+        return () => {
+          this.#topologyListeners.delete(l);
+          for (const u of unsubs) u();
+        };
       },
-      history: (q) => {
-        site(q.site);
-        return this.topology.history(q.minutes);
-      },
-      onTopology: (l) => this.topology.onChange((t) => l(t, this.site)),
+      agentInventory: (name) => this.agentInventory(name),
+      agentReport: (r) => this.agentReport(r),
+      nodeAgents: (name) => this.remoteAgents.list(name),
       diagnose: (q) => {
         const st = this.agent?.status();
         return diagnoseApp(
           {
             driver: this.#o.driver,
             topology: this.topology,
-            l4: { available: st?.state === 'running', ...(st?.reason ? { reason: st.reason } : {}) },
+            l4: {
+              available: st?.state === 'running' || this.remoteAgents.running(this.site),
+              ...(st?.reason ? { reason: st.reason } : {}),
+            },
           },
           q,
         ).then((d) => {
@@ -221,3 +306,12 @@ export class Observability {
     };
   }
 }
+
+/** Apps with instances in a driver (a Kubernetes site shows what runs there). */
+function appsOf(driver: Pick<RuntimeDriver, 'list'>): { project: string; app: string }[] {
+  const seen = new Map<string, { project: string; app: string }>();
+  for (const i of driver.list()) seen.set(`${i.project}/${i.app}`, { project: i.project, app: i.app });
+  return [...seen.values()];
+}
+
+export type { AgentInterval, RemoteAgentStatus };

@@ -49,6 +49,9 @@ const fake: ObservabilityApi = {
   profileFile: async () => undefined,
   getProfile: async () => undefined,
   agent: () => ({ local: { state: 'unavailable', reason: 'eBPF needs root', intervals: 0, restarts: 0 } }),
+  agentInventory: () => ({ instances: [], gatewayBinds: [], gatewayNodeId: 'external:gw' }),
+  agentReport: (r) => ({ site: r.site, node: r.node, flows: r.interval?.flows.length ?? 0 }),
+  nodeAgents: () => [],
   metrics: () => '',
 };
 

@@ -389,6 +389,11 @@ export class KubernetesSites {
     this.o.log.info({ site: name, why }, 'kubernetes site stopped');
   }
 
+  /** The drivers of the running sites (node agents there report flows to attribute with them). */
+  drivers(): { name: string; driver: KubernetesSiteDriver }[] {
+    return [...this.running].filter(([, r]) => !r.stopped).map(([name, r]) => ({ name, driver: r.driver }));
+  }
+
   status(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [name, r] of this.running) {

@@ -22,6 +22,7 @@ import { BpftraceOutputReader, u32ToIpv4, type RawInterval } from './bpftrace-ou
 import { checkAgentCapability, renderProgram, type AgentCapability } from './capability.ts';
 import { ConnectionTracker, emptyFlow, flowsFromInterval, orient, type FlowSample } from './flows.ts';
 import { countsBytes, SocketLedger, type PeerPlace, type SocketDelta } from './socket-ledger.ts';
+import { scanNamespaces, type NamespaceMap } from './netns-scan.ts';
 import { netnsInode, readTcpInfo, type NamespaceSockets } from './tcp-info.ts';
 
 export interface AgentFlow extends FlowSample {
@@ -68,6 +69,11 @@ export interface NodeAgentOptions {
   inventory: () => Inventory;
   /** @default 1000 */
   intervalMs?: number;
+  /**
+   * Find the namespaces of instances without a pid by their IP (scan of /proc): a node agent
+   * on a Kubernetes node, whose pods are not Bulwark's processes. @default false
+   */
+  discoverNamespaces?: boolean;
   /** bpftrace executable. @default "bpftrace" on PATH */
   bpftrace?: string;
   /** First restart delay after bpftrace died; doubles up to 60 s. @default 2000 */
@@ -85,8 +91,8 @@ const PROGRAM = fileURLToPath(new URL('./flows.bt', import.meta.url));
 const HARMLESS = /couldn't set RLIMIT_MEMLOCK/;
 
 export class NodeAgent {
-  readonly #opts: Required<Omit<NodeAgentOptions, 'onError' | 'bpftrace'>> &
-    Pick<NodeAgentOptions, 'onError' | 'bpftrace'>;
+  readonly #opts: Required<Omit<NodeAgentOptions, 'onError' | 'bpftrace' | 'discoverNamespaces'>> &
+    Pick<NodeAgentOptions, 'onError' | 'bpftrace' | 'discoverNamespaces'>;
   readonly #listeners = new Set<(iv: AgentInterval) => void>();
   #status: AgentStatus = { state: 'stopped', intervals: 0, restarts: 0 };
   #child: ChildProcess | undefined;
@@ -96,6 +102,7 @@ export class NodeAgent {
   /** Interval work runs in order (each reads socket counters asynchronously). */
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
+  #scanned: { at: number; map: NamespaceMap } | undefined;
   #stopping = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartDelayMs: number;
@@ -225,19 +232,39 @@ export class NodeAgent {
       .finally(() => this.#queued--);
   }
 
-  /** Namespace inode -> pid of a process in it, for every instance namespace other than ours. */
-  async #instanceNamespaces(inv: Inventory): Promise<Map<number, number>> {
-    const out = new Map<number, number>();
-    for (const i of inv.instances) {
-      if (!i.pid) continue;
+  /**
+   * Every instance namespace other than ours: inode -> a pid in it and the
+   * instance IPs it holds. Instances with a pid (ours) are found by it; on a
+   * node where they are someone else's (a Kubernetes node) by their IP, from
+   * a /proc scan refreshed every 10 s (`discoverNamespaces`).
+   */
+  async #instanceNamespaces(inv: Inventory): Promise<Map<number, { pid: number; ips: Set<string> }>> {
+    const out = new Map<number, { pid: number; ips: Set<string> }>();
+    const add = async (pid: number, ip: string): Promise<void> => {
       try {
-        const ns = netnsInode(await readlink(`/proc/${i.pid}/ns/net`));
-        if (ns !== this.#hostNetns && !out.has(ns)) out.set(ns, i.pid);
+        const ns = netnsInode(await readlink(`/proc/${pid}/ns/net`));
+        if (ns === this.#hostNetns) return;
+        const e = out.get(ns) ?? { pid, ips: new Set<string>() };
+        e.ips.add(ip);
+        out.set(ns, e);
       } catch {
         // the process is gone: its namespace with it
       }
+    };
+    const withoutPid = inv.instances.filter((i) => !i.pid);
+    const scan = withoutPid.length > 0 && this.#opts.discoverNamespaces ? await this.#scan() : undefined;
+    for (const i of inv.instances) {
+      const pid = i.pid ?? scan?.byIp.get(i.ip);
+      if (pid) await add(pid, i.ip);
     }
     return out;
+  }
+
+  async #scan(): Promise<NamespaceMap> {
+    if (!this.#scanned || Date.now() - this.#scanned.at > 10_000) {
+      this.#scanned = { at: Date.now(), map: await scanNamespaces(this.#hostNetns) };
+    }
+    return this.#scanned.map;
   }
 
   async #read(pid?: number): Promise<NamespaceSockets | undefined> {
@@ -272,7 +299,7 @@ export class NodeAgent {
     const tracker = new ConnectionTracker((ip) => resolver.isLocal(ip));
     this.#ledger = new SocketLedger();
     this.#hostNetns = netnsInode(await readlink('/proc/self/ns/net'));
-    const pids = [undefined, ...(await this.#instanceNamespaces(inv)).values()];
+    const pids = [undefined, ...[...(await this.#instanceNamespaces(inv)).values()].map((e) => e.pid)];
     for (const pid of pids) {
       const table = await this.#read(pid);
       if (!table) continue;
@@ -336,9 +363,8 @@ export class NodeAgent {
     }
     const pids: (number | undefined)[] = [undefined];
     if (wanted.size > 0) {
-      for (const [, pid] of await this.#instanceNamespaces(inv)) {
-        const i = inv.instances.find((x) => x.pid === pid);
-        if (i && wanted.has(i.ip)) pids.push(pid);
+      for (const { pid, ips } of (await this.#instanceNamespaces(inv)).values()) {
+        if ([...ips].some((ip) => wanted.has(ip))) pids.push(pid);
       }
     }
     const out: SocketDelta[] = [];
