@@ -38,6 +38,16 @@ const why = !root
       : undefined;
 const NS = ['bwk-kpod-a', 'bwk-kpod-b'];
 
+function removeNamespaces(): void {
+  for (const ns of NS) {
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    } catch {
+      // not there
+    }
+  }
+}
+
 describe.skipIf(why !== undefined)(
   `node agent on a Kubernetes node (${why ?? 'root + bpftrace + harness'})`,
   () => {
@@ -94,7 +104,9 @@ spec:
         },
         { timeoutMs: 120_000, intervalMs: 500 },
       );
-      // The kubelet's part: a namespace per pod with its pod IP, a veth pair between them.
+      // The kubelet's part: a namespace per pod with its pod IP, a veth pair between them
+      // (a run killed before its cleanup may have left the namespaces: start from none).
+      removeNamespaces();
       for (const ns of NS) execFileSync('ip', ['netns', 'add', ns]);
       execFileSync('ip', [
         'link',
@@ -155,13 +167,7 @@ spec:
     afterAll(async () => {
       for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
       await sleep(500);
-      for (const ns of NS) {
-        try {
-          execFileSync('ip', ['netns', 'del', ns]);
-        } catch {
-          // not created
-        }
-      }
+      removeNamespaces();
       await cp?.kill('SIGTERM');
       await cluster?.stop();
       if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
