@@ -202,5 +202,50 @@ spec:
       const local = (await cp.api<Topology>('GET', '/api/v1/topology?window=60s')).body;
       expect(local.edges.some((x) => x.from === `instance:${pods[0]!.id}`)).toBe(false);
     });
+
+    it('renders a DaemonSet manifest the cluster takes and schedules on every node', async () => {
+      const cli = path.join(REPO_ROOT, 'src/cli/main.ts');
+      const yaml = execFileSync(
+        process.execPath,
+        [
+          cli,
+          'agent',
+          'manifest',
+          '--site',
+          'ka',
+          '--image',
+          'registry.example/bulwark:test',
+          '--server',
+          cp.url,
+        ],
+        { cwd: REPO_ROOT, encoding: 'utf8' },
+      );
+      const kubectl = (...args: string[]): string =>
+        execFileSync(path.join(bins.dir, 'kubectl'), ['--kubeconfig', cluster!.kubeconfigPath, ...args], {
+          input: yaml,
+          encoding: 'utf8',
+        });
+      expect(kubectl('apply', '-f', '-')).toMatch(/daemonset.apps\/bulwark-agent-ka created/);
+      // kwok plays the nodes: the DaemonSet's pods are placed on every one of them (taints tolerated).
+      await waitFor(
+        'DaemonSet scheduled on every node',
+        () => {
+          const ds = JSON.parse(
+            kubectl('get', 'daemonset', '-n', 'bulwark-system', 'bulwark-agent-ka', '-o', 'json'),
+          ) as {
+            status?: { desiredNumberScheduled?: number; currentNumberScheduled?: number };
+          };
+          const n = cluster!.nodeNames.length;
+          return ds.status?.desiredNumberScheduled === n && ds.status.currentNumberScheduled === n;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+      expect(() =>
+        execFileSync(process.execPath, [cli, 'agent', 'manifest', '--site', 'ka'], {
+          cwd: REPO_ROOT,
+          stdio: 'pipe',
+        }),
+      ).toThrow(/needs --image/);
+    });
   },
 );
