@@ -26,23 +26,6 @@ const input = (dir: string) => ({
 });
 
 describe('renderConfig', () => {
-  it('ships the log ring to a Unix socket when told to, and haproxy accepts it', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-unix-'));
-    const cfg = renderConfig({
-      ...input(dir),
-      syslog: { host: '127.0.0.1', port: 0, transport: 'unix' as const, path: path.join(dir, 'log.sock') },
-    });
-    expect(cfg.cfg).toContain(`  server receiver unix@${path.join(dir, 'log.sock')}`);
-    expect(cfg.cfg).toMatch(/log ring@\S+ len 4096/);
-    writeFileSync(path.join(dir, 'haproxy.cfg'), cfg.cfg);
-    for (const [f, text] of Object.entries(cfg.files)) writeFileSync(path.join(dir, f), text);
-    execFileSync('haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')]);
-    expect(() =>
-      renderConfig({ ...input(dir), syslog: { host: '127.0.0.1', port: 0, transport: 'unix' as const } }),
-    ).toThrow(/needs a path/);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   it('bounds the wait for a response per backend, and rejects a nonsense timeout', () => {
     const cfg = renderConfig(input('/tmp')).cfg;
     const web = cfg.slice(cfg.indexOf('backend web.shop.acme'), cfg.indexOf('backend api.shop.acme'));

@@ -62,7 +62,7 @@ export interface RenderInput {
    * through an HAProxy ring buffer whose forwarder writes lines in batches;
    * `udp` sends one datagram per request.
    */
-  syslog?: { host: string; port: number; transport?: 'tcp' | 'udp' | 'unix'; path?: string };
+  syslog?: { host: string; port: number; transport?: 'tcp' | 'udp' };
   /** Absolute directory where the map files will live (referenced from the cfg). */
   mapDir: string;
   options?: RenderOptions;
@@ -165,7 +165,7 @@ export function renderConfig(input: RenderInput): RenderedConfig {
 
   const L: string[] = [];
   L.push('# Rendered by Bulwark; do not edit (overwritten on every structural change).');
-  const tcpLogs = input.syslog && (input.syslog.transport ?? 'tcp') !== 'udp';
+  const tcpLogs = input.syslog && (input.syslog.transport ?? 'tcp') === 'tcp';
   if (input.syslog && tcpLogs) {
     // Request threads only copy the line into this memory ring; one forwarder
     // writes many lines per syscall, and a slow or restarting receiver costs
@@ -177,10 +177,7 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     L.push('  size 4194304');
     L.push('  timeout connect 2s');
     L.push('  timeout server 30s');
-    if (input.syslog.transport === 'unix') {
-      if (!input.syslog.path) throw new Error("syslog transport 'unix' needs a path");
-      L.push(`  server receiver unix@${input.syslog.path}`);
-    } else L.push(`  server receiver ${addr(input.syslog.host, input.syslog.port)}`);
+    L.push(`  server receiver ${addr(input.syslog.host, input.syslog.port)}`);
     L.push('');
   }
   L.push('global');

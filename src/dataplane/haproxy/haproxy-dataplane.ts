@@ -8,7 +8,7 @@
  * lost in a crash or a reload is corrected by the next sync.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type {
@@ -54,11 +54,8 @@ export interface HaproxyDataPlaneOptions {
   autoInstall?: boolean;
   /** Per-request log lines through the syslog receiver. @default true */
   requestLogs?: boolean;
-  /**
-   * How HAProxy ships log lines to the receiver (see syslog.ts). @default 'unix' (a socket in
-   * workDir; 'tcp' on loopback when that path is too long for a Unix socket)
-   */
-  logTransport?: 'tcp' | 'udp' | 'unix';
+  /** How HAProxy ships log lines to the receiver (see syslog.ts). @default 'tcp' */
+  logTransport?: 'tcp' | 'udp';
   /** How long the TCP log receiver lets lines collect between small reads (see syslog.ts). @default 10 */
   logReadBatchMs?: number;
   /** Extra rendering options (timeouts, retries, trace headers). */
@@ -167,13 +164,8 @@ export class HaproxyDataPlane implements DataPlane {
     const dp = new HaproxyDataPlane(opts);
     dp.loadLastRouting();
     if (opts.requestLogs ?? true) {
-      mkdirSync(opts.workDir, { recursive: true });
-      const logSocket = path.join(opts.workDir, 'log.sock');
-      // A Unix socket in the work dir unless its path is too long for one (then loopback TCP).
-      const transport = opts.logTransport ?? (Buffer.byteLength(logSocket) <= 100 ? 'unix' : 'tcp');
       dp.syslog = await SyslogReceiver.create({
-        transport,
-        ...(transport === 'unix' ? { path: logSocket } : {}),
+        transport: opts.logTransport ?? 'tcp',
         readBatchMs: opts.logReadBatchMs,
       });
       dp.syslog.onMessage((m) => dp.onLogMessage(m));
@@ -249,12 +241,7 @@ export class HaproxyDataPlane implements DataPlane {
       backends: [...this.desired.values()].map((b) => ({ ...structureOf(b), servers: b.servers })),
       statsSocketPath: path.join(path.resolve(this.opts.workDir), 'stats.sock'),
       syslog: this.syslog
-        ? {
-            host: this.syslog.host,
-            port: this.syslog.port,
-            transport: this.syslog.transport,
-            ...(this.syslog.path ? { path: this.syslog.path } : {}),
-          }
+        ? { host: this.syslog.host, port: this.syslog.port, transport: this.syslog.transport }
         : undefined,
       mapDir,
       options: { ...this.opts.render, maxConn: this.maxConn, requestLogs: this.opts.requestLogs ?? true },

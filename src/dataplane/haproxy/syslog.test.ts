@@ -1,8 +1,5 @@
 import dgram from 'node:dgram';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SyslogReceiver } from './syslog.ts';
 import { waitFor } from '../../util/time.ts';
@@ -28,30 +25,6 @@ describe('SyslogReceiver', () => {
     await waitFor('frames', () => got.length === 4, { timeoutMs: 2000 });
     c.destroy();
     expect(got).toEqual(['bwlog1 first', 'bwlog1 second', 'bwlog1 3', 'bwlog1 raw']);
-  });
-
-  it('takes the stream on a Unix socket, replacing a stale socket file and removing it on close', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bw-syslog-'));
-    const sock = path.join(dir, 'log.sock');
-    fs.writeFileSync(sock, 'left by a killed process');
-    receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
-    const got: string[] = [];
-    receiver.onMessage((m) => got.push(m));
-    const c = net.connect(sock);
-    await new Promise((r) => c.once('connect', r));
-    c.write('bwlog1 one\n8 bwlog1 2');
-    await waitFor('frames', () => got.length === 2, { timeoutMs: 2000 });
-    c.destroy();
-    expect(got).toEqual(['bwlog1 one', 'bwlog1 2']);
-    expect(receiver.status()).toMatchObject({ transport: 'unix', path: sock, frames: 2 });
-    await receiver.close();
-    receiver = undefined;
-    expect(fs.existsSync(sock)).toBe(false);
-    await expect(
-      SyslogReceiver.create({ transport: 'unix', path: path.join(dir, 'x'.repeat(120)) }),
-    ).rejects.toThrow(/too long for a Unix socket/);
-    await expect(SyslogReceiver.create({ transport: 'unix' })).rejects.toThrow(/needs a socket path/);
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('receives UDP datagrams', async () => {

@@ -1,11 +1,8 @@
 /**
- * Syslog receiver for HAProxy's logs: a Unix stream socket, TCP on loopback,
- * or UDP.
+ * Syslog receiver on loopback for HAProxy's logs, over TCP (default) or UDP.
  *
- * The stream transports are fed by HAProxy's ring forwarder: many lines per
- * read, newline or RFC 6587 octet-counting framed. A Unix socket (the data
- * plane's default: HAProxy and the control plane share the host) skips the
- * loopback TCP/IP path on both sides of every forwarder write. UDP gets one datagram per line; Node pays a
+ * TCP is fed by HAProxy's ring forwarder: many lines per read, newline or
+ * RFC 6587 octet-counting framed. UDP gets one datagram per line; Node pays a
  * callback and a buffer per datagram (measured ~16 us per line), which on a
  * 2-core machine competes with HAProxy itself, hence TCP by default.
  *
@@ -16,7 +13,6 @@
  * machinery, a 'data' event) was as large as parsing the lines.
  */
 import dgram from 'node:dgram';
-import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { parseSyslogFrame } from './log-parser.ts';
 
@@ -26,9 +22,7 @@ export interface SyslogReceiverOptions {
   /** 0 = pick a free port. @default 0 */
   port?: number;
   /** @default 'tcp' */
-  transport?: 'tcp' | 'udp' | 'unix';
-  /** Socket path for the 'unix' transport (a stale file there is removed). */
-  path?: string;
+  transport?: 'tcp' | 'udp';
   /** Kernel receive buffer for UDP. @default 4 MiB */
   recvBufferBytes?: number;
   /** Longest accepted frame; longer input closes the connection. @default 65536 */
@@ -49,8 +43,7 @@ const BATCH_READ_BYTES = 32 * 1024;
 export interface SyslogReceiverStatus {
   host: string;
   port: number;
-  transport: 'tcp' | 'udp' | 'unix';
-  path?: string;
+  transport: 'tcp' | 'udp';
   frames: number;
   unparsable: number;
   connections: number;
@@ -58,9 +51,7 @@ export interface SyslogReceiverStatus {
 
 export class SyslogReceiver {
   readonly host: string;
-  readonly transport: 'tcp' | 'udp' | 'unix';
-  /** The Unix socket path ('unix' transport). */
-  path: string | undefined;
+  readonly transport: 'tcp' | 'udp';
   private udp: dgram.Socket | undefined;
   private tcp: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
@@ -73,7 +64,7 @@ export class SyslogReceiver {
   /** The TCP data being drained has bytes >= 0x80 (some line needs UTF-8 decoding). */
   private highBytes = false;
 
-  constructor(host: string, transport: 'tcp' | 'udp' | 'unix', maxFrameBytes: number, readBatchMs = 10) {
+  constructor(host: string, transport: 'tcp' | 'udp', maxFrameBytes: number, readBatchMs = 10) {
     this.host = host;
     this.transport = transport;
     this.maxFrameBytes = maxFrameBytes;
@@ -109,26 +100,15 @@ export class SyslogReceiver {
       // highWaterMark 1: a paused socket stops reading from the kernel after
       // one more read instead of buffering up to 64 KiB in Node (see readBatchMs).
       const server = net.createServer({ highWaterMark: 1 }, (s) => r.onConnection(s));
-      if (r.transport === 'unix') {
-        if (!opts.path) throw new Error("the 'unix' log transport needs a socket path");
-        // sun_path holds 107 bytes: say so instead of failing with EINVAL.
-        if (Buffer.byteLength(opts.path) > 100)
-          throw new Error(`log socket path is too long for a Unix socket (max 100 bytes): ${opts.path}`);
-        // A socket file left by a killed process would make listen() fail with EADDRINUSE.
-        rmSync(opts.path, { force: true });
-        r.path = opts.path;
-      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        const done = (): void => {
+        server.listen(opts.port ?? 0, host, () => {
           server.off('error', reject);
           resolve();
-        };
-        if (r.path) server.listen(r.path, done);
-        else server.listen(opts.port ?? 0, host, done);
+        });
       });
       r.tcp = server;
-      r.boundPort = r.path ? 0 : (server.address() as net.AddressInfo).port;
+      r.boundPort = (server.address() as net.AddressInfo).port;
     }
     return r;
   }
@@ -142,7 +122,6 @@ export class SyslogReceiver {
       host: this.host,
       port: this.boundPort,
       transport: this.transport,
-      ...(this.path ? { path: this.path } : {}),
       frames: this.frames,
       unparsable: this.unparsable,
       connections: this.sockets.size,
@@ -251,6 +230,5 @@ export class SyslogReceiver {
       for (const s of this.sockets) s.destroy();
       await new Promise<void>((r) => this.tcp?.close(() => r()));
     }
-    if (this.path) rmSync(this.path, { force: true });
   }
 }
