@@ -75,6 +75,7 @@ async function wrk(url: string, opts: { delayMs?: number; durationS: number }): 
 }
 
 const r2 = (n: number): number => Math.round(n * 100) / 100;
+const signed = (n: number): string => (n > 0 ? `+${n}` : String(n));
 
 function procUsage(pid: number | undefined): { cpuS: number; rssBytes: number } | undefined {
   if (!pid) return undefined;
@@ -258,17 +259,17 @@ async function main(): Promise<void> {
     );
     console.log('| --- | --- | --- | --- | --- |');
     console.log(
-      `| max throughput (req/s) | ${t.max.offRps} | ${t.max.onRps} | ${-t.max.lossPct}% | >= -2% |`,
+      `| max throughput (req/s) | ${t.max.offRps} | ${t.max.onRps} | ${signed(-t.max.lossPct)}% | >= -2% |`,
     );
     console.log(
-      `| machine CPU per request at max (us, steal excluded) | ${t.max.hostCpuUsPerReqOff} | ${t.max.hostCpuUsPerReqOn} | +${t.max.cpuPerReqIncreasePct}% | |`,
+      `| machine CPU per request at max (us, steal excluded) | ${t.max.hostCpuUsPerReqOff} | ${t.max.hostCpuUsPerReqOn} | ${signed(t.max.cpuPerReqIncreasePct)}% | |`,
     );
     console.log(
       `| fixed rate (req/s, target ${t.fixedRateTargetRps}) | ${t.fixed.offRps} | ${t.fixed.onRps} | | |`,
     );
     console.log(`| p50 at fixed rate (ms) | ${t.fixed.offP50Ms} | ${t.fixed.onP50Ms} | | |`);
     console.log(
-      `| p99 at fixed rate (ms) | ${t.fixed.offP99Ms} | ${t.fixed.onP99Ms} | ${t.fixed.p99IncreasePct}% | <= +5% |`,
+      `| p99 at fixed rate (ms) | ${t.fixed.offP99Ms} | ${t.fixed.onP99Ms} | ${signed(t.fixed.p99IncreasePct)}% | <= +5% |`,
     );
     console.log(
       `| machine CPU per request at fixed rate (us) | ${t.fixed.hostCpuUsPerReqOff} | ${t.fixed.hostCpuUsPerReqOn} | | |`,
