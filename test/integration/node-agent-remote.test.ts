@@ -23,6 +23,7 @@ import type { RemoteAgentStatus } from '../../src/observability/agent/remote-age
 import type { Topology } from '../../src/observability/topology/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
+import { removeBankDemo, waitBankReady } from '../support/bank.ts';
 import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
 
 const cap = await checkAgentCapability();
@@ -51,14 +52,7 @@ describe.skipIf(why !== undefined)(`bulwark agent on another node (${why ?? 'roo
       true,
     );
     expect(applied.status, JSON.stringify(applied.body)).toBe(200);
-    await waitFor(
-      '8 demo instances ready',
-      async () => (await instances()).filter((i) => i.ready).length === 8,
-      {
-        timeoutMs: 120_000,
-        intervalMs: 500,
-      },
-    );
+    await waitBankReady(cp);
     agent = spawn(
       process.execPath,
       [path.join(REPO_ROOT, 'src/cli/main.ts'), 'agent', '--site', 'local', '--node', NODE],
@@ -89,12 +83,7 @@ describe.skipIf(why !== undefined)(`bulwark agent on another node (${why ?? 'roo
       if (agent.exitCode === null) agent.kill('SIGKILL');
     }
     if (!cp) return;
-    for (const app of ['gateway', 'accounts', 'payments', 'ledger']) {
-      await cp.api('DELETE', `/api/v1/projects/bank/apps/${app}`).catch(() => undefined);
-    }
-    await waitFor('instances gone', async () => (await instances()).length === 0, {
-      timeoutMs: 30_000,
-    }).catch(() => undefined);
+    await removeBankDemo(cp);
     await cp.kill('SIGTERM');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);

@@ -28,6 +28,7 @@ import type { ProfileRecord } from '../../src/observability/profile.ts';
 import type { Topology } from '../../src/observability/topology/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
+import { removeBankDemo, waitBankReady } from '../support/bank.ts';
 import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
 import { httpRequest } from '../support/http.ts';
 
@@ -83,14 +84,7 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
     cp = await startControlPlane({ dataDir });
     const applied = await cp.api('POST', '/api/v1/apply', manifest(), true);
     expect(applied.status, JSON.stringify(applied.body)).toBe(200);
-    await waitFor(
-      '8 demo instances ready',
-      async () => (await instances()).filter((i) => i.ready).length === 8,
-      {
-        timeoutMs: 120_000,
-        intervalMs: 500,
-      },
-    );
+    await waitBankReady(cp);
     await waitFor(
       'eBPF agent running',
       async () => {
@@ -112,12 +106,7 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
 
   afterAll(async () => {
     if (!cp) return;
-    for (const app of ['gateway', 'accounts', 'payments', 'ledger']) {
-      await cp.api('DELETE', `/api/v1/projects/bank/apps/${app}`).catch(() => undefined);
-    }
-    await waitFor('instances gone', async () => (await instances()).length === 0, {
-      timeoutMs: 30_000,
-    }).catch(() => undefined);
+    await removeBankDemo(cp);
     await cp.kill('SIGTERM');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);

@@ -52,6 +52,25 @@ interface Entry {
 /** Reads of a namespace without the socket before its entry is forgotten (its close was lost). */
 const MISSING_LIMIT = 3;
 
+/** What a socket carried since its last read. Counters only grow: smaller ones are a new socket on a reused 4-tuple. */
+function since(
+  prev: Entry | undefined,
+  s: { sent: number; received: number },
+): { sent: number; received: number } {
+  const grew = prev && s.sent >= prev.sent && s.received >= prev.received;
+  return grew ? { sent: s.sent - prev.sent, received: s.received - prev.received } : s;
+}
+
+function deltaOf(
+  s: SocketId & { rttUs?: number | undefined },
+  localIsClient: boolean | undefined,
+  sent: number,
+  received: number,
+): SocketDelta {
+  const { netns, local, localPort, remote, remotePort } = s;
+  return { netns, local, localPort, remote, remotePort, localIsClient, sent, received, rttUs: s.rttUs };
+}
+
 const keyOf = (s: SocketId): string => `${s.netns}|${s.local}:${s.localPort}|${s.remote}:${s.remotePort}`;
 
 export class SocketLedger {
@@ -86,10 +105,7 @@ export class SocketLedger {
       this.#last.set(k, { sent: s.sent, received: s.received, missing: 0 });
       keys.add(k);
       if (opts.baseline) continue;
-      // Counters only grow; a smaller one is a new socket on a reused 4-tuple.
-      const grew = prev && s.sent >= prev.sent && s.received >= prev.received;
-      const sent = grew ? s.sent - prev.sent : s.sent;
-      const received = grew ? s.received - prev.received : s.received;
+      const { sent, received } = since(prev, s);
       if (sent === 0 && received === 0) continue;
       const listens = (ip: string, port: number): boolean =>
         listening.has(`${ip}:${port}`) || listening.has(`0.0.0.0:${port}`);
@@ -100,17 +116,7 @@ export class SocketLedger {
         : listens(s.remote, s.remotePort)
           ? true
           : undefined;
-      out.push({
-        netns,
-        local: s.local,
-        localPort: s.localPort,
-        remote: s.remote,
-        remotePort: s.remotePort,
-        localIsClient,
-        sent,
-        received,
-        rttUs: s.rttUs,
-      });
+      out.push(deltaOf({ ...s, netns }, localIsClient, sent, received));
     }
     for (const k of keys) {
       if (seen.has(k)) continue;
@@ -129,21 +135,9 @@ export class SocketLedger {
     const prev = this.#last.get(k);
     this.#last.delete(k);
     this.#byNetns.get(s.netns)?.delete(k);
-    const grew = prev && s.sent >= prev.sent && s.received >= prev.received;
-    const sent = grew ? s.sent - prev.sent : s.sent;
-    const received = grew ? s.received - prev.received : s.received;
+    const { sent, received } = since(prev, s);
     if (sent === 0 && received === 0 && s.rttUs === undefined) return undefined;
-    return {
-      netns: s.netns,
-      local: s.local,
-      localPort: s.localPort,
-      remote: s.remote,
-      remotePort: s.remotePort,
-      localIsClient,
-      sent,
-      received,
-      rttUs: s.rttUs,
-    };
+    return deltaOf(s, localIsClient, sent, received);
   }
 
   /** Forget a namespace that no longer exists (its instance is gone). */
