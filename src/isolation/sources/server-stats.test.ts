@@ -123,13 +123,15 @@ describe('request log + server stats sources with a real HAProxy', () => {
     // Before HAProxy's own checks mark it down (fall 2 x inter 1 s), round robin still picks it.
     for (let i = 0; i < 10; i++) results.push(await request(url));
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
-    await waitFor('connect-refused attempts', () => faults(sink, 'deadc') >= 3, { timeoutMs: 3000 });
-    expect(
-      sink
-        .of('deadc', 'request')
-        .filter((s) => s.outcome !== 'ok')
-        .every((s) => s.outcome === 'connect-refused'),
-    ).toBe(true);
+    await waitFor('failed attempts', () => faults(sink, 'deadc') >= 3, { timeoutMs: 3000 });
+    // New connections to the dead server are refused (connect-refused). A request HAProxy put on an
+    // idle keep-alive connection before it saw that connection close fails after being sent and is
+    // retried as a layer-7 retry, which the server counters cannot tell from a retried 5xx (CI saw
+    // one). Either way every failed attempt is the dead server's, none the good one's.
+    const failed = sink.of('deadc', 'request').filter((s) => s.outcome !== 'ok');
+    expect(failed.map((s) => s.outcome).filter((o) => o !== 'connect-refused' && o !== 'http-5xx')).toEqual(
+      [],
+    );
     expect(faults(sink, 'goodc')).toBe(0);
   });
 
