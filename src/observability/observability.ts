@@ -6,13 +6,13 @@
  */
 import path from 'node:path';
 import type { DataPlane } from '../dataplane/dataplane.ts';
-import type { RuntimeDriver } from '../runtime/driver.ts';
+import type { InstanceStatus, RuntimeDriver } from '../runtime/driver.ts';
 import type { Topology } from './topology/types.ts';
 import type { ObservabilityApi } from './api.ts';
 import { ObservabilityNotFoundError } from './api.ts';
 import type { Inventory } from './agent/attribution.ts';
-import { NodeAgent, type AgentInterval } from './agent/node-agent.ts';
-import { RemoteAgents, type RemoteAgentStatus } from './agent/remote-agents.ts';
+import { NodeAgent } from './agent/node-agent.ts';
+import { RemoteAgents } from './agent/remote-agents.ts';
 import type { AgentReport } from './agent/report.ts';
 import { diagnoseApp } from './diagnose/collect.ts';
 import { createObservabilityMetrics, type ObservabilityMetrics } from './metrics.ts';
@@ -60,7 +60,8 @@ export class Observability {
   readonly remoteAgents = new RemoteAgents();
   /** Topologies of the other sites, made when their first node agent reports. */
   readonly #siteTopologies = new Map<string, TopologyService>();
-  readonly #topologyListeners = new Set<(t: Topology, site: string) => void>();
+  /** Topology listeners and their subscriptions, so a site topology made later is unsubscribed too. */
+  readonly #topologyListeners = new Map<(t: Topology, site: string) => void, (() => void)[]>();
   #started = false;
 
   private constructor(o: ObservabilityOptions) {
@@ -73,11 +74,7 @@ export class Observability {
     };
     const inventory = (): Inventory => ({
       instances: o.driver.list().map((i) => ({
-        id: i.id,
-        project: i.project,
-        app: i.app,
-        ip: i.ip,
-        ports: i.ports,
+        ...inventoryInstance(i),
         ...(i.pid !== undefined ? { pid: i.pid } : {}),
       })),
       gatewayBinds: o.gatewayBinds,
@@ -178,13 +175,7 @@ export class Observability {
     }
     const other = this.#otherSite(site);
     return {
-      instances: other.driver.list().map((i) => ({
-        id: i.id,
-        project: i.project,
-        app: i.app,
-        ip: i.ip,
-        ports: i.ports,
-      })),
+      instances: other.driver.list().map(inventoryInstance),
       gatewayBinds: [],
       gatewayNodeId: `external:${site}-services`,
     };
@@ -226,7 +217,7 @@ export class Observability {
       gateway: { nodeId: `external:${site}-services`, label: `Kubernetes Services of ${site}` },
       onError: (err) => this.#o.onError?.('topology', err),
     });
-    for (const l of this.#topologyListeners) t.onChange((topo) => l(topo, site));
+    for (const [l, unsubs] of this.#topologyListeners) unsubs.push(t.onChange((topo) => l(topo, site)));
     this.#siteTopologies.set(site, t);
     if (this.#started) t.start();
     return t;
@@ -251,14 +242,14 @@ export class Observability {
         }),
       history: (q) => this.#topologyOf(q.site ?? this.site).history(q.minutes),
       onTopology: (l) => {
-        this.#topologyListeners.add(l);
         const unsubs = [
           this.topology.onChange((t) => l(t, this.site)),
           ...[...this.#siteTopologies].map(([name, t]) => t.onChange((topo) => l(topo, name))),
         ];
+        this.#topologyListeners.set(l, unsubs);
         return () => {
+          for (const u of this.#topologyListeners.get(l) ?? []) u();
           this.#topologyListeners.delete(l);
-          for (const u of unsubs) u();
         };
       },
       agentInventory: (name) => this.agentInventory(name),
@@ -314,4 +305,7 @@ function appsOf(driver: Pick<RuntimeDriver, 'list'>): { project: string; app: st
   return [...seen.values()];
 }
 
-export type { AgentInterval, RemoteAgentStatus };
+/** An instance as an agent's inventory holds it (without the pid: only this host's agent may use it). */
+function inventoryInstance(i: InstanceStatus): Inventory['instances'][number] {
+  return { id: i.id, project: i.project, app: i.app, ip: i.ip, ports: i.ports };
+}
