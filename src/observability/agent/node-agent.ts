@@ -220,10 +220,6 @@ export class NodeAgent {
     });
   }
 
-  #resolver(): EndpointResolver {
-    return new EndpointResolver(this.#opts.inventory());
-  }
-
   #enqueue(work: () => Promise<void>): void {
     this.#queued++;
     this.#queue = this.#queue
@@ -268,24 +264,23 @@ export class NodeAgent {
   }
 
   async #read(pid?: number): Promise<NamespaceSockets | undefined> {
-    const reads = this.#status.socketReads ?? NO_READS;
     const t0 = performance.now();
+    let table: NamespaceSockets | undefined;
+    let error: string | undefined;
     try {
-      const table = await readTcpInfo(pid);
-      const r = this.#status.socketReads ?? NO_READS;
-      this.#status = {
-        ...this.#status,
-        socketReads: { ...r, total: r.total + 1, totalMs: r.totalMs + (performance.now() - t0) },
-      };
-      return table;
+      table = await readTcpInfo(pid);
     } catch (err) {
       // A namespace whose process just exited is not an error worth more than a count.
-      this.#status = {
-        ...this.#status,
-        socketReads: { ...reads, failures: reads.failures + 1, lastError: (err as Error).message },
-      };
-      return undefined;
+      error = (err as Error).message;
     }
+    const r = this.#status.socketReads ?? NO_READS;
+    this.#status = {
+      ...this.#status,
+      socketReads: table
+        ? { ...r, total: r.total + 1, totalMs: r.totalMs + (performance.now() - t0) }
+        : { ...r, failures: r.failures + 1, lastError: error },
+    };
+    return table;
   }
 
   /**
@@ -384,9 +379,11 @@ export class NodeAgent {
   }
 
   async #interval(raw: RawInterval, readLive: boolean): Promise<void> {
-    const inv = this.#opts.inventory();
+    // The host's addresses once per interval, for the resolver and the byte-counting rule alike.
+    const base = this.#opts.inventory();
+    const inv = { ...base, hostIps: base.hostIps ?? localAddresses() };
     const resolver = new EndpointResolver(inv);
-    const hostIps = new Set(inv.hostIps ?? localAddresses());
+    const hostIps = new Set(inv.hostIps);
     const instanceIps = new Set(inv.instances.map((i) => i.ip));
     const place: Placer = (inHostNs, ip) => {
       if (ip.startsWith('127.')) return 'same';
