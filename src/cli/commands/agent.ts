@@ -8,15 +8,14 @@
 import os from 'node:os';
 import { renderAgentManifest } from '../../observability/agent/kubernetes-manifest.ts';
 import { RemoteAgent } from '../../observability/agent/remote-agent.ts';
+import { AGENT_NAME } from '../../observability/agent/report.ts';
 import type { ApiClient } from '../client.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import type { Io } from './resources.ts';
 
-const NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
-
 function checkName(flag: string, v: string | undefined, fix: string): string {
   if (!v) throw new CliError(`agent needs --${flag} (${fix})`, EXIT.usage);
-  if (!NAME.test(v)) {
+  if (!AGENT_NAME.test(v)) {
     throw new CliError(`--${flag} ${v}: use lowercase letters, digits, dots and dashes (${fix})`, EXIT.usage);
   }
   return v;

@@ -43,7 +43,8 @@ export class AgentReportError extends Error {
 }
 
 export const MAX_REPORT_FLOWS = 20_000;
-const NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+/** Site and node names in reports (and on the agent's command line): DNS-style, at most 253. */
+export const AGENT_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const STATES: readonly AgentState[] = ['stopped', 'starting', 'running', 'unavailable', 'failed'];
 const COUNTERS = [
@@ -76,13 +77,13 @@ export function validateAgentReport(body: unknown): AgentReport {
     ]);
   const known = new Set(['site', 'node', 'status', 'interval']);
   for (const k of Object.keys(body)) if (!known.has(k)) bad(k, 'unknown field', 'remove it');
-  if (typeof body.site !== 'string' || !NAME.test(body.site))
+  if (typeof body.site !== 'string' || !AGENT_NAME.test(body.site))
     bad(
       'site',
       'must be a site name (lowercase letters, digits, dots, dashes)',
       'pass --site <name> to the agent',
     );
-  if (typeof body.node !== 'string' || !NAME.test(body.node))
+  if (typeof body.node !== 'string' || !AGENT_NAME.test(body.node))
     bad(
       'node',
       'must be a node name (lowercase letters, digits, dots, dashes; at most 253)',
