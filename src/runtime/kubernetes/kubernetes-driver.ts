@@ -577,9 +577,9 @@ export class KubernetesDriver implements RuntimeDriver {
         live !== undefined &&
         live.metadata.labels?.[LABEL.pool] === POOL.serving &&
         w.kind === 'Deployment' &&
-        rest.length > 0
-          ? await this.applyPod(live, { id, pool: POOL.serving, deletionCost: REMOVE_COST }).then(() => true)
-          : false;
+        rest.length > 0;
+      if (live && byController)
+        await this.applyPod(live, { id, pool: POOL.serving, deletionCost: REMOVE_COST });
       // Otherwise out of the Service and the controller first, so no traffic reaches it while
       // it stops and the controller cannot pick another pod to delete when replicas go down.
       if (live && !byController) await this.applyPod(live, { id, pool: POOL.removing });
