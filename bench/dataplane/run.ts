@@ -9,9 +9,21 @@
  * in alternating rounds; prints medians, the bulwark/minimal ratios, a markdown
  * table, and as the last stdout line a one-line JSON summary.
  *
- *   node bench/dataplane/run.ts [--quick]
+ * Two CPU layouts on this 2-core machine (see README.md, "CPU layouts"):
+ *   pinned - the proxies and this process (which hosts Bulwark's log receiver,
+ *            part of its data plane) on CPU 1, wrk and the instances on CPU 0:
+ *            a gateway with a core of its own, the way it is deployed; the
+ *            issue's targets are read here.
+ *   shared - nothing pinned: wrk, the instances, the proxies and the receiver
+ *            compete for both cores, so the figures measure CPU per request
+ *            of the whole box more than the proxy.
+ * Every HAProxy is started under its layout's affinity, so both proxies get
+ * the same thread count (HAProxy starts one thread per CPU it may run on).
+ *
+ *   node bench/dataplane/run.ts [--quick] [--layout pinned|shared|both]
+ *   (default: both for a full run, pinned for --quick)
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +35,25 @@ import { sleep, waitFor } from '../../src/util/time.ts';
 
 const execFileP = promisify(execFile);
 const quick = process.argv.includes('--quick');
+type Layout = 'pinned' | 'shared';
+const layoutArg = (() => {
+  const i = process.argv.indexOf('--layout');
+  const v = i >= 0 ? process.argv[i + 1] : quick ? 'pinned' : 'both';
+  if (v !== 'pinned' && v !== 'shared' && v !== 'both')
+    throw new Error(`--layout must be pinned, shared or both, got '${String(v)}'`);
+  return v;
+})();
+const LAYOUTS: Layout[] = layoutArg === 'both' ? ['pinned', 'shared'] : [layoutArg];
+/** The CPUs of this machine; the pinned layout needs two. */
+const CPUS = os.availableParallelism();
+let layout: Layout = 'pinned';
+/** [cmd, args] wrapped in `taskset -c <cpu>` in the pinned layout. */
+const onCpu = (cpu: number, cmd: string, args: string[]): [string, string[]] =>
+  layout === 'pinned' ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+/** Move a process (every thread of it) to `cpus` (a taskset list such as '1' or '0-1'). */
+const pin = (pid: number, cpus: string): void => {
+  execFileSync('taskset', ['-apc', cpus, String(pid)], { stdio: 'ignore' });
+};
 const ROUNDS = quick ? 2 : 5;
 const DURATION_S = quick ? 3 : 10;
 const CONNECTIONS = 32;
@@ -58,7 +89,9 @@ async function measured(pid: () => number | undefined, run: () => Promise<WrkRes
 async function wrk(url: string, connections: number, headers: string[] = []): Promise<WrkResult> {
   const args = ['-t', String(THREADS), '-c', String(connections), '-d', `${DURATION_S}s`, '--latency'];
   for (const h of headers) args.push('-H', h);
-  const { stdout } = await execFileP('wrk', [...args, url], { timeout: (DURATION_S + 30) * 1000 });
+  const { stdout } = await execFileP(...onCpu(0, 'wrk', [...args, url]), {
+    timeout: (DURATION_S + 30) * 1000,
+  });
   return parseWrk(stdout);
 }
 
@@ -105,7 +138,38 @@ async function startMinimalHaproxy(
   return { port, proc };
 }
 
-async function main(): Promise<void> {
+interface Summary {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  proxyCpuUsPerReq: number | null;
+  receiverCpuUsPerReq: number;
+}
+
+interface LayoutResult {
+  layout: Layout;
+  summary: Record<string, Summary>;
+  throughputRatio: number;
+  p99Ratio: number;
+  mediansRatio: { throughput: number; p99: number };
+  stealPctMedian: number;
+  logLines: number;
+  logDelayP50Ms: number;
+  logDelayP99Ms: number;
+}
+
+/** Aggregate /proc/stat cpu line: [total, steal] jiffies. */
+function machineTimes(): [number, number] {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return [f.reduce((a, b) => a + b, 0), f[7] ?? 0];
+}
+
+async function measureLayout(l: Layout): Promise<LayoutResult> {
+  layout = l;
+  // Children inherit this process's affinity: HAProxy (one thread per CPU it may use)
+  // and the log receiver (this process) get the data plane's core in the pinned layout.
+  pin(process.pid, l === 'pinned' ? '1' : `0-${CPUS - 1}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-'));
   const procs: ChildProcess[] = [];
   let dp: HaproxyDataPlane | undefined;
@@ -114,9 +178,14 @@ async function main(): Promise<void> {
     const a = await startBackend('i1');
     const b = await startBackend('i2');
     procs.push(a.proc, b.proc);
+    if (l === 'pinned') for (const p of [a.proc, b.proc]) pin(p.pid!, '0');
+    // Pinned: Bulwark's own placement option (`bulwark server --gateway-cpus 1`), which
+    // renders the same one thread on CPU 1 that the minimal HAProxy gets from its affinity.
+    const render = l === 'pinned' ? { render: { cpus: [1] } } : {};
     dp = await HaproxyDataPlane.create({
       workDir: path.join(dir, 'bulwark'),
       binds: [{ address: '127.0.0.1', port: await freePort() }],
+      ...render,
     });
     let logs = 0;
     // Delivery delay of request records (end of request in HAProxy -> listener
@@ -141,11 +210,16 @@ async function main(): Promise<void> {
       workDir: path.join(dir, 'bulwark-nolog'),
       binds: [{ address: '127.0.0.1', port: await freePort() }],
       requestLogs: false,
+      ...render,
     });
     await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
     await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
     const minimal = await startMinimalHaproxy(dir, [a.port, b.port]);
     procs.push(minimal.proc);
+    // The proxies started on CPU 1 (and stay there); the control plane's side of the data
+    // plane, the log receiver in this process, runs beside the instances like the rest of
+    // the control plane (BENCH_RECEIVER_CPU=1 keeps it on the proxies' core instead).
+    if (l === 'pinned') pin(process.pid, process.env.BENCH_RECEIVER_CPU ?? '0');
 
     const targets: Record<string, () => Promise<WrkResult>> = {
       direct: () =>
@@ -177,28 +251,24 @@ async function main(): Promise<void> {
       'bulwark-nolog': [],
       minimal: [],
     };
+    const steal: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       // Alternate the order so drift (thermal, neighbours) does not favour one target.
       const names = Object.keys(results);
       const order = r % 2 === 0 ? names : [...names].reverse();
       for (const name of order) {
+        const [t0, s0] = machineTimes();
         const res = await (targets[name] as () => Promise<WrkResult>)();
+        const [t1, s1] = machineTimes();
+        steal.push((100 * (s1 - s0)) / Math.max(1, t1 - t0));
         results[name]?.push(res);
         process.stderr.write(
-          `round ${r + 1}/${ROUNDS} ${name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms} ms p99 ${res.p99Ms} ms errors ${res.errors} proxy CPU ${res.proxyCpuUsPerReq?.toFixed(1)} us/req\n`,
+          `${l} round ${r + 1}/${ROUNDS} ${name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms} ms p99 ${res.p99Ms} ms errors ${res.errors} proxy CPU ${res.proxyCpuUsPerReq?.toFixed(1)} us/req, steal ${steal.at(-1)!.toFixed(0)} %\n`,
         );
         await sleep(500);
       }
     }
     await sleep(500);
-    interface Summary {
-      rps: number;
-      p50Ms: number;
-      p99Ms: number;
-      errors: number;
-      proxyCpuUsPerReq: number | null;
-      receiverCpuUsPerReq: number;
-    }
     const summary: Record<string, Summary> = {};
     const round1 = (x: number): number | null => (Number.isFinite(x) ? Number(x.toFixed(1)) : null);
     for (const [name, rs] of Object.entries(results)) {
@@ -211,29 +281,34 @@ async function main(): Promise<void> {
         receiverCpuUsPerReq: round1(median(rs.map((x) => x.receiverCpuUsPerReq ?? NaN))) ?? 0,
       };
     }
-    const zero: Summary = {
-      rps: 0,
-      p50Ms: 0,
-      p99Ms: 0,
-      errors: 0,
-      proxyCpuUsPerReq: 0,
-      receiverCpuUsPerReq: 0,
-    };
-    const bw = summary['bulwark'] ?? zero;
-    const mn = summary['minimal'] ?? zero;
+    const bw = summary['bulwark']!;
+    const mn = summary['minimal']!;
     // The median of per-round ratios: the two targets of one round run minutes apart at most and
     // share the machine's state (steal time on these VMs moves every target by +-30 % over minutes).
     const perRound = (k: 'rps' | 'p99Ms'): number =>
       median(results.bulwark!.map((x, i) => x[k] / results.minimal![i]![k]));
-    const throughputRatio = Number(perRound('rps').toFixed(3));
-    const p99Ratio = Number(perRound('p99Ms').toFixed(3));
-    const mediansRatio = {
-      throughput: Number((bw.rps / mn.rps).toFixed(3)),
-      p99: Number((bw.p99Ms / mn.p99Ms).toFixed(3)),
-    };
     const st = dp.status();
+    const sortedDelays = [...delays].sort((x, y) => x - y);
+    const out: LayoutResult = {
+      layout: l,
+      summary,
+      throughputRatio: Number(perRound('rps').toFixed(3)),
+      p99Ratio: Number(perRound('p99Ms').toFixed(3)),
+      mediansRatio: {
+        throughput: Number((bw.rps / mn.rps).toFixed(3)),
+        p99: Number((bw.p99Ms / mn.p99Ms).toFixed(3)),
+      },
+      stealPctMedian: Number(median(steal).toFixed(1)),
+      logLines: logs,
+      logDelayP50Ms: sortedDelays[Math.floor(sortedDelays.length * 0.5)] ?? NaN,
+      logDelayP99Ms: sortedDelays[Math.floor(sortedDelays.length * 0.99)] ?? NaN,
+    };
+    const where =
+      l === 'pinned'
+        ? 'proxies and the log receiver on CPU 1, wrk and the instances on CPU 0'
+        : `nothing pinned: ${CPUS} CPUs shared by wrk, the instances, the proxies and the receiver`;
     console.log(
-      `\nwrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} alternating rounds, medians; ${os.cpus().length} CPUs shared by wrk, HAProxy and the instances\n`,
+      `\n${l} layout (${where}); wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} alternating rounds, medians; steal median ${out.stealPctMedian} %\n`,
     );
     console.log(
       '| target | req/s | p50 ms | p99 ms | errors | HAProxy CPU us/req | log receiver CPU us/req |',
@@ -245,40 +320,64 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      `\nbulwark/minimal, median of per-round ratios: throughput ${throughputRatio} (target >= 0.90), p99 ${p99Ratio} (target <= 1.20); ratio of medians: ${mediansRatio.throughput} / ${mediansRatio.p99}`,
+      `\n${l}: bulwark/minimal, median of per-round ratios: throughput ${out.throughputRatio} (target >= 0.90), p99 ${out.p99Ratio} (target <= 1.20); ratio of medians: ${out.mediansRatio.throughput} / ${out.mediansRatio.p99}`,
     );
-    const sortedDelays = [...delays].sort((x, y) => x - y);
-    const delayP50Ms = sortedDelays[Math.floor(sortedDelays.length * 0.5)] ?? NaN;
-    const delayP99Ms = sortedDelays[Math.floor(sortedDelays.length * 0.99)] ?? NaN;
     console.log(
       `bulwark request log lines received: ${logs} (syslog frames ${st.syslog?.frames ?? 0}), reloads ${st.reloads}`,
     );
     console.log(
-      `request record delivery delay (HAProxy end of request -> listener, 1 in 64 sampled): p50 ${delayP50Ms} ms, p99 ${delayP99Ms} ms`,
+      `request record delivery delay (HAProxy end of request -> listener, 1 in 64 sampled): p50 ${out.logDelayP50Ms} ms, p99 ${out.logDelayP99Ms} ms`,
     );
-    console.log(
-      JSON.stringify({
-        bench: 'dataplane',
-        quick,
-        rounds: ROUNDS,
-        durationS: DURATION_S,
-        connections: CONNECTIONS,
-        ...Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v])),
-        throughputRatio,
-        p99Ratio,
-        mediansRatio,
-        pass: throughputRatio >= 0.9 && p99Ratio <= 1.2,
-        logLines: logs,
-        logDelayP50Ms: delayP50Ms,
-        logDelayP99Ms: delayP99Ms,
-      }),
-    );
+    return out;
   } finally {
     await dp?.close();
     await dpNoLog?.close();
     for (const p of procs) p.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  if (LAYOUTS.includes('pinned') && CPUS < 2)
+    throw new Error('the pinned layout needs 2 CPUs; use --layout shared');
+  const results: LayoutResult[] = [];
+  try {
+    for (const l of LAYOUTS) results.push(await measureLayout(l));
+  } finally {
+    pin(process.pid, `0-${CPUS - 1}`);
+  }
+  // The targets are read in the pinned layout when it ran (see the header comment).
+  const head = results[0]!;
+  console.log(
+    JSON.stringify({
+      bench: 'dataplane',
+      quick,
+      rounds: ROUNDS,
+      durationS: DURATION_S,
+      connections: CONNECTIONS,
+      layout: head.layout,
+      ...head.summary,
+      throughputRatio: head.throughputRatio,
+      p99Ratio: head.p99Ratio,
+      mediansRatio: head.mediansRatio,
+      pass: head.throughputRatio >= 0.9 && head.p99Ratio <= 1.2,
+      logLines: head.logLines,
+      logDelayP50Ms: head.logDelayP50Ms,
+      logDelayP99Ms: head.logDelayP99Ms,
+      stealPctMedian: head.stealPctMedian,
+      layouts: Object.fromEntries(
+        results.map((r) => [
+          r.layout,
+          {
+            throughputRatio: r.throughputRatio,
+            p99Ratio: r.p99Ratio,
+            mediansRatio: r.mediansRatio,
+            ...r.summary,
+          },
+        ]),
+      ),
+    }),
+  );
 }
 
 async function wrk2s(run: () => Promise<WrkResult>): Promise<void> {

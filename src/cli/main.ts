@@ -3,6 +3,7 @@
  * `bulwark` command line. Parses flags, resolves the server and token, runs
  * one command and exits with a meaningful code (see exit-codes.ts).
  */
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ApiClient } from './client.ts';
 import { cmdAgent, cmdAgentManifest } from './commands/agent.ts';
@@ -48,7 +49,8 @@ Usage:
   bulwark agent manifest --site SITE --image IMAGE [--namespace bulwark-system]
                  DaemonSet (+ Namespace, Secret) that runs the agent on every node of a cluster
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
-                 [--gateway-port 8080] [--unprivileged]
+                 [--gateway-port 8080] [--gateway-cpus 1,2] [--unprivileged]
+                 (--gateway-cpus: HAProxy pinned to those CPUs, one thread each, a core of its own)
                  [--otlp-endpoint URL] [--otlp-sample-ratio 1]   gateway spans to an OpenTelemetry collector
                  (OTLP/HTTP; env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _ENDPOINT / _HEADERS work too)
                  (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
@@ -69,6 +71,28 @@ function intFlag(name: string, v: string | undefined, def: number, min: number, 
     throw new CliError(`--${name} ${v}: must be an integer from ${min} to ${max}`, EXIT.usage);
   }
   return n;
+}
+
+/** `--gateway-cpus 1,2` or `2-3`: CPU numbers this machine has. */
+export function cpusFlag(v: string): number[] {
+  const fail = (why: string): never => {
+    throw new CliError(`--gateway-cpus ${v}: ${why}; give CPU numbers such as 1 or 1,2 or 2-3`, EXIT.usage);
+  };
+  const cpus: number[] = [];
+  for (const part of v.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) fail(`'${part}' is not a CPU number or range`);
+    const lo = Number(m![1]);
+    const hi = m![2] === undefined ? lo : Number(m![2]);
+    if (hi < lo) fail(`range '${part}' runs backwards`);
+    for (let c = lo; c <= hi; c++) cpus.push(c);
+  }
+  const have = os.availableParallelism();
+  const beyond = cpus.filter((c) => c >= have);
+  if (beyond.length > 0) fail(`this machine has CPUs 0-${have - 1}, not ${beyond.join(',')}`);
+  if (new Set(cpus).size !== cpus.length) fail('a CPU is listed twice');
+  if (cpus.length >= have) fail(`that is every CPU (${have}): leave at least one to the instances`);
+  return cpus;
 }
 
 /** `--otlp-endpoint` (a base URL or the full traces URL) over the OTEL_* environment. */
@@ -139,6 +163,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         'data-dir': { type: 'string' },
         'store-url': { type: 'string' },
         'gateway-port': { type: 'string' },
+        'gateway-cpus': { type: 'string' },
         unprivileged: { type: 'boolean' },
         'otlp-endpoint': { type: 'string' },
         'otlp-sample-ratio': { type: 'string' },
@@ -175,6 +200,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         ...(f['data-dir'] ? { dataDir: f['data-dir'] } : {}),
         ...(f['store-url'] ? { storeUrl: f['store-url'] } : {}),
         gatewayPort: intFlag('gateway-port', f['gateway-port'], 8080, 1, 65535),
+        ...(f['gateway-cpus'] !== undefined ? { gatewayCpus: cpusFlag(f['gateway-cpus']) } : {}),
         ...(f.unprivileged ? { privileged: false } : {}),
         ...(process.env.BULWARK_BOOTSTRAP_TOKEN
           ? { bootstrapToken: process.env.BULWARK_BOOTSTRAP_TOKEN }

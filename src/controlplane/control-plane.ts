@@ -48,6 +48,8 @@ export interface ControlPlaneOptions {
   siteName?: string;
   /** Port of the site's HTTP gateway (HAProxy). @default 8080 */
   gatewayPort?: number;
+  /** Pin the gateway's HAProxy to these CPUs, one thread each (see RenderOptions.cpus). */
+  gatewayCpus?: number[];
   /** Force network namespaces and cgroups on or off; default: on when running as root on Linux. */
   privileged?: boolean;
   /** First API token to register (automation); otherwise one is generated and printed once. */
@@ -142,6 +144,7 @@ export class ControlPlane {
       const dataplane = await HaproxyDataPlane.create({
         workDir: path.join(dataDir, 'sites', siteName, 'haproxy'),
         binds,
+        ...(opts.gatewayCpus ? { render: { cpus: opts.gatewayCpus } } : {}),
       });
       cleanups.unshift(() => dataplane.close());
       const sites = new Map<string, SiteHandle>();

@@ -51,6 +51,26 @@ describe('renderConfig', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('renders one thread per pinned CPU, and cpu-map only where HAProxy 2.6 applies it (two threads or more)', () => {
+    const one = renderConfig({ ...input('/x'), options: { cpus: [1] } }).cfg;
+    expect(one).toContain('  nbthread 1\n');
+    expect(one).not.toContain('cpu-map');
+    const two = renderConfig({ ...input('/x'), options: { cpus: [3, 2] } }).cfg;
+    expect(two).toContain('  nbthread 2\n  cpu-map auto:1/1-2 2 3\n');
+    expect(renderConfig(input('/x')).cfg).not.toMatch(/nbthread|cpu-map/);
+  });
+
+  it('rejects CPU lists that cannot be pinned, naming the option', () => {
+    for (const [cpus, msg] of [
+      [[], /cpus: give 1 to 64 CPU numbers/],
+      [[-1], /cpus: '-1' is not a CPU number/],
+      [[1.5], /cpus: '1.5' is not a CPU number/],
+      [[1, 1], /cpus: 1,1 lists a CPU twice/],
+    ] as const) {
+      expect(() => renderConfig({ ...input('/x'), options: { cpus: [...cpus] } })).toThrow(msg);
+    }
+  });
+
   it('maps names, aliases and path prefixes to backends', () => {
     const r = renderConfig(input('/x'));
     expect(r.files['hosts.map']).toBe(

@@ -51,6 +51,24 @@ export interface RenderOptions {
   requestLogs?: boolean;
   /** Generate X-Request-Id / traceparent when absent. @default true */
   traceHeaders?: boolean;
+  /**
+   * Pin HAProxy to these CPUs, one thread each (`nbthread` + `cpu-map`): a
+   * gateway with cores of its own does not queue behind the instances it
+   * fronts (bench/dataplane, "CPU layouts"). Absent: HAProxy's default, one
+   * thread per CPU it may run on, shared with everything else.
+   */
+  cpus?: number[];
+}
+
+/** The `cpus` option checked: distinct CPU numbers of this machine's range, at most 64 (HAProxy's thread limit). */
+export function assertCpus(cpus: readonly number[]): void {
+  if (cpus.length === 0 || cpus.length > 64)
+    throw new Error(`cpus: give 1 to 64 CPU numbers, got ${cpus.length}`);
+  for (const c of cpus) {
+    if (!Number.isInteger(c) || c < 0 || c > 4095)
+      throw new Error(`cpus: '${c}' is not a CPU number (an integer from 0, as in /proc/cpuinfo)`);
+  }
+  if (new Set(cpus).size !== cpus.length) throw new Error(`cpus: ${cpus.join(',')} lists a CPU twice`);
 }
 
 export interface RenderInput {
@@ -182,6 +200,14 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   }
   L.push('global');
   L.push(`  maxconn ${maxConn}`);
+  if (o.cpus) {
+    assertCpus(o.cpus);
+    const sorted = [...o.cpus].sort((a, b) => a - b);
+    L.push(`  nbthread ${sorted.length}`);
+    // auto: thread 1 on the lowest CPU, thread 2 on the next, ... HAProxy 2.6 ignores
+    // cpu-map with one thread: the process is started on its CPU (HaproxyProcessOptions.cpus).
+    if (sorted.length > 1) L.push(`  cpu-map auto:1/1-${sorted.length} ${sorted.join(' ')}`);
+  }
   L.push(`  stats socket ${input.statsSocketPath} mode 600 level admin expose-fd listeners`);
   L.push('  stats timeout 30s');
   // `format raw`: no syslog header to build per request (measured ~5 us of ~57 us
@@ -217,14 +243,15 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     assertAddress('bind address', b.address);
     L.push(`  bind ${addr(b.address, b.port)}`);
   }
-  L.push(`  http-request set-var(txn.host) req.hdr(host),field(1,:),lower`);
-  L.push(`  http-request set-var(txn.be) var(txn.host),map_str(${input.mapDir}/hosts.map)`);
+  // One variable, the map's answer: a variable's string is a malloc per request in 2.6,
+  // so the normalised Host itself is not kept (the 404 below recomputes it).
+  L.push(`  http-request set-var(txn.be) req.hdr(host),field(1,:),lower,map_str(${input.mapDir}/hosts.map)`);
   L.push(`  http-request set-var(txn.pfx) path,field(1,/,4) if !{ var(txn.be) -m found }`);
   L.push(
     `  http-request set-var(txn.be) var(txn.pfx),map_str(${input.mapDir}/paths.map) if !{ var(txn.be) -m found } { var(txn.pfx) -m found }`,
   );
   L.push(
-    `  http-request return status 404 content-type text/plain lf-string "bulwark: no service for host '%[var(txn.host)]' or path prefix '%[path,field(1,/,4)]' (route with Host: <workload>.<app>.<project> or path /<project>/<app>/<workload>/)\\n" if !{ var(txn.be) -m found }`,
+    `  http-request return status 404 content-type text/plain lf-string "bulwark: no service for host '%[req.hdr(host),field(1,:),lower]' or path prefix '%[path,field(1,/,4)]' (route with Host: <workload>.<app>.<project> or path /<project>/<app>/<workload>/)\\n" if !{ var(txn.be) -m found }`,
   );
   L.push(
     `  http-request set-header X-Forwarded-Prefix %[var(txn.pfx)] if { var(txn.pfx),map_str(${input.mapDir}/paths.map) -m found }`,

@@ -56,7 +56,7 @@ export interface HaproxyDataPlaneOptions {
   requestLogs?: boolean;
   /** How HAProxy ships log lines to the receiver (see syslog.ts). @default 'tcp' */
   logTransport?: 'tcp' | 'udp';
-  /** How long the TCP log receiver lets lines collect between small reads (see syslog.ts). @default 10 */
+  /** How long the TCP log receiver lets lines collect between small reads (see syslog.ts). @default 25 */
   logReadBatchMs?: number;
   /** Extra rendering options (timeouts, retries, trace headers). */
   render?: RenderOptions;
@@ -175,6 +175,7 @@ export class HaproxyDataPlane implements DataPlane {
         workDir: opts.workDir,
         binary,
         render: (mapDir) => dp.render(mapDir),
+        ...(opts.render?.cpus ? { cpus: opts.render.cpus } : {}),
         onRestarted: () => void dp.withLock(() => dp.reconcile()).catch(() => undefined),
       });
     } catch (err) {

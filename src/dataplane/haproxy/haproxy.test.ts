@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,41 @@ function alive(pid: number | undefined): boolean {
     return false;
   }
 }
+
+/** Cpus_allowed_list of every thread of a process. */
+function threadCpus(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map(
+    (tid) =>
+      /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? '?',
+  );
+}
+
+describe('HaproxyDataPlane pinned to a CPU (render.cpus)', () => {
+  it('runs master and worker on that CPU only, one worker thread, and keeps it over a reload', async () => {
+    const cpu = os.availableParallelism() - 1;
+    const dp = await HaproxyDataPlane.create({
+      workDir: newWorkDir(),
+      binds: [{ address: '127.0.0.1', port: await freePort() }],
+      render: { cpus: [cpu] },
+    });
+    try {
+      const check = () => {
+        const st = dp.status().process;
+        expect(threadCpus(st.masterPid!)).toEqual([String(cpu)]);
+        expect(threadCpus(st.workerPid!)).toEqual([String(cpu)]);
+      };
+      check();
+      const before = dp.status().process.workerPid;
+      // A structural change reloads: the new worker is forked by the pinned master.
+      const r = await dp.sync({ backends: [{ name: 'pin.test.acme', aliases: [], servers: [] }] });
+      expect(r.reloaded).toBe(true);
+      await waitFor('new worker', () => dp.status().process.workerPid !== before);
+      check();
+    } finally {
+      await dp.close();
+    }
+  });
+});
 
 describe('HaproxyDataPlane contract', () => {
   runDataPlaneContract({ newDataPlane });

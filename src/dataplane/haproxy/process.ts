@@ -99,6 +99,13 @@ export interface HaproxyProcessOptions {
   maxRestartsPerMinute?: number;
   /** How long to wait for a worker to answer on the stats socket. @default 10000 */
   readyTimeoutMs?: number;
+  /**
+   * Start HAProxy on these CPUs only (`taskset`): the master and every worker
+   * it forks. HAProxy 2.6 ignores `cpu-map` when it runs one thread, so the
+   * config's `nbthread`/`cpu-map` (RenderOptions.cpus) need this for one CPU;
+   * for several it also keeps the master off the instances' cores.
+   */
+  cpus?: readonly number[];
 }
 
 export class HaproxyProcess {
@@ -222,11 +229,12 @@ export class HaproxyProcess {
     this.state = 'starting';
     this.stopping = false;
     await fs.rm(this.statsSocketPath, { force: true });
-    const child = spawn(
-      this.binary,
-      ['-W', '-S', this.masterSocketPath, '-f', this.configPath, '-p', this.pidFile],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const args = ['-W', '-S', this.masterSocketPath, '-f', this.configPath, '-p', this.pidFile];
+    // taskset execs HAProxy in place: the child's pid is the master's.
+    const [cmd, argv] = this.opts.cpus
+      ? ['taskset', ['-c', this.opts.cpus.join(','), this.binary, ...args]]
+      : [this.binary, args];
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => {

@@ -1,0 +1,43 @@
+/**
+ * `bulwark server --gateway-cpus`: parsed into CPU numbers, and refused with a
+ * usage exit code and a message naming the flag and the fix before anything
+ * starts. Rendering and the pinning itself: src/dataplane/haproxy/config.test.ts.
+ */
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { EXIT } from './exit-codes.ts';
+import { cpusFlag, main } from './main.ts';
+
+async function run(args: string[]): Promise<{ code: number; err: string }> {
+  let err = '';
+  const code = await main(args, { out: () => undefined, err: (s) => (err += s) });
+  return { code, err };
+}
+
+const cpus = os.availableParallelism();
+
+describe('bulwark server --gateway-cpus', () => {
+  it.runIf(cpus >= 4)('reads single CPUs, lists and ranges', () => {
+    expect(cpusFlag('1')).toEqual([1]);
+    expect(cpusFlag('1,2')).toEqual([1, 2]);
+    expect(cpusFlag('1-2')).toEqual([1, 2]);
+  });
+
+  it('takes one CPU of this machine and leaves the rest to the instances', () => {
+    expect(cpusFlag(String(cpus - 1))).toEqual([cpus - 1]);
+    expect(() => cpusFlag(`0-${cpus - 1}`)).toThrow(/that is every CPU \(\d+\): leave at least one/);
+  });
+
+  it('refuses what is not a CPU of this machine, naming the flag and an example', async () => {
+    for (const [v, msg] of [
+      ['abc', /--gateway-cpus abc: 'abc' is not a CPU number or range; give CPU numbers such as 1/],
+      ['3-1', /range '3-1' runs backwards/],
+      [String(cpus + 7), new RegExp(`this machine has CPUs 0-${cpus - 1}, not ${cpus + 7}`)],
+      ['0,0', /a CPU is listed twice/],
+    ] as const) {
+      const r = await run(['server', '--gateway-cpus', v]);
+      expect(r.code, v).toBe(EXIT.usage);
+      expect(r.err, v).toMatch(msg);
+    }
+  });
+});
