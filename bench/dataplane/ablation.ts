@@ -191,6 +191,16 @@ const VARIANTS: Record<string, Variant> = {
         .replace('%[var(txn.host)]', '%[req.hdr(host)]'),
     logs: true,
   },
+  reusealways: {
+    what: 'nothing; http-reuse always instead of safe',
+    edit: (cfg) => cfg.replace(/^defaults\n/m, 'defaults\n  http-reuse always\n'),
+    logs: true,
+  },
+  preferlast: {
+    what: 'nothing; option prefer-last-server (per-connection instead of per-request balancing)',
+    edit: (cfg) => cfg.replace(/^defaults\n/m, 'defaults\n  option prefer-last-server\n'),
+    logs: true,
+  },
   minimal: {
     what: 'hand-written: one frontend, default_backend, roundrobin, no logs',
     raw: (port, servers) =>

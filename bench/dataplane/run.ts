@@ -305,7 +305,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     };
     const where =
       l === 'pinned'
-        ? 'proxies and the log receiver on CPU 1, wrk and the instances on CPU 0'
+        ? 'proxies on CPU 1; wrk, the instances and the log receiver on CPU 0'
         : `nothing pinned: ${CPUS} CPUs shared by wrk, the instances, the proxies and the receiver`;
     console.log(
       `\n${l} layout (${where}); wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} alternating rounds, medians; steal median ${out.stealPctMedian} %\n`,
