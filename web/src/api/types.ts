@@ -1,8 +1,10 @@
 /**
  * The shapes the console reads from /api/v1. Written out here (not imported
  * from src/) so the browser bundle does not depend on server modules; the
- * fields follow the API's JSON Schemas (src/controlplane/api/*schemas.ts) and
- * the Topology contract (notes/contracts.md).
+ * fields follow the API's JSON Schemas (src/controlplane/api/*schemas.ts).
+ * src/api-types.conformance.test.ts checks at compile time that the server's
+ * types are still assignable to these, so a server change that drops or
+ * retypes a field the console reads fails `npm run typecheck`.
  */
 
 export type Health = 'ok' | 'degraded' | 'down' | 'unknown';
@@ -23,7 +25,6 @@ export interface Metadata {
   generation?: number;
   createdAt?: string;
   updatedAt?: string;
-  [k: string]: unknown;
 }
 
 export interface Workload {
@@ -31,7 +32,6 @@ export interface Workload {
   type?: string;
   replicas?: number;
   resources?: { cpu?: number | string; memory?: string };
-  [k: string]: unknown;
 }
 
 export interface InstanceSummary {
@@ -46,17 +46,17 @@ export interface Resource {
   apiVersion: string;
   kind: 'Site' | 'Project' | 'App';
   metadata: Metadata;
-  spec: Record<string, unknown>;
+  /** Per kind; the console reads only the App's (AppResource). */
+  spec: object;
   status?: {
     conditions?: Condition[];
     workloads?: { name: string; replicas: number; readyReplicas: number; instances: InstanceSummary[] }[];
-    [k: string]: unknown;
   };
 }
 
 export interface AppResource extends Resource {
   kind: 'App';
-  spec: { workloads: Workload[]; placement?: { sites?: { name: string }[] }; [k: string]: unknown };
+  spec: { workloads: Workload[]; placement?: { sites?: { name: string }[] } };
 }
 
 export interface Instance {
