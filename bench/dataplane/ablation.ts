@@ -7,7 +7,11 @@
  * of each HAProxy process over the wrk run): on this saturated 2-core box the
  * throughput follows it, and it is far less noisy than req/s.
  *
- *   node bench/dataplane/ablation.ts [--quick] [--only full,nolog,...] [--seconds 5] [--rounds 3]
+ *   node bench/dataplane/ablation.ts [--quick] [--pin] [--only full,nolog,...] [--seconds 5] [--rounds 3]
+ *
+ * Experiment knobs (environment), for the receiver's own placement: RECEIVER_CPU
+ * (with --pin: the CPU of this process, default 1), RECEIVER_NICE (its nice
+ * value), RECEIVER_BATCH_MS (its readBatchMs, default 10 as before 2026-12-02).
  *
  * Not a substitute for bench/dataplane/run.ts (which drives the real
  * HaproxyDataPlane with runtime-added servers): this one finds where the
@@ -15,15 +19,7 @@
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import {
-  constants as fsConstants,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { constants as fsConstants, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +31,7 @@ import { parseRequestLog } from '../../src/dataplane/haproxy/log-parser.ts';
 import { RequestStats } from '../../src/dataplane/haproxy/request-stats.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
+import { benchServers, machineTimes, minimalHaproxyConfig, pinProcess, procCpuUs } from '../support/proxy.ts';
 import { median, parseWrk, startBackend, type WrkReport } from '../support/wrk.ts';
 
 const execFileP = promisify(execFile);
@@ -54,10 +51,7 @@ const HOST = 'web.bench.acme';
 const PIN = argv.includes('--pin');
 const pinned = (cpu: number, cmd: string, args: string[]): [string, string[]] =>
   PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-if (PIN)
-  execFileSync('taskset', ['-apc', process.env.RECEIVER_CPU ?? '1', String(process.pid)], {
-    stdio: 'ignore',
-  });
+if (PIN) pinProcess(process.pid, process.env.RECEIVER_CPU ?? '1');
 if (process.env.RECEIVER_NICE) os.setPriority(Number(process.env.RECEIVER_NICE));
 
 interface Variant {
@@ -203,43 +197,15 @@ const VARIANTS: Record<string, Variant> = {
   },
   minimal: {
     what: 'hand-written: one frontend, default_backend, roundrobin, no logs',
-    raw: (port, servers) =>
-      [
-        'global',
-        '  maxconn 4000',
-        'defaults',
-        '  mode http',
-        '  timeout connect 2s',
-        '  timeout client 30s',
-        '  timeout server 30s',
-        'frontend fe',
-        `  bind 127.0.0.1:${port}`,
-        '  default_backend be',
-        'backend be',
-        '  balance roundrobin',
-        ...servers.map((p, i) => `  server s${i} 127.0.0.1:${p}`),
-        '',
-      ].join('\n'),
+    raw: minimalHaproxyConfig,
     logs: false,
   },
 };
-
-const TICK_US = 1_000_000 / 100;
-function procCpuUs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) * TICK_US;
-}
 
 interface Result extends WrkReport {
   cpuUsPerReq: number;
   /** Share of the machine's CPU time the hypervisor stole during the run, %. */
   stealPct: number;
-}
-
-/** Aggregate /proc/stat cpu line: [total, steal] jiffies. */
-function cpuTimes(): [number, number] {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return [f.reduce((a, b) => a + b, 0), f[7] ?? 0];
 }
 
 async function main(): Promise<void> {
@@ -273,9 +239,7 @@ async function main(): Promise<void> {
     const a = await startBackend('i1');
     const b = await startBackend('i2');
     procs.push(a.proc, b.proc);
-    if (PIN)
-      for (const p of [a.proc, b.proc])
-        execFileSync('taskset', ['-apc', '0', String(p.pid)], { stdio: 'ignore' });
+    if (PIN) for (const p of [a.proc, b.proc]) pinProcess(p.pid!, '0');
     const ports = [a.port, b.port];
     const running: Record<string, { port: number; pid: number }> = {};
     for (const name of names) {
@@ -295,13 +259,7 @@ async function main(): Promise<void> {
             {
               name: HOST,
               aliases: [],
-              servers: ports.map((p, i) => ({
-                name: `i${i + 1}`,
-                address: '127.0.0.1',
-                port: p,
-                weight: 100,
-                state: 'ready' as const,
-              })),
+              servers: benchServers(ports),
             },
           ],
         });
@@ -320,13 +278,7 @@ async function main(): Promise<void> {
             {
               name: HOST,
               aliases: [],
-              servers: ports.map((p, i) => ({
-                name: `i${i + 1}`,
-                address: '127.0.0.1',
-                port: p,
-                weight: 100,
-                state: 'ready',
-              })),
+              servers: benchServers(ports),
             },
           ],
           statsSocketPath: path.join(vdir, 'stats.sock'),
@@ -393,7 +345,7 @@ async function main(): Promise<void> {
     const run = async (name: string, seconds: number): Promise<Result> => {
       const { port, pid } = running[name]!;
       const c0 = procCpuUs(pid);
-      const [t0, st0] = cpuTimes();
+      const [t0, st0] = machineTimes();
       const { stdout } = await execFileP(
         ...pinned(0, 'wrk', [
           '-t1',
@@ -408,7 +360,7 @@ async function main(): Promise<void> {
       );
       const r = parseWrk(stdout);
       sent[name] = (sent[name] ?? 0) + r.requests;
-      const [t1, st1] = cpuTimes();
+      const [t1, st1] = machineTimes();
       return {
         ...r,
         cpuUsPerReq: (procCpuUs(pid) - c0) / r.requests,

@@ -23,13 +23,14 @@
  *   node bench/dataplane/run.ts [--quick] [--layout pinned|shared|both]
  *   (default: both for a full run, pinned for --quick)
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { HaproxyDataPlane } from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
 import { freePort } from '../../src/util/ports.ts';
+import { benchServers, machineTimes, minimalHaproxyConfig, pinProcess, procCpuUs } from '../support/proxy.ts';
 import { median, parseWrk, startBackend, type WrkReport } from '../support/wrk.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
 
@@ -50,10 +51,6 @@ let layout: Layout = 'pinned';
 /** [cmd, args] wrapped in `taskset -c <cpu>` in the pinned layout. */
 const onCpu = (cpu: number, cmd: string, args: string[]): [string, string[]] =>
   layout === 'pinned' ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-/** Move a process (every thread of it) to `cpus` (a taskset list such as '1' or '0-1'). */
-const pin = (pid: number, cpus: string): void => {
-  execFileSync('taskset', ['-apc', cpus, String(pid)], { stdio: 'ignore' });
-};
 const ROUNDS = quick ? 2 : 5;
 const DURATION_S = quick ? 3 : 10;
 const CONNECTIONS = 32;
@@ -64,13 +61,6 @@ interface WrkResult extends WrkReport {
   proxyCpuUsPerReq?: number;
   /** This process's CPU per request (the syslog receiver and parser), microseconds. */
   receiverCpuUsPerReq?: number;
-}
-
-const TICK_US = 1_000_000 / 100; // /proc stat ticks (USER_HZ = 100 on Linux)
-function procCpuUs(pid: number | undefined): number {
-  if (!pid) return NaN;
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) * TICK_US;
 }
 
 async function measured(pid: () => number | undefined, run: () => Promise<WrkResult>): Promise<WrkResult> {
@@ -124,22 +114,7 @@ async function startMinimalHaproxy(
   ports: number[],
 ): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
-  const cfg = [
-    'global',
-    '  maxconn 4000',
-    'defaults',
-    '  mode http',
-    '  timeout connect 2s',
-    '  timeout client 30s',
-    '  timeout server 30s',
-    'frontend fe',
-    `  bind 127.0.0.1:${port}`,
-    '  default_backend be',
-    'backend be',
-    '  balance roundrobin',
-    ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p}`),
-    '',
-  ].join('\n');
+  const cfg = minimalHaproxyConfig(port, ports);
   const file = path.join(dir, 'minimal.cfg');
   writeFileSync(file, cfg);
   const proc = spawn('/usr/sbin/haproxy', ['-f', file], { stdio: 'ignore' });
@@ -195,17 +170,11 @@ const PACE_SCRIPT = path.join(os.tmpdir(), `bw-dataplane-pace-${process.pid}.lua
 const PACED_CONNECTIONS = 128;
 const FIXED_SHARE = 0.6;
 
-/** Aggregate /proc/stat cpu line: [total, steal] jiffies. */
-function machineTimes(): [number, number] {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return [f.reduce((a, b) => a + b, 0), f[7] ?? 0];
-}
-
 async function measureLayout(l: Layout): Promise<LayoutResult> {
   layout = l;
   // Children inherit this process's affinity: HAProxy (one thread per CPU it may use)
   // and the log receiver (this process) get the data plane's core in the pinned layout.
-  pin(process.pid, l === 'pinned' ? '1' : `0-${CPUS - 1}`);
+  pinProcess(process.pid, l === 'pinned' ? '1' : `0-${CPUS - 1}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-'));
   const procs: ChildProcess[] = [];
   let dp: HaproxyDataPlane | undefined;
@@ -214,7 +183,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     const a = await startBackend('i1');
     const b = await startBackend('i2');
     procs.push(a.proc, b.proc);
-    if (l === 'pinned') for (const p of [a.proc, b.proc]) pin(p.pid!, '0');
+    if (l === 'pinned') for (const p of [a.proc, b.proc]) pinProcess(p.pid!, '0');
     // Pinned: Bulwark's own placement option (`bulwark server --gateway-cpus 1`), which
     // renders the same one thread on CPU 1 that the minimal HAProxy gets from its affinity.
     const render = l === 'pinned' ? { render: { cpus: [1] } } : {};
@@ -232,13 +201,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
       if ((++logs & 63) === 0) delays.push(Date.now() - Date.parse(log.at) - Math.max(0, log.totalMs));
     });
     await dp.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
-    const servers = [a, b].map((x, i) => ({
-      name: `i${i + 1}`,
-      address: '127.0.0.1',
-      port: x.port,
-      weight: 100,
-      state: 'ready' as const,
-    }));
+    const servers = benchServers([a.port, b.port]);
     const added = await dp.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
     if (added.reloaded) throw new Error('adding servers must not reload');
     // Same as bulwark with request logging off: attributes the logging cost.
@@ -255,7 +218,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     // The proxies started on CPU 1 (and stay there); the control plane's side of the data
     // plane, the log receiver in this process, runs beside the instances like the rest of
     // the control plane (BENCH_RECEIVER_CPU=1 keeps it on the proxies' core instead).
-    if (l === 'pinned') pin(process.pid, process.env.BENCH_RECEIVER_CPU ?? '0');
+    if (l === 'pinned') pinProcess(process.pid, process.env.BENCH_RECEIVER_CPU ?? '0');
 
     const targets: Record<string, () => Promise<WrkResult>> = {
       direct: () =>
@@ -468,7 +431,7 @@ async function main(): Promise<void> {
   try {
     for (const l of LAYOUTS) results.push(await measureLayout(l));
   } finally {
-    pin(process.pid, `0-${CPUS - 1}`);
+    pinProcess(process.pid, `0-${CPUS - 1}`);
     rmSync(PACE_SCRIPT, { force: true });
   }
   // The targets are read in the pinned layout when it ran (see the header comment).

@@ -60,7 +60,7 @@ export interface RenderOptions {
   cpus?: number[];
 }
 
-/** The `cpus` option checked: distinct CPU numbers of this machine's range, at most 64 (HAProxy's thread limit). */
+/** The `cpus` option checked: 1 to 64 (HAProxy's thread limit) distinct CPU numbers; whether this machine has them is the caller's check (`--gateway-cpus`). */
 export function assertCpus(cpus: readonly number[]): void {
   if (cpus.length === 0 || cpus.length > 64)
     throw new Error(`cpus: give 1 to 64 CPU numbers, got ${cpus.length}`);
