@@ -58,6 +58,8 @@ export interface HaproxyDataPlaneOptions {
   logTransport?: 'tcp' | 'udp';
   /** How long the TCP log receiver lets lines collect between small reads (see syslog.ts). @default 25 */
   logReadBatchMs?: number;
+  /** Longest run of log parsing before yielding the CPU; 0 = a whole read at once (SyslogReceiver sliceMs). */
+  logSliceMs?: number;
   /** Extra rendering options (timeouts, retries, trace headers). */
   render?: RenderOptions;
   /** How long a removed server may take to finish its connections before they are cut. @default 10000 */
@@ -167,6 +169,7 @@ export class HaproxyDataPlane implements DataPlane {
       dp.syslog = await SyslogReceiver.create({
         transport: opts.logTransport ?? 'tcp',
         readBatchMs: opts.logReadBatchMs,
+        sliceMs: opts.logSliceMs,
       });
       dp.syslog.onMessage((m) => dp.onLogMessage(m));
     }

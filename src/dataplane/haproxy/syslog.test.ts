@@ -105,4 +105,49 @@ describe('SyslogReceiver', () => {
       /readBatchMs must be an integer 0..1000/,
     );
   });
+
+  it('yields to the event loop between slices of a large read and still delivers every line in order', async () => {
+    receiver = await SyslogReceiver.create({ transport: 'tcp', sliceMs: 0.05, readBatchMs: 1000 });
+    const lines = Array.from({ length: 5000 }, (_, i) => `bwlog1 sliced ${i} "${'x'.repeat(i % 97)}"`);
+    const got: string[] = [];
+    // Each line records how many timer turns the event loop has run so far.
+    let turns = 0;
+    const tick = setInterval(() => turns++, 0);
+    const turnAt: number[] = [];
+    receiver.onMessage((m) => {
+      got.push(m);
+      turnAt.push(turns);
+    });
+    const c = net.connect(receiver.port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    c.write(lines.map((l) => `${l.length} ${l}`).join(''));
+    await waitFor('sliced burst', () => got.length === lines.length, { timeoutMs: 10_000 });
+    clearInterval(tick);
+    c.destroy();
+    expect(got).toEqual(lines);
+    expect(receiver.status().slices).toBeGreaterThan(0);
+    // Other work ran while the burst was parsed: the lines span several event-loop turns.
+    expect((turnAt.at(-1) ?? 0) - (turnAt[0] ?? 0)).toBeGreaterThan(1);
+  });
+
+  it('processes a whole read at once with sliceMs 0', async () => {
+    receiver = await SyslogReceiver.create({ transport: 'tcp', sliceMs: 0 });
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
+    const lines = Array.from({ length: 5000 }, (_, i) => `bwlog1 whole ${i}`);
+    const c = net.connect(receiver.port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    c.write(lines.map((l) => `${l.length} ${l}`).join(''));
+    await waitFor('burst', () => got.length === lines.length, { timeoutMs: 10_000 });
+    c.destroy();
+    expect(got).toEqual(lines);
+    expect(receiver.status().slices).toBe(0);
+  });
+
+  it('rejects sliceMs out of range', async () => {
+    await expect(SyslogReceiver.create({ sliceMs: -1 })).rejects.toThrow(
+      /sliceMs must be a number of milliseconds 0..100/,
+    );
+    await expect(SyslogReceiver.create({ sliceMs: Number.NaN })).rejects.toThrow(/sliceMs/);
+  });
 });
