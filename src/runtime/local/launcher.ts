@@ -30,6 +30,8 @@ export interface LaunchRequest {
   netnsPath?: string;
   /** cgroup.procs files the child joins before exec. */
   cgroupProcs?: string[];
+  /** CPUs the child runs on (`taskset`); unset: the shim's own affinity. */
+  cpus?: readonly number[];
   logMaxBytes: number;
   logFiles: number;
   /** How long to wait for the shim to report the child. */
@@ -45,14 +47,23 @@ export interface LaunchResult {
 
 const shQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
 
-/** Wrap argv so the process enters its netns and cgroups before the real program runs (same pid throughout). */
-export function wrapArgv(argv: string[], netnsPath?: string, cgroupProcs: string[] = []): string[] {
+/**
+ * Wrap argv so the process enters its netns and cgroups, and takes its CPUs,
+ * before the real program runs (each wrapper execs the next: same pid throughout).
+ */
+export function wrapArgv(
+  argv: string[],
+  netnsPath?: string,
+  cgroupProcs: string[] = [],
+  cpus?: readonly number[],
+): string[] {
   let out = argv;
   if (cgroupProcs.length > 0) {
     const join = cgroupProcs.map((f) => `echo $$ > ${shQuote(f)}`).join(' && ');
     out = ['/bin/sh', '-c', `${join} && exec "$@"`, 'bulwark-join', ...out];
   }
   if (netnsPath) out = ['nsenter', `--net=${netnsPath}`, '--', ...out];
+  if (cpus && cpus.length > 0) out = ['taskset', '-c', cpus.join(','), ...out];
   return out;
 }
 
@@ -63,7 +74,7 @@ export async function launch(req: LaunchRequest): Promise<LaunchResult> {
   rmSync(path.join(req.dir, FILES.exit), { force: true });
   rmSync(path.join(req.dir, FILES.shim), { force: true });
   const lf: LaunchFile = {
-    argv: wrapArgv(req.argv, req.netnsPath, req.cgroupProcs),
+    argv: wrapArgv(req.argv, req.netnsPath, req.cgroupProcs, req.cpus),
     cwd: req.cwd,
     env: req.env,
     logDir,

@@ -1,10 +1,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InstanceSpec, InstanceStatus } from '../driver.ts';
 import { get } from '../driver.contract.ts';
+import { affinityOf } from '../../util/cpus.ts';
 import { sleep, waitFor } from '../../util/time.ts';
 import { LocalDriver, type LocalDriverOptions } from './local-driver.ts';
 import { identify, isAlive } from './proc.ts';
@@ -116,6 +118,31 @@ describe('local driver basics', () => {
     await waitFor('orphan killed', () => !isAlive(id));
     expect(existsSync(dir)).toBe(false);
     expect(driver.list()).toEqual([]);
+  });
+
+  it('runs instances on the CPUs it was given and refuses CPUs this machine lacks', async () => {
+    const cpus = os.cpus().length;
+    const want = [cpus - 1];
+    driver = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+      cpus: want,
+    });
+    const s = spec('cpus');
+    await driver.ensure(s);
+    await waitFor('ready', () => driver!.get(s.id)?.phase === 'ready');
+    // The instance itself (not only its shim) is on those CPUs: taskset wraps its exec.
+    expect(affinityOf(driver.get(s.id)!.pid!)).toEqual(want);
+    await expect(
+      LocalDriver.create({
+        stateDir: newDir(),
+        site: 'test',
+        records: new MemoryInstanceRecords(),
+        cpus: [cpus + 3],
+      }),
+    ).rejects.toThrow(/LocalDriver option cpus \[\d+\]: give distinct CPU numbers of this machine/);
   });
 
   it('exposes memory and cpu usage of an unprivileged instance from /proc', async () => {

@@ -590,6 +590,7 @@ export class LocalDriver implements RuntimeDriver {
       logMaxBytes: this.opts.logMaxBytes,
       logFiles: this.opts.logFiles,
       waitMs: this.opts.launchWaitMs,
+      ...(this.opts.cpus ? { cpus: this.opts.cpus } : {}),
     });
     d.runStartedAtMs = Date.now();
     d.startedAt = new Date().toISOString();

@@ -3,6 +3,7 @@
  * instance specs it accepts.
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import type { InstanceSpec } from '../driver.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
@@ -37,10 +38,17 @@ export interface LocalDriverOptions {
   launchWaitMs?: number;
   /** Host environment variables passed through to instances (the rest of the host env is not leaked). @default PATH, HOME, LANG, LC_ALL, TZ, TMPDIR */
   inheritEnv?: string[];
+  /**
+   * CPUs the instances run on (each started under `taskset`), e.g. the cores
+   * the gateway and the control plane do not use. @default unset: wherever
+   * the scheduler puts them
+   */
+  cpus?: readonly number[];
 }
 
-export type CompiledOptions = Required<Omit<LocalDriverOptions, 'privileged' | 'backoff'>> & {
+export type CompiledOptions = Required<Omit<LocalDriverOptions, 'privileged' | 'backoff' | 'cpus'>> & {
   privileged: boolean | undefined;
+  cpus: readonly number[] | undefined;
   backoff: BackoffOptions;
   /**
    * Six hex digits derived from the state directory: part of netns names and cgroup
@@ -53,6 +61,14 @@ export function compileOptions(o: LocalDriverOptions): CompiledOptions {
   if (!o.stateDir)
     throw new Error('LocalDriver option stateDir is required (a directory that survives restarts)');
   if (!o.site) throw new Error('LocalDriver option site is required');
+  if (o.cpus !== undefined) {
+    const have = os.availableParallelism();
+    const bad = o.cpus.filter((c) => !Number.isInteger(c) || c < 0 || c >= have);
+    if (o.cpus.length === 0 || bad.length > 0 || new Set(o.cpus).size !== o.cpus.length)
+      throw new Error(
+        `LocalDriver option cpus [${o.cpus.join(',')}]: give distinct CPU numbers of this machine (0-${have - 1}), at least one`,
+      );
+  }
   const scope = createHash('sha256').update(path.resolve(o.stateDir)).digest('hex').slice(0, 6);
   return {
     scope,
@@ -69,6 +85,7 @@ export function compileOptions(o: LocalDriverOptions): CompiledOptions {
     logFiles: o.logFiles ?? 3,
     launchWaitMs: o.launchWaitMs ?? 5000,
     inheritEnv: o.inheritEnv ?? ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'],
+    cpus: o.cpus,
   };
 }
 
