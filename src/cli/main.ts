@@ -21,6 +21,7 @@ import {
   type Io,
 } from './commands/resources.ts';
 import { runServer } from './commands/server.ts';
+import { planCpus } from '../controlplane/cpu-plan.ts';
 import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
 import { resolveConfig } from './config.ts';
 import { CliError, EXIT } from './exit-codes.ts';
@@ -49,8 +50,10 @@ Usage:
   bulwark agent manifest --site SITE --image IMAGE [--namespace bulwark-system]
                  DaemonSet (+ Namespace, Secret) that runs the agent on every node of a cluster
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
-                 [--gateway-port 8080] [--gateway-cpus 1,2] [--unprivileged]
-                 (--gateway-cpus: HAProxy pinned to those CPUs, one thread each, a core of its own)
+                 [--gateway-port 8080] [--gateway-cpus 1,2] [--control-plane-cpus 1] [--unprivileged]
+                 (--gateway-cpus: HAProxy pinned to those CPUs, one thread each; --control-plane-cpus:
+                 this process, which also parses the gateway's request logs; with either, the local
+                 instances get the other CPUs. Small box: --gateway-cpus 1 --control-plane-cpus 1)
                  [--otlp-endpoint URL] [--otlp-sample-ratio 1]   gateway spans to an OpenTelemetry collector
                  (OTLP/HTTP; env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _ENDPOINT / _HEADERS work too)
                  (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
@@ -73,10 +76,10 @@ function intFlag(name: string, v: string | undefined, def: number, min: number, 
   return n;
 }
 
-/** `--gateway-cpus 1,2` or `2-3`: CPU numbers this machine has. */
-export function cpusFlag(v: string): number[] {
+/** `--gateway-cpus 1,2` or `2-3` (or `--control-plane-cpus`): CPU numbers this machine has. */
+export function cpusFlag(v: string, flag = 'gateway-cpus'): number[] {
   const fail = (why: string): never => {
-    throw new CliError(`--gateway-cpus ${v}: ${why}; give CPU numbers such as 1 or 1,2 or 2-3`, EXIT.usage);
+    throw new CliError(`--${flag} ${v}: ${why}; give CPU numbers such as 1 or 1,2 or 2-3`, EXIT.usage);
   };
   const cpus: number[] = [];
   for (const part of v.split(',')) {
@@ -164,6 +167,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         'store-url': { type: 'string' },
         'gateway-port': { type: 'string' },
         'gateway-cpus': { type: 'string' },
+        'control-plane-cpus': { type: 'string' },
         unprivileged: { type: 'boolean' },
         'otlp-endpoint': { type: 'string' },
         'otlp-sample-ratio': { type: 'string' },
@@ -193,6 +197,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const timeoutMs = intFlag('timeout', f.timeout, 120, 1, 3600) * 1000;
     if (cmd === 'server') {
       const otlp = otlpFlags(f['otlp-endpoint'], f['otlp-sample-ratio']);
+      const gatewayCpus = f['gateway-cpus'] !== undefined ? cpusFlag(f['gateway-cpus']) : undefined;
+      const controlPlaneCpus =
+        f['control-plane-cpus'] !== undefined
+          ? cpusFlag(f['control-plane-cpus'], 'control-plane-cpus')
+          : undefined;
+      try {
+        planCpus(os.cpus().length, gatewayCpus, controlPlaneCpus);
+      } catch (err) {
+        throw new CliError(`--gateway-cpus/--control-plane-cpus: ${(err as Error).message}`, EXIT.usage);
+      }
       await runServer(io, {
         ...(otlp ? { otlp } : {}),
         ...(f.host ? { host: f.host } : {}),
@@ -200,7 +214,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         ...(f['data-dir'] ? { dataDir: f['data-dir'] } : {}),
         ...(f['store-url'] ? { storeUrl: f['store-url'] } : {}),
         gatewayPort: intFlag('gateway-port', f['gateway-port'], 8080, 1, 65535),
-        ...(f['gateway-cpus'] !== undefined ? { gatewayCpus: cpusFlag(f['gateway-cpus']) } : {}),
+        ...(gatewayCpus ? { gatewayCpus } : {}),
+        ...(controlPlaneCpus ? { controlPlaneCpus } : {}),
         ...(f.unprivileged ? { privileged: false } : {}),
         ...(process.env.BULWARK_BOOTSTRAP_TOKEN
           ? { bootstrapToken: process.env.BULWARK_BOOTSTRAP_TOKEN }

@@ -1,5 +1,5 @@
 /**
- * `bulwark server --gateway-cpus`: parsed into CPU numbers, and refused with a
+ * `bulwark server --gateway-cpus` and `--control-plane-cpus`: parsed into CPU numbers, and refused with a
  * usage exit code and a message naming the flag and the fix before anything
  * starts. Rendering and the pinning itself: src/dataplane/haproxy/config.test.ts.
  */
@@ -39,5 +39,14 @@ describe('bulwark server --gateway-cpus', () => {
       expect(r.code, v).toBe(EXIT.usage);
       expect(r.err, v).toMatch(msg);
     }
+  });
+
+  it('refuses a --control-plane-cpus value naming that flag, and a plan with no CPU left for the instances', async () => {
+    let r = await run(['server', '--control-plane-cpus', 'x1']);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toMatch(/--control-plane-cpus x1: 'x1' is not a CPU number or range/);
+    r = await run(['server', '--gateway-cpus', String(cpus - 1), '--control-plane-cpus', `0-${cpus - 2}`]);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toMatch(/--gateway-cpus\/--control-plane-cpus: .*leave at least one to the instances/);
   });
 });

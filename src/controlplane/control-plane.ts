@@ -6,6 +6,7 @@
  * every site's share; one status writer merges the sites' views of each App.
  * Shutdown runs in reverse and is awaited.
  */
+import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { PinoLogger } from './logger.ts';
@@ -21,6 +22,8 @@ import { ChangeFeed } from './change-feed.ts';
 import { setCondition } from './controllers/conditions.ts';
 import { SiteReconciler } from './controllers/site-reconciler.ts';
 import { createLogger, type LogLevel } from './logger.ts';
+import { planCpus } from './cpu-plan.ts';
+import { setAffinity } from '../util/cpus.ts';
 import { IsolationController } from '../isolation/controller/isolation-controller.ts';
 import { siteSignalFeed } from '../isolation/controller/feed.ts';
 import { rateLimited } from '../isolation/sources/base.ts';
@@ -50,6 +53,12 @@ export interface ControlPlaneOptions {
   gatewayPort?: number;
   /** Pin the gateway's HAProxy to these CPUs, one thread each (see RenderOptions.cpus). */
   gatewayCpus?: number[];
+  /**
+   * Pin this process (the control plane and the gateway's request-log
+   * receiver) to these CPUs at start; with either option set the local
+   * instances run on the CPUs neither uses (see cpu-plan.ts).
+   */
+  controlPlaneCpus?: number[];
   /** Force network namespaces and cgroups on or off; default: on when running as root on Linux. */
   privileged?: boolean;
   /** First API token to register (automation); otherwise one is generated and printed once. */
@@ -110,6 +119,9 @@ export class ControlPlane {
     const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
     // Before anything starts: a bad collector URL is a configuration error, not a runtime one.
     if (opts.otlp) validateOtlpOptions(opts.otlp);
+    const cpuPlan = planCpus(os.cpus().length, opts.gatewayCpus, opts.controlPlaneCpus);
+    // Before the store, the driver and HAProxy start: helpers they spawn inherit the mask.
+    if (opts.controlPlaneCpus) setAffinity(process.pid, opts.controlPlaneCpus);
     const log = createLogger({
       level: opts.logLevel ?? 'info',
       ...(opts.logFile ? { destination: opts.logFile } : {}),
@@ -136,6 +148,7 @@ export class ControlPlane {
         site: siteName,
         records: store,
         ...(opts.privileged !== undefined ? { privileged: opts.privileged } : {}),
+        ...(cpuPlan.instances ? { cpus: cpuPlan.instances } : {}),
       });
       cleanups.unshift(() => driver.close());
       const hostIp = driver.hostIp;
