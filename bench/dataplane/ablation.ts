@@ -11,7 +11,8 @@
  *
  * Experiment knobs (environment), for the receiver's own placement: RECEIVER_CPU
  * (with --pin: the CPU of this process, default 1), RECEIVER_NICE (its nice
- * value), RECEIVER_BATCH_MS (its readBatchMs, default 10 as before 2026-12-02).
+ * value), RECEIVER_BATCH_MS (its readBatchMs, default 10 as before 2026-12-02),
+ * RECEIVER_SLICE_MS (its sliceMs, default 0 as before 2026-12-02).
  *
  * Not a substitute for bench/dataplane/run.ts (which drives the real
  * HaproxyDataPlane with runtime-added servers): this one finds where the
@@ -221,6 +222,7 @@ async function main(): Promise<void> {
   const receiver = await SyslogReceiver.create({
     transport: 'tcp',
     readBatchMs: Number(process.env.RECEIVER_BATCH_MS ?? 10),
+    sliceMs: Number(process.env.RECEIVER_SLICE_MS ?? 0),
   });
   const stats = new RequestStats({});
   let lines = 0;

@@ -10,10 +10,13 @@
  * table, and as the last stdout line a one-line JSON summary.
  *
  * Two CPU layouts on this 2-core machine (see README.md, "CPU layouts"):
- *   pinned - the proxies and this process (which hosts Bulwark's log receiver,
- *            part of its data plane) on CPU 1, wrk and the instances on CPU 0:
- *            a gateway with a core of its own, the way it is deployed; the
- *            issue's targets are read here.
+ *   pinned - the proxies and this process (which hosts Bulwark's request-log
+ *            receiver, as the control plane does) on CPU 1, wrk and the
+ *            instances on CPU 0: the platform on a core of its own, as
+ *            `bulwark server --gateway-cpus 1 --control-plane-cpus 1` deploys
+ *            it; the issue's targets are read here. BENCH_RECEIVER_CPU=0 puts
+ *            the receiver beside the instances instead (the layout until
+ *            2026-12-02, measured side by side in docs/benchmarks.md).
  *   shared - nothing pinned: wrk, the instances, the proxies and the receiver
  *            compete for both cores, so the figures measure CPU per request
  *            of the whole box more than the proxy.
@@ -23,7 +26,7 @@
  *   node bench/dataplane/run.ts [--quick] [--layout pinned|shared|both]
  *   (default: both for a full run, pinned for --quick)
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -179,6 +182,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
   const procs: ChildProcess[] = [];
   let dp: HaproxyDataPlane | undefined;
   let dpNoLog: HaproxyDataPlane | undefined;
+  let dpAb: HaproxyDataPlane | undefined;
   try {
     const a = await startBackend('i1');
     const b = await startBackend('i2');
@@ -213,12 +217,28 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     });
     await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
     await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
+    // BENCH_AB_LOG_SLICE_MS=<ms>: one more target, the same gateway whose receiver slices
+    // its work at that sliceMs (0 = a whole read at once), measured in the same rounds.
+    const abSlice = process.env.BENCH_AB_LOG_SLICE_MS;
+    if (abSlice !== undefined) {
+      dpAb = await HaproxyDataPlane.create({
+        workDir: path.join(dir, 'bulwark-ab'),
+        binds: [{ address: '127.0.0.1', port: await freePort() }],
+        logSliceMs: Number(abSlice),
+        ...render,
+      });
+      dpAb.onRequest(() => undefined);
+      await dpAb.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
+      await dpAb.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
+    }
     const minimal = await startMinimalHaproxy(dir, [a.port, b.port]);
     procs.push(minimal.proc);
-    // The proxies started on CPU 1 (and stay there); the control plane's side of the data
-    // plane, the log receiver in this process, runs beside the instances like the rest of
-    // the control plane (BENCH_RECEIVER_CPU=1 keeps it on the proxies' core instead).
-    if (l === 'pinned') pinProcess(process.pid, process.env.BENCH_RECEIVER_CPU ?? '0');
+    // The proxies started on CPU 1 (and stay there). The log receiver in this process stays
+    // there too, as `--control-plane-cpus 1` places the control plane: on the gateway's core its
+    // work costs the gateway less than beside the instances it costs them and wrk (same-run
+    // figures in docs/benchmarks.md). BENCH_RECEIVER_CPU=0 puts it beside the instances.
+    const receiverCpu = process.env.BENCH_RECEIVER_CPU ?? '1';
+    if (l === 'pinned') pinProcess(process.pid, receiverCpu);
 
     const targets: Record<string, () => Promise<WrkResult>> = {
       direct: () =>
@@ -242,6 +262,37 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
           () => wrk(`http://127.0.0.1:${minimal.port}/`, CONNECTIONS),
         ),
     };
+    // BENCH_AB_RECEIVER_CPU=<cpu>: one more target, the bulwark gateway itself measured with
+    // this process (its log receiver) moved to that CPU for the run, in the same rounds.
+    // BENCH_AB_RECEIVER_BATCH=1: the same with this process under SCHED_BATCH for the run
+    // (its wakeups do not preempt the proxy; it runs when the proxy's slice ends or it sleeps).
+    const abCpu = l === 'pinned' ? process.env.BENCH_AB_RECEIVER_CPU : undefined;
+    const abBatch = process.env.BENCH_AB_RECEIVER_BATCH === '1';
+    const abName = dpAb ? `bulwark-slice${abSlice}` : abBatch ? 'bulwark-batch' : `bulwark-rx${abCpu}`;
+    if (dpAb)
+      targets[abName] = () =>
+        measured(
+          () => dpAb?.status().process.workerPid,
+          () => wrk(`${dpAb?.gatewayUrl}/`, CONNECTIONS, ['Host: web.bench.acme']),
+        );
+    else if (abBatch)
+      targets[abName] = async () => {
+        execFileSync('chrt', ['-a', '-b', '-p', '0', String(process.pid)]);
+        try {
+          return await targets.bulwark!();
+        } finally {
+          execFileSync('chrt', ['-a', '-o', '-p', '0', String(process.pid)]);
+        }
+      };
+    else if (abCpu !== undefined)
+      targets[abName] = async () => {
+        pinProcess(process.pid, abCpu);
+        try {
+          return await targets.bulwark!();
+        } finally {
+          pinProcess(process.pid, receiverCpu);
+        }
+      };
     // Warm-up: JIT of the instances, HAProxy connection pools.
     for (const t of Object.values(targets)) await wrk2s(t);
     const results: Record<string, WrkResult[]> = {
@@ -249,6 +300,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
       bulwark: [],
       'bulwark-nolog': [],
       minimal: [],
+      ...(abName in targets ? { [abName]: [] } : {}),
     };
     const steal: number[] = [];
     let discarded = 0;
@@ -301,8 +353,8 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     const mn = summary['minimal']!;
     // The median of per-round ratios: the two targets of one round run minutes apart at most and
     // share the machine's state (steal time on these VMs moves every target by +-30 % over minutes).
-    const perRound = (k: 'rps' | 'p99Ms'): number =>
-      median(results.bulwark!.map((x, i) => x[k] / results.minimal![i]![k]));
+    const perRound = (k: 'rps' | 'p99Ms', vs = 'minimal'): number =>
+      median(results.bulwark!.map((x, i) => x[k] / results[vs]![i]![k]));
     const st = dp.status();
     const sortedDelays = [...delays].sort((x, y) => x - y);
     const out: LayoutResult = {
@@ -322,7 +374,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     };
     const where =
       l === 'pinned'
-        ? 'proxies on CPU 1; wrk, the instances and the log receiver on CPU 0'
+        ? `proxies on CPU 1, the log receiver on CPU ${receiverCpu}; wrk and the instances on CPU 0`
         : `nothing pinned: ${CPUS} CPUs shared by wrk, the instances, the proxies and the receiver`;
     console.log(
       `\n${l} layout (${where}); wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} alternating rounds, medians; steal median ${out.stealPctMedian} %, ${out.discardedRounds} round(s) run again for steal > ${STEAL_LIMIT_PCT} %\n`,
@@ -333,12 +385,16 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     console.log('|---|---:|---:|---:|---:|---:|---:|');
     for (const [name, s] of Object.entries(summary)) {
       console.log(
-        `| ${name} | ${s.rps} | ${s.p50Ms} | ${s.p99Ms} | ${s.errors} | ${s.proxyCpuUsPerReq ?? '-'} | ${name === 'bulwark' ? s.receiverCpuUsPerReq : '-'} |`,
+        `| ${name} | ${s.rps} | ${s.p50Ms} | ${s.p99Ms} | ${s.errors} | ${s.proxyCpuUsPerReq ?? '-'} | ${name.startsWith('bulwark') && name !== 'bulwark-nolog' ? s.receiverCpuUsPerReq : '-'} |`,
       );
     }
     console.log(
       `\n${l}: bulwark/minimal, median of per-round ratios: throughput ${out.throughputRatio} (target >= 0.90), p99 ${out.p99Ratio} (target <= 1.20); ratio of medians: ${out.mediansRatio.throughput} / ${out.mediansRatio.p99}`,
     );
+    if (abName in targets)
+      console.log(
+        `${l}: bulwark/${abName}, median of per-round ratios: throughput ${perRound('rps', abName).toFixed(3)}, p99 ${perRound('p99Ms', abName).toFixed(3)}`,
+      );
     console.log(
       `bulwark request log lines received: ${logs} (syslog frames ${st.syslog?.frames ?? 0}), reloads ${st.reloads}`,
     );
@@ -375,6 +431,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
   } finally {
     await dp?.close();
     await dpNoLog?.close();
+    await dpAb?.close();
     for (const p of procs) p.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
