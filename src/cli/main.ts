@@ -3,7 +3,6 @@
  * `bulwark` command line. Parses flags, resolves the server and token, runs
  * one command and exits with a meaningful code (see exit-codes.ts).
  */
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ApiClient } from './client.ts';
 import { cmdAgent, cmdAgentManifest } from './commands/agent.ts';
@@ -22,6 +21,7 @@ import {
 } from './commands/resources.ts';
 import { runServer } from './commands/server.ts';
 import { planCpus } from '../controlplane/cpu-plan.ts';
+import { cpuCount } from '../util/cpus.ts';
 import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
 import { resolveConfig } from './config.ts';
 import { CliError, EXIT } from './exit-codes.ts';
@@ -90,7 +90,7 @@ export function cpusFlag(v: string, flag = 'gateway-cpus'): number[] {
     if (hi < lo) fail(`range '${part}' runs backwards`);
     for (let c = lo; c <= hi; c++) cpus.push(c);
   }
-  const have = os.availableParallelism();
+  const have = cpuCount();
   const beyond = cpus.filter((c) => c >= have);
   if (beyond.length > 0) fail(`this machine has CPUs 0-${have - 1}, not ${beyond.join(',')}`);
   if (new Set(cpus).size !== cpus.length) fail('a CPU is listed twice');
@@ -203,7 +203,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           ? cpusFlag(f['control-plane-cpus'], 'control-plane-cpus')
           : undefined;
       try {
-        planCpus(os.cpus().length, gatewayCpus, controlPlaneCpus);
+        planCpus(cpuCount(), gatewayCpus, controlPlaneCpus);
       } catch (err) {
         throw new CliError(`--gateway-cpus/--control-plane-cpus: ${(err as Error).message}`, EXIT.usage);
       }

@@ -3,9 +3,9 @@
  * usage exit code and a message naming the flag and the fix before anything
  * starts. Rendering and the pinning itself: src/dataplane/haproxy/config.test.ts.
  */
-import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { EXIT } from './exit-codes.ts';
+import { cpuCount } from '../util/cpus.ts';
 import { cpusFlag, main } from './main.ts';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
@@ -14,7 +14,7 @@ async function run(args: string[]): Promise<{ code: number; err: string }> {
   return { code, err };
 }
 
-const cpus = os.availableParallelism();
+const cpus = cpuCount();
 
 describe('bulwark server --gateway-cpus', () => {
   it.runIf(cpus >= 4)('reads single CPUs, lists and ranges', () => {

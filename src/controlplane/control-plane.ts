@@ -6,7 +6,6 @@
  * every site's share; one status writer merges the sites' views of each App.
  * Shutdown runs in reverse and is awaited.
  */
-import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { PinoLogger } from './logger.ts';
@@ -23,7 +22,7 @@ import { setCondition } from './controllers/conditions.ts';
 import { SiteReconciler } from './controllers/site-reconciler.ts';
 import { createLogger, type LogLevel } from './logger.ts';
 import { planCpus } from './cpu-plan.ts';
-import { setAffinity } from '../util/cpus.ts';
+import { cpuCount, setAffinity } from '../util/cpus.ts';
 import { IsolationController } from '../isolation/controller/isolation-controller.ts';
 import { siteSignalFeed } from '../isolation/controller/feed.ts';
 import { rateLimited } from '../isolation/sources/base.ts';
@@ -119,7 +118,7 @@ export class ControlPlane {
     const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
     // Before anything starts: a bad collector URL is a configuration error, not a runtime one.
     if (opts.otlp) validateOtlpOptions(opts.otlp);
-    const cpuPlan = planCpus(os.cpus().length, opts.gatewayCpus, opts.controlPlaneCpus);
+    const cpuPlan = planCpus(cpuCount(), opts.gatewayCpus, opts.controlPlaneCpus);
     // Before the store, the driver and HAProxy start: helpers they spawn inherit the mask.
     if (opts.controlPlaneCpus) setAffinity(process.pid, opts.controlPlaneCpus);
     const log = createLogger({

@@ -1,6 +1,7 @@
 /** Process CPU affinity through taskset, on real processes. */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { affinityOf, parseCpuList, setAffinity } from './cpus.ts';
 import { waitFor } from './time.ts';
@@ -34,6 +35,23 @@ describe('cpus', () => {
     const child = await waitFor('sleep started', () => Number(out.trim()) || undefined);
     expect(affinityOf(child)).toEqual([last]);
     process.kill(child, 'SIGKILL');
+  });
+
+  it("counts this machine's CPUs, not the caller's affinity, and the CPU checks accept the others", () => {
+    const last = os.cpus().length - 1;
+    // A process confined to CPU 0 (as a pinned control plane is to its own): the local
+    // driver must still accept the instances' CPUs, and the flag parser the gateway's.
+    const script = [
+      `import { cpuCount } from '${path.join(import.meta.dirname, 'cpus.ts')}';`,
+      `import { compileOptions } from '${path.join(import.meta.dirname, '../runtime/local/options.ts')}';`,
+      `import { cpusFlag } from '${path.join(import.meta.dirname, '../cli/main.ts')}';`,
+      `compileOptions({ stateDir: '/tmp/x', site: 's', records: {}, cpus: [${last}] });`,
+      `console.log(JSON.stringify([cpuCount(), cpusFlag('${last}')]));`,
+    ].join('\n');
+    const out = execFileSync('taskset', ['-c', '0', process.execPath, '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual([last + 1, [last]]);
   });
 
   it('says which process and CPUs it could not pin, and why', () => {

@@ -5,6 +5,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+/**
+ * The CPUs this machine has online. Not os.availableParallelism(): that
+ * counts this process's affinity, which after `--control-plane-cpus` is the
+ * control plane's own CPUs and would make every other CPU look absent.
+ */
+export function cpuCount(): number {
+  return os.cpus().length;
+}
 
 /** `0-2,5` (the kernel's list format, as in /proc/<pid>/status) -> [0, 1, 2, 5]. */
 export function parseCpuList(list: string): number[] {

@@ -3,8 +3,8 @@
  * instance specs it accepts.
  */
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
+import { cpuCount } from '../../util/cpus.ts';
 import type { InstanceSpec } from '../driver.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import type { InstanceRecords } from './records.ts';
@@ -62,7 +62,7 @@ export function compileOptions(o: LocalDriverOptions): CompiledOptions {
     throw new Error('LocalDriver option stateDir is required (a directory that survives restarts)');
   if (!o.site) throw new Error('LocalDriver option site is required');
   if (o.cpus !== undefined) {
-    const have = os.availableParallelism();
+    const have = cpuCount();
     const bad = o.cpus.filter((c) => !Number.isInteger(c) || c < 0 || c >= have);
     if (o.cpus.length === 0 || bad.length > 0 || new Set(o.cpus).size !== o.cpus.length)
       throw new Error(
