@@ -3,9 +3,9 @@
  * the minimal hand-written HAProxy config they compare against, the servers
  * they put behind Bulwark's gateway, CPU accounting from /proc, and CPU pinning.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { ServerSpec } from '../../src/dataplane/dataplane.ts';
+import { parseCpuList, setAffinity } from '../../src/util/cpus.ts';
 
 /** The anchor: one frontend, `default_backend`, roundrobin over the same servers, no logs, no checks. */
 export function minimalHaproxyConfig(port: number, serverPorts: readonly number[]): string {
@@ -55,5 +55,5 @@ export function machineTimes(): [number, number] {
 
 /** Move a process (every thread of it) to `cpus`, a taskset list such as '1' or '0-1'. */
 export function pinProcess(pid: number, cpus: string): void {
-  execFileSync('taskset', ['-apc', cpus, String(pid)], { stdio: 'ignore' });
+  setAffinity(pid, parseCpuList(cpus));
 }

@@ -21,7 +21,7 @@ import {
 } from './commands/resources.ts';
 import { runServer } from './commands/server.ts';
 import { planCpus } from '../controlplane/cpu-plan.ts';
-import { cpuCount } from '../util/cpus.ts';
+import { cpuCount, parseCpuList } from '../util/cpus.ts';
 import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
 import { resolveConfig } from './config.ts';
 import { CliError, EXIT } from './exit-codes.ts';
@@ -81,14 +81,11 @@ export function cpusFlag(v: string, flag = 'gateway-cpus'): number[] {
   const fail = (why: string): never => {
     throw new CliError(`--${flag} ${v}: ${why}; give CPU numbers such as 1 or 1,2 or 2-3`, EXIT.usage);
   };
-  const cpus: number[] = [];
-  for (const part of v.split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) fail(`'${part}' is not a CPU number or range`);
-    const lo = Number(m![1]);
-    const hi = m![2] === undefined ? lo : Number(m![2]);
-    if (hi < lo) fail(`range '${part}' runs backwards`);
-    for (let c = lo; c <= hi; c++) cpus.push(c);
+  let cpus: number[] = [];
+  try {
+    cpus = parseCpuList(v);
+  } catch (err) {
+    fail((err as Error).message);
   }
   const have = cpuCount();
   const beyond = cpus.filter((c) => c >= have);

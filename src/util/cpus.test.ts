@@ -16,6 +16,8 @@ describe('cpus', () => {
     expect(parseCpuList('0-2,5\n')).toEqual([0, 1, 2, 5]);
     expect(parseCpuList('3')).toEqual([3]);
     expect(() => parseCpuList('0-x')).toThrow(/'0-x' is not a CPU number or range/);
+    expect(() => parseCpuList('1,')).toThrow(/'' is not a CPU number or range/);
+    expect(() => parseCpuList('3-1')).toThrow(/range '3-1' runs backwards/);
   });
 
   it('pins a running process and its later children to the CPUs given', async () => {

@@ -16,15 +16,18 @@ export function cpuCount(): number {
   return os.cpus().length;
 }
 
-/** `0-2,5` (the kernel's list format, as in /proc/<pid>/status) -> [0, 1, 2, 5]. */
+/**
+ * `0-2,5` (the kernel's list format, as in /proc/<pid>/status, and what
+ * `--gateway-cpus` takes) -> [0, 1, 2, 5]; throws naming the bad part.
+ */
 export function parseCpuList(list: string): number[] {
   const out: number[] = [];
   for (const part of list.trim().split(',')) {
-    if (part === '') continue;
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
     if (!m) throw new Error(`'${part}' is not a CPU number or range`);
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo) throw new Error(`range '${part}' runs backwards`);
     for (let c = lo; c <= hi; c++) out.push(c);
   }
   return out;
