@@ -31,7 +31,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { HaproxyDataPlane } from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
+import {
+  HaproxyDataPlane,
+  type HaproxyDataPlaneOptions,
+} from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { benchServers, machineTimes, minimalHaproxyConfig, pinProcess, procCpuUs } from '../support/proxy.ts';
 import { median, parseWrk, startBackend, type WrkReport } from '../support/wrk.ts';
@@ -180,9 +183,8 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
   pinProcess(process.pid, l === 'pinned' ? '1' : `0-${CPUS - 1}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-'));
   const procs: ChildProcess[] = [];
-  let dp: HaproxyDataPlane | undefined;
-  let dpNoLog: HaproxyDataPlane | undefined;
-  let dpAb: HaproxyDataPlane | undefined;
+  /** Every gateway started, for the finally below. */
+  const gateways: HaproxyDataPlane[] = [];
   try {
     const a = await startBackend('i1');
     const b = await startBackend('i2');
@@ -191,11 +193,31 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     // Pinned: Bulwark's own placement option (`bulwark server --gateway-cpus 1`), which
     // renders the same one thread on CPU 1 that the minimal HAProxy gets from its affinity.
     const render = l === 'pinned' ? { render: { cpus: [1] } } : {};
-    dp = await HaproxyDataPlane.create({
-      workDir: path.join(dir, 'bulwark'),
-      binds: [{ address: '127.0.0.1', port: await freePort() }],
-      ...render,
-    });
+    const servers = benchServers([a.port, b.port]);
+    /** A Bulwark gateway in front of the two instances, added at runtime as the control plane does. */
+    const startGateway = async (
+      name: string,
+      opts: Partial<HaproxyDataPlaneOptions> = {},
+    ): Promise<HaproxyDataPlane> => {
+      const g = await HaproxyDataPlane.create({
+        workDir: path.join(dir, name),
+        binds: [{ address: '127.0.0.1', port: await freePort() }],
+        ...opts,
+        ...render,
+      });
+      gateways.push(g);
+      await g.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
+      const added = await g.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
+      if (added.reloaded) throw new Error(`${name}: adding servers must not reload`);
+      return g;
+    };
+    /** wrk through gateway `g`, with its HAProxy worker's CPU per request. */
+    const viaGateway = (g: HaproxyDataPlane, connections = CONNECTIONS, delayMs?: number) =>
+      measured(
+        () => g.status().process.workerPid,
+        () => wrk(`${g.gatewayUrl}/`, connections, ['Host: web.bench.acme'], delayMs),
+      );
+    const dp = await startGateway('bulwark');
     let logs = 0;
     // Delivery delay of request records (end of request in HAProxy -> listener
     // here), sampled 1 in 64 so measuring it costs the receiver nothing visible.
@@ -204,33 +226,14 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     dp.onRequest((log) => {
       if ((++logs & 63) === 0) delays.push(Date.now() - Date.parse(log.at) - Math.max(0, log.totalMs));
     });
-    await dp.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
-    const servers = benchServers([a.port, b.port]);
-    const added = await dp.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
-    if (added.reloaded) throw new Error('adding servers must not reload');
     // Same as bulwark with request logging off: attributes the logging cost.
-    dpNoLog = await HaproxyDataPlane.create({
-      workDir: path.join(dir, 'bulwark-nolog'),
-      binds: [{ address: '127.0.0.1', port: await freePort() }],
-      requestLogs: false,
-      ...render,
-    });
-    await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
-    await dpNoLog.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
+    const dpNoLog = await startGateway('bulwark-nolog', { requestLogs: false });
     // BENCH_AB_LOG_SLICE_MS=<ms>: one more target, the same gateway whose receiver slices
     // its work at that sliceMs (0 = a whole read at once), measured in the same rounds.
     const abSlice = process.env.BENCH_AB_LOG_SLICE_MS;
-    if (abSlice !== undefined) {
-      dpAb = await HaproxyDataPlane.create({
-        workDir: path.join(dir, 'bulwark-ab'),
-        binds: [{ address: '127.0.0.1', port: await freePort() }],
-        logSliceMs: Number(abSlice),
-        ...render,
-      });
-      dpAb.onRequest(() => undefined);
-      await dpAb.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
-      await dpAb.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
-    }
+    const dpAb =
+      abSlice !== undefined ? await startGateway('bulwark-ab', { logSliceMs: Number(abSlice) }) : undefined;
+    dpAb?.onRequest(() => undefined);
     const minimal = await startMinimalHaproxy(dir, [a.port, b.port]);
     procs.push(minimal.proc);
     // The proxies started on CPU 1 (and stay there). The log receiver in this process stays
@@ -246,16 +249,8 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
           () => undefined,
           () => wrkDirect([`http://127.0.0.1:${a.port}/`, `http://127.0.0.1:${b.port}/`]),
         ),
-      bulwark: () =>
-        measured(
-          () => dp?.status().process.workerPid,
-          () => wrk(`${dp?.gatewayUrl}/`, CONNECTIONS, ['Host: web.bench.acme']),
-        ),
-      'bulwark-nolog': () =>
-        measured(
-          () => dpNoLog?.status().process.workerPid,
-          () => wrk(`${dpNoLog?.gatewayUrl}/`, CONNECTIONS, ['Host: web.bench.acme']),
-        ),
+      bulwark: () => viaGateway(dp),
+      'bulwark-nolog': () => viaGateway(dpNoLog),
       minimal: () =>
         measured(
           () => minimal.proc.pid,
@@ -269,30 +264,27 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     const abCpu = l === 'pinned' ? process.env.BENCH_AB_RECEIVER_CPU : undefined;
     const abBatch = process.env.BENCH_AB_RECEIVER_BATCH === '1';
     const abName = dpAb ? `bulwark-slice${abSlice}` : abBatch ? 'bulwark-batch' : `bulwark-rx${abCpu}`;
-    if (dpAb)
-      targets[abName] = () =>
-        measured(
-          () => dpAb?.status().process.workerPid,
-          () => wrk(`${dpAb?.gatewayUrl}/`, CONNECTIONS, ['Host: web.bench.acme']),
-        );
+    /** The bulwark target, run with this process changed by `apply` and restored by `undo`. */
+    const bulwarkWith = (apply: () => void, undo: () => void) => async (): Promise<WrkResult> => {
+      apply();
+      try {
+        return await viaGateway(dp);
+      } finally {
+        undo();
+      }
+    };
+    const pid = String(process.pid);
+    if (dpAb) targets[abName] = () => viaGateway(dpAb);
     else if (abBatch)
-      targets[abName] = async () => {
-        execFileSync('chrt', ['-a', '-b', '-p', '0', String(process.pid)]);
-        try {
-          return await targets.bulwark!();
-        } finally {
-          execFileSync('chrt', ['-a', '-o', '-p', '0', String(process.pid)]);
-        }
-      };
+      targets[abName] = bulwarkWith(
+        () => execFileSync('chrt', ['-a', '-b', '-p', '0', pid]),
+        () => execFileSync('chrt', ['-a', '-o', '-p', '0', pid]),
+      );
     else if (abCpu !== undefined)
-      targets[abName] = async () => {
-        pinProcess(process.pid, abCpu);
-        try {
-          return await targets.bulwark!();
-        } finally {
-          pinProcess(process.pid, receiverCpu);
-        }
-      };
+      targets[abName] = bulwarkWith(
+        () => pinProcess(process.pid, abCpu),
+        () => pinProcess(process.pid, receiverCpu),
+      );
     // Warm-up: JIT of the instances, HAProxy connection pools.
     for (const t of Object.values(targets)) await wrk2s(t);
     const results: Record<string, WrkResult[]> = {
@@ -404,11 +396,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     if (l === 'pinned' && !quick) {
       out.fixedRate = await fixedRatePhase(
         mn.rps,
-        (delayMs) =>
-          measured(
-            () => dp?.status().process.workerPid,
-            () => wrk(`${dp?.gatewayUrl}/`, PACED_CONNECTIONS, ['Host: web.bench.acme'], delayMs),
-          ),
+        (delayMs) => viaGateway(dp, PACED_CONNECTIONS, delayMs),
         (delayMs) =>
           measured(
             () => minimal.proc.pid,
@@ -429,9 +417,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     }
     return out;
   } finally {
-    await dp?.close();
-    await dpNoLog?.close();
-    await dpAb?.close();
+    for (const g of gateways) await g.close();
     for (const p of procs) p.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
