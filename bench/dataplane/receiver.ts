@@ -10,7 +10,7 @@
  * parsed without returning to the event loop): that is how long whatever
  * shares its core waits, which is what a request's p99 sees.
  *
- *   node bench/dataplane/receiver.ts [--rate 15000] [--seconds 8] [--batch-ms 25] [--slice-ms 0.25] [--no-parse]
+ *   node bench/dataplane/receiver.ts [--rate 15000] [--seconds 8] [--batch-ms 25] [--slice-ms 0.1] [--no-parse]
  *
  * To compare with an older commit, run the same file from a checkout of it
  * (`git archive <commit> | tar -x -C /tmp/old`) if it exists there, or copy it.
