@@ -51,6 +51,32 @@ describe('renderConfig', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('ships logs through the ring to a Unix socket when the receiver listens on one, and haproxy -c accepts it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-'));
+    try {
+      const sock = path.join(dir, 'log.sock');
+      const r = renderConfig({ ...input(dir), syslog: { transport: 'unix', path: sock } });
+      expect(r.cfg).toContain(`  server receiver unix@${sock}`);
+      expect(r.cfg).toContain('  log ring@bulwark_logs len 4096 local0 info');
+      for (const [n, c] of Object.entries(r.files)) writeFileSync(path.join(dir, n), c);
+      writeFileSync(path.join(dir, 'haproxy.cfg'), r.cfg);
+      expect(() =>
+        execFileSync('/usr/sbin/haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')]),
+      ).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a log socket path HAProxy or the kernel cannot take, naming the fix', () => {
+    const unix = (p: string) => renderConfig({ ...input('/tmp'), syslog: { transport: 'unix', path: p } });
+    expect(() => unix('log.sock')).toThrow(/syslog.path must be an absolute path/);
+    expect(() => unix('/tmp/with space/log.sock')).toThrow(/may only use \[A-Za-z0-9._\/\+-\]/);
+    expect(() => unix(`/tmp/${'d'.repeat(120)}/log.sock`)).toThrow(
+      /longer than a Unix socket path may be \(107\): use a shorter work directory or the tcp log transport/,
+    );
+  });
+
   it('renders one thread per pinned CPU, and cpu-map only where HAProxy 2.6 applies it (two threads or more)', () => {
     const one = renderConfig({ ...input('/x'), options: { cpus: [1] } }).cfg;
     expect(one).toContain('  nbthread 1\n');

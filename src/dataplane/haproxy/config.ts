@@ -9,6 +9,7 @@
  * number of services the way a chain of ACLs would.
  */
 import type { ServerState } from '../dataplane.ts';
+import { assertUnixSocketPath } from './unix-socket-path.ts';
 
 export interface BindSpec {
   address: string;
@@ -80,7 +81,7 @@ export interface RenderInput {
    * through an HAProxy ring buffer whose forwarder writes lines in batches;
    * `udp` sends one datagram per request.
    */
-  syslog?: { host: string; port: number; transport?: 'tcp' | 'udp' };
+  syslog?: { host: string; port: number; transport?: 'tcp' | 'udp' } | { transport: 'unix'; path: string };
   /** Absolute directory where the map files will live (referenced from the cfg). */
   mapDir: string;
   options?: RenderOptions;
@@ -183,8 +184,10 @@ export function renderConfig(input: RenderInput): RenderedConfig {
 
   const L: string[] = [];
   L.push('# Rendered by Bulwark; do not edit (overwritten on every structural change).');
-  const tcpLogs = input.syslog && (input.syslog.transport ?? 'tcp') === 'tcp';
-  if (input.syslog && tcpLogs) {
+  const syslog = input.syslog;
+  // tcp and unix go through the ring; udp is one datagram per request.
+  const ringLogs = syslog !== undefined && syslog.transport !== 'udp';
+  if (syslog && ringLogs) {
     // Request threads only copy the line into this memory ring; one forwarder
     // writes many lines per syscall, and a slow or restarting receiver costs
     // the oldest lines, never request latency (measured: ~9 us less worker
@@ -195,7 +198,10 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     L.push('  size 4194304');
     L.push('  timeout connect 2s');
     L.push('  timeout server 30s');
-    L.push(`  server receiver ${addr(input.syslog.host, input.syslog.port)}`);
+    if (syslog.transport === 'unix') {
+      assertUnixSocketPath('syslog.path', syslog.path);
+      L.push(`  server receiver unix@${syslog.path}`);
+    } else L.push(`  server receiver ${addr(syslog.host, syslog.port)}`);
     L.push('');
   }
   L.push('global');
@@ -213,9 +219,9 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   // `format raw`: no syslog header to build per request (measured ~5 us of ~57 us
   // worker CPU per request with the rfc3164 header); the receiver knows
   // the sender, so priority/host/pid carry no information here.
-  if (input.syslog && tcpLogs) L.push(`  log ring@${LOG_RING} len 4096 local0 info`);
-  else if (input.syslog)
-    L.push(`  log ${addr(input.syslog.host, input.syslog.port)} len 4096 format raw local0 info`);
+  if (syslog && ringLogs) L.push(`  log ring@${LOG_RING} len 4096 local0 info`);
+  else if (syslog && 'host' in syslog)
+    L.push(`  log ${addr(syslog.host, syslog.port)} len 4096 format raw local0 info`);
   L.push('');
   L.push('defaults');
   L.push('  mode http');

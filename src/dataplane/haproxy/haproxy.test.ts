@@ -308,6 +308,35 @@ describe('HaproxyDataPlane request logs over UDP', () => {
   });
 });
 
+describe('HaproxyDataPlane request logs over a Unix socket', () => {
+  it('delivers parsed request logs with logTransport unix, through a socket in its work dir', async () => {
+    const a = await startBackend('a');
+    const workDir = newWorkDir();
+    const dp = await HaproxyDataPlane.create({
+      workDir,
+      binds: [{ address: '127.0.0.1', port: await freePort() }],
+      logTransport: 'unix',
+    });
+    try {
+      const seen: string[] = [];
+      dp.onRequest((l) => seen.push(`${l.server} ${l.status} ${l.path}`));
+      await dp.sync({ backends: [{ name: 'u.app.proj', aliases: [], servers: [server(a)] }] });
+      for (let i = 0; i < 20; i++) await request(`${dp.gatewayUrl}/proj/app/u/unix${i}`);
+      await waitFor('unix logs', () => seen.length === 20, { timeoutMs: 5000 });
+      expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => `a 200 /proj/app/u/unix${i}`));
+      expect(dp.status().syslog).toMatchObject({
+        transport: 'unix',
+        path: path.join(path.resolve(workDir), 'log.sock'),
+        connections: 1,
+        unparsable: 0,
+      });
+    } finally {
+      await dp.close();
+      await a.close();
+    }
+  });
+});
+
 describe('HAProxy process ownership', () => {
   it('replaces a stale HAProxy left on the same work dir by a previous run', async () => {
     const workDir = newWorkDir();

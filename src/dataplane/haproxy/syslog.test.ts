@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SyslogReceiver } from './syslog.ts';
 import { waitFor } from '../../util/time.ts';
@@ -25,6 +29,77 @@ describe('SyslogReceiver', () => {
     await waitFor('frames', () => got.length === 4, { timeoutMs: 2000 });
     c.destroy();
     expect(got).toEqual(['bwlog1 first', 'bwlog1 second', 'bwlog1 3', 'bwlog1 raw']);
+  });
+
+  it('receives a stream on a Unix socket only its owner may open, and removes the socket on close', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-rx-'));
+    try {
+      const sock = path.join(dir, 'log.sock');
+      receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
+      expect(statSync(sock).mode & 0o777).toBe(0o600);
+      const got: string[] = [];
+      receiver.onMessage((m) => got.push(m));
+      const c = net.connect(sock);
+      await new Promise((r) => c.once('connect', r));
+      c.write('11 bwlog1 unixbwlog1 newline\n');
+      await waitFor('unix frames', () => got.length === 2, { timeoutMs: 2000 });
+      c.destroy();
+      expect(got).toEqual(['bwlog1 unix', 'bwlog1 newline']);
+      expect(receiver.status()).toMatchObject({ transport: 'unix', path: sock, frames: 2 });
+      await receiver.close();
+      receiver = undefined;
+      expect(() => statSync(sock)).toThrow(/ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('replaces a stale socket left by a killed receiver, and refuses a live one or a file', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-rx-'));
+    try {
+      const sock = path.join(dir, 'log.sock');
+      const other = net.createServer();
+      await new Promise<void>((r) => other.listen(sock, r));
+      await expect(SyslogReceiver.create({ transport: 'unix', path: sock })).rejects.toThrow(
+        /is a socket another process listens on/,
+      );
+      await new Promise<void>((r) => other.close(() => r()));
+      rmSync(sock, { force: true });
+      // What SIGKILL leaves: a socket file nobody listens on (a process bound it and died).
+      execFileSync('python3', [
+        '-c',
+        `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`,
+      ]);
+      expect(statSync(sock).isSocket()).toBe(true);
+      receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
+      const got: string[] = [];
+      receiver.onMessage((m) => got.push(m));
+      const c = net.connect(sock);
+      await new Promise((r) => c.once('connect', r));
+      c.write('bwlog1 after stale\n');
+      await waitFor('frame after stale socket', () => got.length === 1, { timeoutMs: 2000 });
+      c.destroy();
+      await receiver.close();
+      receiver = undefined;
+      writeFileSync(sock, 'not a socket');
+      await expect(SyslogReceiver.create({ transport: 'unix', path: sock })).rejects.toThrow(
+        /exists and is not a socket: remove it or choose another work directory/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a unix transport without a usable path, and a path with another transport', async () => {
+    await expect(SyslogReceiver.create({ transport: 'unix' })).rejects.toThrow(
+      /path is required with transport unix/,
+    );
+    await expect(SyslogReceiver.create({ transport: 'unix', path: 'rel.sock' })).rejects.toThrow(
+      /path must be an absolute path/,
+    );
+    await expect(SyslogReceiver.create({ transport: 'tcp', path: '/tmp/x.sock' })).rejects.toThrow(
+      /path is only used with transport unix, not tcp/,
+    );
   });
 
   it('receives UDP datagrams', async () => {

@@ -1,10 +1,12 @@
 /**
- * Syslog receiver on loopback for HAProxy's logs, over TCP (default) or UDP.
+ * Syslog receiver for HAProxy's logs, on a Unix stream socket (what
+ * HaproxyDataPlane uses by default), loopback TCP (the default here, which
+ * needs no path) or UDP.
  *
- * TCP is fed by HAProxy's ring forwarder: many lines per read, newline or
- * RFC 6587 octet-counting framed. UDP gets one datagram per line; Node pays a
+ * The stream transports are fed by HAProxy's ring forwarder: many lines per
+ * read, newline or RFC 6587 octet-counting framed. UDP gets one datagram per line; Node pays a
  * callback and a buffer per datagram (measured ~16 us per line), which on a
- * 2-core machine competes with HAProxy itself, hence TCP by default.
+ * 2-core machine competes with HAProxy itself, hence a stream by default.
  *
  * Reads are batched: after a small read the socket stops reading for
  * `readBatchMs`, so the kernel collects the lines of that interval and the
@@ -22,28 +24,37 @@
  * receiver is behind and drains at full speed (slicing never caps throughput).
  */
 import dgram from 'node:dgram';
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { parseSyslogFrame } from './log-parser.ts';
+import { assertUnixSocketPath } from './unix-socket-path.ts';
+
+export type SyslogTransport = 'tcp' | 'udp' | 'unix';
 
 export interface SyslogReceiverOptions {
-  /** @default '127.0.0.1' */
+  /** tcp/udp. @default '127.0.0.1' */
   host?: string;
-  /** 0 = pick a free port. @default 0 */
+  /** tcp/udp: 0 = pick a free port. @default 0 */
   port?: number;
   /** @default 'tcp' */
-  transport?: 'tcp' | 'udp';
+  transport?: SyslogTransport;
+  /**
+   * unix: the socket's absolute path (created mode 0600, replaced when a
+   * stale socket of a previous run is there, removed on close).
+   */
+  path?: string;
   /** Kernel receive buffer for UDP. @default 4 MiB */
   recvBufferBytes?: number;
   /** Longest accepted frame; longer input closes the connection. @default 65536 */
   maxFrameBytes?: number;
   /**
-   * TCP: after a read smaller than `batchReadBytes`, wait this long before
+   * TCP/unix: after a read smaller than `batchReadBytes`, wait this long before
    * reading again. Bounds the delay a line can get from batching; 0 reads
    * as soon as data arrives. @default DEFAULT_READ_BATCH_MS
    */
   readBatchMs?: number;
   /**
-   * TCP: longest run of line processing before yielding the CPU (a 1 ms
+   * TCP/unix: longest run of line processing before yielding the CPU (a 1 ms
    * timer); 0 processes a whole read at once. @default DEFAULT_SLICE_MS
    */
   sliceMs?: number;
@@ -89,7 +100,9 @@ const BATCH_READ_BYTES = 32 * 1024;
 export interface SyslogReceiverStatus {
   host: string;
   port: number;
-  transport: 'tcp' | 'udp';
+  transport: SyslogTransport;
+  /** unix: the socket path. */
+  path?: string;
   frames: number;
   unparsable: number;
   connections: number;
@@ -99,7 +112,9 @@ export interface SyslogReceiverStatus {
 
 export class SyslogReceiver {
   readonly host: string;
-  readonly transport: 'tcp' | 'udp';
+  readonly transport: SyslogTransport;
+  /** unix: the socket path, else undefined. */
+  readonly path: string | undefined;
   private udp: dgram.Socket | undefined;
   private tcp: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
@@ -116,13 +131,22 @@ export class SyslogReceiver {
 
   constructor(
     host: string,
-    transport: 'tcp' | 'udp',
+    transport: SyslogTransport,
     maxFrameBytes: number,
     readBatchMs = DEFAULT_READ_BATCH_MS,
     sliceMs = DEFAULT_SLICE_MS,
+    socketPath?: string,
   ) {
+    if (!['tcp', 'udp', 'unix'].includes(transport))
+      throw new Error(`transport must be tcp, udp or unix, got '${String(transport)}'`);
+    if (transport === 'unix') {
+      if (socketPath === undefined) throw new Error('path is required with transport unix');
+      assertUnixSocketPath('path', socketPath);
+    } else if (socketPath !== undefined)
+      throw new Error(`path is only used with transport unix, not ${transport}`);
     this.host = host;
     this.transport = transport;
+    this.path = socketPath;
     this.maxFrameBytes = maxFrameBytes;
     if (!Number.isInteger(readBatchMs) || readBatchMs < 0 || readBatchMs > 1000)
       throw new Error(`readBatchMs must be an integer 0..1000, got ${readBatchMs}`);
@@ -140,6 +164,7 @@ export class SyslogReceiver {
       opts.maxFrameBytes ?? 65536,
       opts.readBatchMs ?? DEFAULT_READ_BATCH_MS,
       opts.sliceMs ?? DEFAULT_SLICE_MS,
+      opts.path,
     );
     if (r.transport === 'udp') {
       const socket = dgram.createSocket({
@@ -160,15 +185,22 @@ export class SyslogReceiver {
       // highWaterMark 1: a paused socket stops reading from the kernel after
       // one more read instead of buffering up to 64 KiB in Node (see readBatchMs).
       const server = net.createServer({ highWaterMark: 1 }, (s) => r.onConnection(s));
+      if (r.path !== undefined) await removeStaleSocket(r.path);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(opts.port ?? 0, host, () => {
+        const listening = (): void => {
           server.off('error', reject);
           resolve();
-        });
+        };
+        if (r.path !== undefined) server.listen(r.path, listening);
+        else server.listen(opts.port ?? 0, host, listening);
       });
       r.tcp = server;
-      r.boundPort = (server.address() as net.AddressInfo).port;
+      if (r.path !== undefined) {
+        // Only this process (and HAProxy, run as the same user) may feed records
+        // that isolation and the access logs act on; a TCP port is open to any local user.
+        chmodSync(r.path, 0o600);
+      } else r.boundPort = (server.address() as net.AddressInfo).port;
     }
     return r;
   }
@@ -182,6 +214,7 @@ export class SyslogReceiver {
       host: this.host,
       port: this.boundPort,
       transport: this.transport,
+      ...(this.path !== undefined ? { path: this.path } : {}),
       frames: this.frames,
       unparsable: this.unparsable,
       connections: this.sockets.size,
@@ -351,6 +384,36 @@ export class SyslogReceiver {
     if (this.tcp) {
       for (const s of this.sockets) s.destroy();
       await new Promise<void>((r) => this.tcp?.close(() => r()));
+      if (this.path !== undefined) rmSync(this.path, { force: true });
     }
   }
+}
+
+/**
+ * A socket file left by a receiver that was killed stops listen() with
+ * EADDRINUSE, so it is removed; a socket someone still listens on, or
+ * anything that is not a socket, is not ours to remove.
+ */
+async function removeStaleSocket(p: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket())
+    throw new Error(`path '${p}' exists and is not a socket: remove it or choose another work directory`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = net.connect(p);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live)
+    throw new Error(
+      `path '${p}' is a socket another process listens on (a second receiver for this work directory?): stop it or choose another work directory`,
+    );
+  rmSync(p, { force: true });
 }
