@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { waitFor } from '../../src/util/time.ts';
 
@@ -34,6 +35,13 @@ export interface StartOptions {
   storeUrl?: string;
   /** Extra arguments for `bulwark server`. */
   extraArgs?: string[];
+  /**
+   * How the server is launched: `node` (the default) runs src/cli/main.ts with `nodeFlags`;
+   * `bin` runs bin/bulwark, the launcher users run, which picks its own Node flags.
+   */
+  launcher?: 'node' | 'bin';
+  /** Node flags for the `node` launcher. @default SERVER_NODE_FLAGS */
+  nodeFlags?: readonly string[];
   /** Extra environment for the control plane process. */
   env?: Record<string, string>;
 }
@@ -43,8 +51,7 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
   const gatewayPort = opts.gatewayPort ?? (await freePort());
   const token = opts.token ?? `bwk_test_${randomBytes(16).toString('hex')}`;
   fs.mkdirSync(opts.dataDir, { recursive: true });
-  const args = [
-    path.join(REPO_ROOT, 'src/cli/main.ts'),
+  const serverArgs = [
     'server',
     '--port',
     String(port),
@@ -56,7 +63,14 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     ...(opts.storeUrl ? ['--store-url', opts.storeUrl] : []),
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, {
+  const [file, args] =
+    opts.launcher === 'bin'
+      ? [path.join(REPO_ROOT, 'bin/bulwark'), serverArgs]
+      : [
+          process.execPath,
+          [...(opts.nodeFlags ?? SERVER_NODE_FLAGS), path.join(REPO_ROOT, 'src/cli/main.ts'), ...serverArgs],
+        ];
+  const child = spawn(file, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, BULWARK_BOOTSTRAP_TOKEN: token, BULWARK_LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { ControlPlane, type ControlPlaneOptions } from '../../controlplane/control-plane.ts';
 import { writeConfig } from '../config.ts';
+import { missingServerNodeFlags } from '../node-flags.ts';
 import type { Io } from './resources.ts';
 
 export async function runServer(
@@ -9,6 +10,11 @@ export async function runServer(
   opts: ControlPlaneOptions & { stopWorkloadsOnExit?: boolean },
 ): Promise<ControlPlane> {
   const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
+  const missing = missingServerNodeFlags(process.execArgv);
+  if (missing.length > 0)
+    io.err(
+      `note: Node runs without ${missing.join(' ')} (bin/bulwark server and npm start pass it; see src/cli/node-flags.ts): the request-log receiver will pause for garbage collection more often`,
+    );
   let token: string | undefined;
   const cp = await ControlPlane.create({
     ...opts,
