@@ -26,15 +26,15 @@
  *   node bench/dataplane/run.ts [--quick] [--layout pinned|shared|both]
  *   (default: both for a full run, pinned for --quick)
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import {
-  HaproxyDataPlane,
-  type HaproxyDataPlaneOptions,
-} from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
+import type { HaproxyDataPlaneOptions } from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
+import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
+import type { ServerSpec } from '../../src/dataplane/dataplane.ts';
+import type { GatewayHostStart, GatewayHostStatus } from './gateway-host.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { benchServers, machineTimes, minimalHaproxyConfig, pinProcess, procCpuUs } from '../support/proxy.ts';
 import { median, parseWrk, startBackend, type WrkReport } from '../support/wrk.ts';
@@ -69,16 +69,78 @@ interface WrkResult extends WrkReport {
   receiverCpuUsPerReq?: number;
 }
 
-async function measured(pid: () => number | undefined, run: () => Promise<WrkResult>): Promise<WrkResult> {
+/** wrk `run` with the CPU per request of the proxy (`pid`) and of the log receiver's process (`receiverPid`). */
+async function measured(
+  pid: () => number | undefined,
+  run: () => Promise<WrkResult>,
+  receiverPid?: number,
+): Promise<WrkResult> {
   const c0 = procCpuUs(pid());
-  const u0 = process.cpuUsage();
+  const r0 = procCpuUs(receiverPid);
   const r = await run();
-  const u = process.cpuUsage(u0);
   const c1 = procCpuUs(pid());
+  const r1 = procCpuUs(receiverPid);
   return {
     ...r,
     proxyCpuUsPerReq: (c1 - c0) / r.requests,
-    receiverCpuUsPerReq: (u.user + u.system) / r.requests,
+    receiverCpuUsPerReq: (r1 - r0) / r.requests,
+  };
+}
+
+/** A gateway hosted by bench/dataplane/gateway-host.ts: HAProxy plus its receiver in their own process. */
+interface HostedGateway {
+  gatewayUrl: string;
+  /** The hosting Node process (the log receiver's CPU). */
+  hostPid: number;
+  workerPid: number | undefined;
+  status(): Promise<GatewayHostStatus>;
+  close(): Promise<void>;
+}
+
+const HOST_SCRIPT = path.join(import.meta.dirname, 'gateway-host.ts');
+
+/** One reply of the host to `request` (or its error). */
+function ask<T>(child: ChildProcess, request: object, key: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (m: Record<string, unknown>): void => {
+      if (key in m) {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve(m[key] as T);
+      } else if ('error' in m) reject(new Error(`gateway host: ${String(m.error)}`));
+    };
+    const onExit = (code: number | null): void => reject(new Error(`gateway host exited (${code})`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.send(request);
+  });
+}
+
+async function startHostedGateway(
+  start: GatewayHostStart,
+  nodeFlags: readonly string[],
+): Promise<HostedGateway> {
+  const child = fork(HOST_SCRIPT, [], {
+    execArgv: [...nodeFlags],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const started = await ask<{ gatewayUrl: string; workerPid: number | undefined }>(
+    child,
+    { start },
+    'started',
+  );
+  return {
+    gatewayUrl: started.gatewayUrl,
+    hostPid: child.pid!,
+    workerPid: started.workerPid,
+    status: () => ask<GatewayHostStatus>(child, { status: true }, 'status'),
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.send({ close: true });
+      await Promise.race([exited, sleep(10_000)]);
+      child.kill('SIGKILL');
+    },
   };
 }
 
@@ -184,7 +246,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-'));
   const procs: ChildProcess[] = [];
   /** Every gateway started, for the finally below. */
-  const gateways: HaproxyDataPlane[] = [];
+  const gateways: HostedGateway[] = [];
   try {
     const a = await startBackend('i1');
     const b = await startBackend('i2');
@@ -194,54 +256,62 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     // renders the same one thread on CPU 1 that the minimal HAProxy gets from its affinity.
     const render = l === 'pinned' ? { render: { cpus: [1] } } : {};
     const servers = benchServers([a.port, b.port]);
-    /** A Bulwark gateway in front of the two instances, added at runtime as the control plane does. */
+    /**
+     * A Bulwark gateway in front of the two instances, added at runtime as the control plane
+     * does, in a process of its own that runs with the control plane's Node flags
+     * (SERVER_NODE_FLAGS, as `bulwark server` starts) unless told otherwise. Its receiver
+     * records the delivery delay of 1 in 64 request records (HAProxy end of request ->
+     * listener; isolation needs them within ~100 ms, read batching adds up to readBatchMs).
+     */
     const startGateway = async (
       name: string,
       opts: Partial<HaproxyDataPlaneOptions> = {},
-    ): Promise<HaproxyDataPlane> => {
-      const g = await HaproxyDataPlane.create({
+      nodeFlags: readonly string[] = SERVER_NODE_FLAGS,
+    ): Promise<HostedGateway> => {
+      const options: HaproxyDataPlaneOptions = {
         workDir: path.join(dir, name),
         binds: [{ address: '127.0.0.1', port: await freePort() }],
         ...opts,
         ...render,
-      });
+      };
+      const g = await startHostedGateway({ name, options, servers: servers as ServerSpec[] }, nodeFlags);
       gateways.push(g);
-      await g.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers: [] }] });
-      const added = await g.sync({ backends: [{ name: 'web.bench.acme', aliases: [], servers }] });
-      if (added.reloaded) throw new Error(`${name}: adding servers must not reload`);
       return g;
     };
-    /** wrk through gateway `g`, with its HAProxy worker's CPU per request. */
-    const viaGateway = (g: HaproxyDataPlane, connections = CONNECTIONS, delayMs?: number) =>
+    /** wrk through gateway `g`, with its HAProxy worker's and its receiver's CPU per request. */
+    const viaGateway = (g: HostedGateway, connections = CONNECTIONS, delayMs?: number) =>
       measured(
-        () => g.status().process.workerPid,
+        () => g.workerPid,
         () => wrk(`${g.gatewayUrl}/`, connections, ['Host: web.bench.acme'], delayMs),
+        g.hostPid,
       );
     const dp = await startGateway('bulwark');
-    let logs = 0;
-    // Delivery delay of request records (end of request in HAProxy -> listener
-    // here), sampled 1 in 64 so measuring it costs the receiver nothing visible.
-    // Isolation needs records within ~100 ms; receiver read batching adds up to readBatchMs.
-    const delays: number[] = [];
-    dp.onRequest((log) => {
-      if ((++logs & 63) === 0) delays.push(Date.now() - Date.parse(log.at) - Math.max(0, log.totalMs));
-    });
     // Same as bulwark with request logging off: attributes the logging cost.
     const dpNoLog = await startGateway('bulwark-nolog', { requestLogs: false });
     // BENCH_AB_LOG_SLICE_MS=<ms>: one more target, the same gateway whose receiver slices
     // its work at that sliceMs (0 = a whole read at once), measured in the same rounds.
+    // BENCH_AB_LOG_TRANSPORT=tcp|unix|udp: the same, shipping its logs over that transport.
+    // BENCH_AB_NODE_FLAGS='<flags>': the same, its process run with these Node flags instead
+    // of SERVER_NODE_FLAGS ('' = Node's defaults).
     const abSlice = process.env.BENCH_AB_LOG_SLICE_MS;
+    const abTransport = process.env.BENCH_AB_LOG_TRANSPORT as HaproxyDataPlaneOptions['logTransport'];
+    const abFlags = process.env.BENCH_AB_NODE_FLAGS;
     const dpAb =
-      abSlice !== undefined ? await startGateway('bulwark-ab', { logSliceMs: Number(abSlice) }) : undefined;
-    dpAb?.onRequest(() => undefined);
+      abSlice !== undefined
+        ? await startGateway('bulwark-ab', { logSliceMs: Number(abSlice) })
+        : abTransport !== undefined
+          ? await startGateway('bulwark-ab', { logTransport: abTransport })
+          : abFlags !== undefined
+            ? await startGateway('bulwark-ab', {}, abFlags.split(/\s+/).filter(Boolean))
+            : undefined;
     const minimal = await startMinimalHaproxy(dir, [a.port, b.port]);
     procs.push(minimal.proc);
-    // The proxies started on CPU 1 (and stay there). The log receiver in this process stays
+    // The proxies started on CPU 1 (and stay there). The log receivers (the gateway hosts) stay
     // there too, as `--control-plane-cpus 1` places the control plane: on the gateway's core its
     // work costs the gateway less than beside the instances it costs them and wrk (same-run
-    // figures in docs/benchmarks.md). BENCH_RECEIVER_CPU=0 puts it beside the instances.
+    // figures in docs/benchmarks.md). BENCH_RECEIVER_CPU=0 puts them beside the instances.
     const receiverCpu = process.env.BENCH_RECEIVER_CPU ?? '1';
-    if (l === 'pinned') pinProcess(process.pid, receiverCpu);
+    if (l === 'pinned') for (const g of gateways) pinProcess(g.hostPid, receiverCpu);
 
     const targets: Record<string, () => Promise<WrkResult>> = {
       direct: () =>
@@ -263,7 +333,15 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     // (its wakeups do not preempt the proxy; it runs when the proxy's slice ends or it sleeps).
     const abCpu = l === 'pinned' ? process.env.BENCH_AB_RECEIVER_CPU : undefined;
     const abBatch = process.env.BENCH_AB_RECEIVER_BATCH === '1';
-    const abName = dpAb ? `bulwark-slice${abSlice}` : abBatch ? 'bulwark-batch' : `bulwark-rx${abCpu}`;
+    const abName = dpAb
+      ? abSlice !== undefined
+        ? `bulwark-slice${abSlice}`
+        : abTransport !== undefined
+          ? `bulwark-${abTransport}`
+          : `bulwark-flags[${abFlags}]`
+      : abBatch
+        ? 'bulwark-batch'
+        : `bulwark-rx${abCpu}`;
     /** The bulwark target, run with this process changed by `apply` and restored by `undo`. */
     const bulwarkWith = (apply: () => void, undo: () => void) => async (): Promise<WrkResult> => {
       apply();
@@ -273,7 +351,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
         undo();
       }
     };
-    const pid = String(process.pid);
+    const pid = String(dp.hostPid);
     if (dpAb) targets[abName] = () => viaGateway(dpAb);
     else if (abBatch)
       targets[abName] = bulwarkWith(
@@ -282,8 +360,8 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
       );
     else if (abCpu !== undefined)
       targets[abName] = bulwarkWith(
-        () => pinProcess(process.pid, abCpu),
-        () => pinProcess(process.pid, receiverCpu),
+        () => pinProcess(dp.hostPid, abCpu),
+        () => pinProcess(dp.hostPid, receiverCpu),
       );
     // Warm-up: JIT of the instances, HAProxy connection pools.
     for (const t of Object.values(targets)) await wrk2s(t);
@@ -347,8 +425,9 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     // share the machine's state (steal time on these VMs moves every target by +-30 % over minutes).
     const perRound = (k: 'rps' | 'p99Ms', vs = 'minimal'): number =>
       median(results.bulwark!.map((x, i) => x[k] / results[vs]![i]![k]));
-    const st = dp.status();
-    const sortedDelays = [...delays].sort((x, y) => x - y);
+    const st = await dp.status();
+    const logs = st.requestLogs;
+    const sortedDelays = [...st.delays].sort((x, y) => x - y);
     const out: LayoutResult = {
       layout: l,
       summary,
@@ -387,9 +466,12 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
       console.log(
         `${l}: bulwark/${abName}, median of per-round ratios: throughput ${perRound('rps', abName).toFixed(3)}, p99 ${perRound('p99Ms', abName).toFixed(3)}`,
       );
-    console.log(
-      `bulwark request log lines received: ${logs} (syslog frames ${st.syslog?.frames ?? 0}), reloads ${st.reloads}`,
-    );
+    console.log(`bulwark request log lines received: ${logs} (${st.transport}, syslog frames ${st.frames})`);
+    const abSt = await dpAb?.status();
+    if (abSt)
+      console.log(
+        `${abName} request log lines received: ${abSt.requestLogs} (${abSt.transport}, syslog frames ${abSt.frames})`,
+      );
     console.log(
       `request record delivery delay (HAProxy end of request -> listener, 1 in 64 sampled): p50 ${out.logDelayP50Ms} ms, p99 ${out.logDelayP99Ms} ms`,
     );
