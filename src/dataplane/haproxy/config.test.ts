@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderConfig, pathPrefixFor } from './config.ts';
+import { renderConfig, pathPrefixFor, type RenderInput } from './config.ts';
 
 const input = (dir: string) => ({
   binds: [{ address: '127.0.0.1', port: 18080 }],
@@ -38,34 +38,32 @@ describe('renderConfig', () => {
     );
   });
 
+  /** Renders `input(dir)` changed by `edit` into a fresh directory and runs `haproxy -c` on it. */
+  const checked = (edit: (dir: string) => Partial<RenderInput> = () => ({})): string => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-'));
+    try {
+      const r = renderConfig({ ...input(dir), ...edit(dir) });
+      for (const [n, c] of Object.entries(r.files)) writeFileSync(path.join(dir, n), c);
+      writeFileSync(path.join(dir, 'haproxy.cfg'), r.cfg);
+      expect(() =>
+        execFileSync('/usr/sbin/haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')]),
+      ).not.toThrow();
+      return r.cfg.replaceAll(dir, '<dir>');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
   it('renders a configuration haproxy -c accepts', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-'));
-    try {
-      const r = renderConfig(input(dir));
-      for (const [n, c] of Object.entries(r.files)) writeFileSync(path.join(dir, n), c);
-      writeFileSync(path.join(dir, 'haproxy.cfg'), r.cfg);
-      expect(() =>
-        execFileSync('/usr/sbin/haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')]),
-      ).not.toThrow();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    expect(checked()).toContain('  server receiver 127.0.0.1:5514');
   });
+
   it('ships logs through the ring to a Unix socket when the receiver listens on one, and haproxy -c accepts it', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-'));
-    try {
-      const sock = path.join(dir, 'log.sock');
-      const r = renderConfig({ ...input(dir), syslog: { transport: 'unix', path: sock } });
-      expect(r.cfg).toContain(`  server receiver unix@${sock}`);
-      expect(r.cfg).toContain('  log ring@bulwark_logs len 4096 local0 info');
-      for (const [n, c] of Object.entries(r.files)) writeFileSync(path.join(dir, n), c);
-      writeFileSync(path.join(dir, 'haproxy.cfg'), r.cfg);
-      expect(() =>
-        execFileSync('/usr/sbin/haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')]),
-      ).not.toThrow();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const cfg = checked(
+      (dir) => ({ syslog: { transport: 'unix', path: path.join(dir, 'log.sock') } }) as never,
+    );
+    expect(cfg).toContain('  server receiver unix@<dir>/log.sock');
+    expect(cfg).toContain('  log ring@bulwark_logs len 4096 local0 info');
   });
 
   it('refuses a log socket path HAProxy or the kernel cannot take, naming the fix', () => {
