@@ -66,7 +66,7 @@ export interface HaproxyDataPlaneOptions {
    * @default 'unix'
    */
   logTransport?: SyslogTransport;
-  /** How long the TCP log receiver lets lines collect between small reads (see syslog.ts). @default 25 */
+  /** How long the stream (unix/TCP) log receiver lets lines collect between small reads (see syslog.ts). @default 25 */
   logReadBatchMs?: number;
   /** Longest run of log parsing before yielding the CPU; 0 = a whole read at once (SyslogReceiver sliceMs). */
   logSliceMs?: number;
