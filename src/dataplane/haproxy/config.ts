@@ -77,9 +77,10 @@ export interface RenderInput {
   backends: RenderBackend[];
   statsSocketPath: string;
   /**
-   * Syslog target, normally the in-process receiver. `tcp` (default) goes
-   * through an HAProxy ring buffer whose forwarder writes lines in batches;
-   * `udp` sends one datagram per request.
+   * Syslog target, normally the in-process receiver. `unix` (a socket path)
+   * and `tcp` (the default of the host/port form) go through an HAProxy ring
+   * buffer whose forwarder writes lines in batches; `udp` sends one datagram
+   * per request.
    */
   syslog?: { host: string; port: number; transport?: 'tcp' | 'udp' } | { transport: 'unix'; path: string };
   /** Absolute directory where the map files will live (referenced from the cfg). */
@@ -187,7 +188,7 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   const syslog = input.syslog;
   // tcp and unix go through the ring; udp is one datagram per request.
   const ringLogs = syslog !== undefined && syslog.transport !== 'udp';
-  if (syslog && ringLogs) {
+  if (ringLogs) {
     // Request threads only copy the line into this memory ring; one forwarder
     // writes many lines per syscall, and a slow or restarting receiver costs
     // the oldest lines, never request latency (measured: ~9 us less worker
@@ -219,8 +220,8 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   // `format raw`: no syslog header to build per request (measured ~5 us of ~57 us
   // worker CPU per request with the rfc3164 header); the receiver knows
   // the sender, so priority/host/pid carry no information here.
-  if (syslog && ringLogs) L.push(`  log ring@${LOG_RING} len 4096 local0 info`);
-  else if (syslog && 'host' in syslog)
+  if (ringLogs) L.push(`  log ring@${LOG_RING} len 4096 local0 info`);
+  else if (syslog?.transport === 'udp')
     L.push(`  log ${addr(syslog.host, syslog.port)} len 4096 format raw local0 info`);
   L.push('');
   L.push('defaults');
