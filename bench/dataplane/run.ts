@@ -10,9 +10,10 @@
  * table, and as the last stdout line a one-line JSON summary.
  *
  * Two CPU layouts on this 2-core machine (see README.md, "CPU layouts"):
- *   pinned - the proxies and this process (which hosts Bulwark's request-log
- *            receiver, as the control plane does) on CPU 1, wrk and the
- *            instances on CPU 0: the platform on a core of its own, as
+ *   pinned - the proxies and the Bulwark gateways' hosts (gateway-host.ts,
+ *            each running its request-log receiver as the control plane
+ *            does) on CPU 1, wrk and the instances on CPU 0: the platform
+ *            on a core of its own, as
  *            `bulwark server --gateway-cpus 1 --control-plane-cpus 1` deploys
  *            it; the issue's targets are read here. BENCH_RECEIVER_CPU=0 puts
  *            the receiver beside the instances instead (the layout until
@@ -33,7 +34,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { HaproxyDataPlaneOptions } from '../../src/dataplane/haproxy/haproxy-dataplane.ts';
 import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
-import type { ServerSpec } from '../../src/dataplane/dataplane.ts';
 import type { GatewayHostStart, GatewayHostStatus } from './gateway-host.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { benchServers, machineTimes, minimalHaproxyConfig, pinProcess, procCpuUs } from '../support/proxy.ts';
@@ -240,8 +240,8 @@ const FIXED_SHARE = 0.6;
 
 async function measureLayout(l: Layout): Promise<LayoutResult> {
   layout = l;
-  // Children inherit this process's affinity: HAProxy (one thread per CPU it may use)
-  // and the log receiver (this process) get the data plane's core in the pinned layout.
+  // Children inherit this process's affinity: the gateway hosts (the log receivers) and their
+  // HAProxy (one thread per CPU it may use) get the data plane's core in the pinned layout.
   pinProcess(process.pid, l === 'pinned' ? '1' : `0-${CPUS - 1}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-'));
   const procs: ChildProcess[] = [];
@@ -274,7 +274,7 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
         ...opts,
         ...render,
       };
-      const g = await startHostedGateway({ name, options, servers: servers as ServerSpec[] }, nodeFlags);
+      const g = await startHostedGateway({ name, options, servers }, nodeFlags);
       gateways.push(g);
       return g;
     };
@@ -296,14 +296,17 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
     const abSlice = process.env.BENCH_AB_LOG_SLICE_MS;
     const abTransport = process.env.BENCH_AB_LOG_TRANSPORT as HaproxyDataPlaneOptions['logTransport'];
     const abFlags = process.env.BENCH_AB_NODE_FLAGS;
-    const dpAb =
+    /** The second gateway those ask for: its target name, options and Node flags. */
+    const abGateway:
+      { name: string; opts: Partial<HaproxyDataPlaneOptions>; flags?: readonly string[] } | undefined =
       abSlice !== undefined
-        ? await startGateway('bulwark-ab', { logSliceMs: Number(abSlice) })
+        ? { name: `bulwark-slice${abSlice}`, opts: { logSliceMs: Number(abSlice) } }
         : abTransport !== undefined
-          ? await startGateway('bulwark-ab', { logTransport: abTransport })
+          ? { name: `bulwark-${abTransport}`, opts: { logTransport: abTransport } }
           : abFlags !== undefined
-            ? await startGateway('bulwark-ab', {}, abFlags.split(/\s+/).filter(Boolean))
+            ? { name: `bulwark-flags[${abFlags}]`, opts: {}, flags: abFlags.split(/\s+/).filter(Boolean) }
             : undefined;
+    const dpAb = abGateway ? await startGateway('bulwark-ab', abGateway.opts, abGateway.flags) : undefined;
     const minimal = await startMinimalHaproxy(dir, [a.port, b.port]);
     procs.push(minimal.proc);
     // The proxies started on CPU 1 (and stay there). The log receivers (the gateway hosts) stay
@@ -328,21 +331,13 @@ async function measureLayout(l: Layout): Promise<LayoutResult> {
         ),
     };
     // BENCH_AB_RECEIVER_CPU=<cpu>: one more target, the bulwark gateway itself measured with
-    // this process (its log receiver) moved to that CPU for the run, in the same rounds.
-    // BENCH_AB_RECEIVER_BATCH=1: the same with this process under SCHED_BATCH for the run
+    // its host (the log receiver) moved to that CPU for the run, in the same rounds.
+    // BENCH_AB_RECEIVER_BATCH=1: the same with its host under SCHED_BATCH for the run
     // (its wakeups do not preempt the proxy; it runs when the proxy's slice ends or it sleeps).
     const abCpu = l === 'pinned' ? process.env.BENCH_AB_RECEIVER_CPU : undefined;
     const abBatch = process.env.BENCH_AB_RECEIVER_BATCH === '1';
-    const abName = dpAb
-      ? abSlice !== undefined
-        ? `bulwark-slice${abSlice}`
-        : abTransport !== undefined
-          ? `bulwark-${abTransport}`
-          : `bulwark-flags[${abFlags}]`
-      : abBatch
-        ? 'bulwark-batch'
-        : `bulwark-rx${abCpu}`;
-    /** The bulwark target, run with this process changed by `apply` and restored by `undo`. */
+    const abName = abGateway?.name ?? (abBatch ? 'bulwark-batch' : `bulwark-rx${abCpu}`);
+    /** The bulwark target, run with its host process changed by `apply` and restored by `undo`. */
     const bulwarkWith = (apply: () => void, undo: () => void) => async (): Promise<WrkResult> => {
       apply();
       try {
