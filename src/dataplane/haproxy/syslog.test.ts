@@ -9,10 +9,19 @@ import { SyslogReceiver } from './syslog.ts';
 import { waitFor } from '../../util/time.ts';
 
 let receiver: SyslogReceiver | undefined;
+const dirs: string[] = [];
 afterEach(async () => {
   await receiver?.close();
   receiver = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** A socket path in a fresh directory, removed after the test. */
+function socketPath(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-rx-'));
+  dirs.push(dir);
+  return path.join(dir, 'log.sock');
+}
 
 describe('SyslogReceiver', () => {
   it('splits a TCP stream into newline and octet-counted frames, across chunk boundaries', async () => {
@@ -32,62 +41,52 @@ describe('SyslogReceiver', () => {
   });
 
   it('receives a stream on a Unix socket only its owner may open, and removes the socket on close', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-rx-'));
-    try {
-      const sock = path.join(dir, 'log.sock');
-      receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
-      expect(statSync(sock).mode & 0o777).toBe(0o600);
-      const got: string[] = [];
-      receiver.onMessage((m) => got.push(m));
-      const c = net.connect(sock);
-      await new Promise((r) => c.once('connect', r));
-      c.write('11 bwlog1 unixbwlog1 newline\n');
-      await waitFor('unix frames', () => got.length === 2, { timeoutMs: 2000 });
-      c.destroy();
-      expect(got).toEqual(['bwlog1 unix', 'bwlog1 newline']);
-      expect(receiver.status()).toMatchObject({ transport: 'unix', path: sock, frames: 2 });
-      await receiver.close();
-      receiver = undefined;
-      expect(() => statSync(sock)).toThrow(/ENOENT/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const sock = socketPath();
+    receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
+    expect(statSync(sock).mode & 0o777).toBe(0o600);
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
+    const c = net.connect(sock);
+    await new Promise((r) => c.once('connect', r));
+    c.write('11 bwlog1 unixbwlog1 newline\n');
+    await waitFor('unix frames', () => got.length === 2, { timeoutMs: 2000 });
+    c.destroy();
+    expect(got).toEqual(['bwlog1 unix', 'bwlog1 newline']);
+    expect(receiver.status()).toMatchObject({ transport: 'unix', path: sock, frames: 2 });
+    await receiver.close();
+    receiver = undefined;
+    expect(() => statSync(sock)).toThrow(/ENOENT/);
   });
 
   it('replaces a stale socket left by a killed receiver, and refuses a live one or a file', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-rx-'));
-    try {
-      const sock = path.join(dir, 'log.sock');
-      const other = net.createServer();
-      await new Promise<void>((r) => other.listen(sock, r));
-      await expect(SyslogReceiver.create({ transport: 'unix', path: sock })).rejects.toThrow(
-        /is a socket another process listens on/,
-      );
-      await new Promise<void>((r) => other.close(() => r()));
-      rmSync(sock, { force: true });
-      // What SIGKILL leaves: a socket file nobody listens on (a process bound it and died).
-      execFileSync('python3', [
-        '-c',
-        `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`,
-      ]);
-      expect(statSync(sock).isSocket()).toBe(true);
-      receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
-      const got: string[] = [];
-      receiver.onMessage((m) => got.push(m));
-      const c = net.connect(sock);
-      await new Promise((r) => c.once('connect', r));
-      c.write('bwlog1 after stale\n');
-      await waitFor('frame after stale socket', () => got.length === 1, { timeoutMs: 2000 });
-      c.destroy();
-      await receiver.close();
-      receiver = undefined;
-      writeFileSync(sock, 'not a socket');
-      await expect(SyslogReceiver.create({ transport: 'unix', path: sock })).rejects.toThrow(
-        /exists and is not a socket: remove it or choose another work directory/,
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const sock = socketPath();
+    const other = net.createServer();
+    await new Promise<void>((r) => other.listen(sock, r));
+    await expect(SyslogReceiver.create({ transport: 'unix', path: sock })).rejects.toThrow(
+      /is a socket another process listens on/,
+    );
+    await new Promise<void>((r) => other.close(() => r()));
+    rmSync(sock, { force: true });
+    // What SIGKILL leaves: a socket file nobody listens on (a process bound it and died).
+    execFileSync('python3', [
+      '-c',
+      `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`,
+    ]);
+    expect(statSync(sock).isSocket()).toBe(true);
+    receiver = await SyslogReceiver.create({ transport: 'unix', path: sock });
+    const got: string[] = [];
+    receiver.onMessage((m) => got.push(m));
+    const c = net.connect(sock);
+    await new Promise((r) => c.once('connect', r));
+    c.write('bwlog1 after stale\n');
+    await waitFor('frame after stale socket', () => got.length === 1, { timeoutMs: 2000 });
+    c.destroy();
+    await receiver.close();
+    receiver = undefined;
+    writeFileSync(sock, 'not a socket');
+    await expect(SyslogReceiver.create({ transport: 'unix', path: sock })).rejects.toThrow(
+      /exists and is not a socket: remove it or choose another work directory/,
+    );
   });
 
   it('refuses a unix transport without a usable path, and a path with another transport', async () => {
