@@ -125,15 +125,15 @@ describe('IsolationController: a match on a process that already died', () => {
     expect(env.maint).toEqual(['a']);
   });
 
-  it('isolates the same streak of a live process as a 5xx burst', async () => {
+  it('isolates the same streak of a live process as connection failures', async () => {
     const env = setup(new Set());
     ctl = env.ctl;
     await ctl.start();
     for (let i = 0; i < 3; i++) env.failed('a');
     await waitFor('isolation incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
     const [inc] = [...env.incidents.values()];
-    expect(inc).toMatchObject({ signature: 'http-5xx-burst', action: { kind: 'isolate' } });
-    // It answers (500s): nothing it holds is stuck, its connections stay.
+    expect(inc).toMatchObject({ signature: 'connect-failures', action: { kind: 'isolate' } });
+    // It refuses connections: it holds no request, there is nothing to abort.
     expect(env.aborted).toEqual([]);
   });
 

@@ -39,6 +39,12 @@ export type RequestOutcome =
   /** `P*` (other than PH/PD), `R*`, `I*`, `D*`, `U*`, `K*`, `L*`: decided by the proxy itself. */
   | 'proxy';
 
+/** Outcomes where the connection to the instance was never made: a streak of their own (`connectFailures`). */
+export const CONNECT_FAILURE_OUTCOMES: ReadonlySet<RequestOutcome> = new Set<RequestOutcome>([
+  'connect-refused',
+  'connect-timeout',
+]);
+
 /** Outcomes that count against the instance (it failed to answer correctly). */
 export const SERVER_FAULT_OUTCOMES: ReadonlySet<RequestOutcome> = new Set<RequestOutcome>([
   'http-5xx',
@@ -78,6 +84,13 @@ export interface RequestSignal {
   /** Raw HAProxy termination state, e.g. `----`, `sH--`. */
   terminationState: string;
   outcome: RequestOutcome;
+  /**
+   * Not a log line: a failed attempt inferred from the gateway's per-server counters
+   * (`ServerStatsSource`), whose kind and moment are estimates. Inferred failures count in
+   * rates (`errorRate`) but never in streaks: a poll delivers them in a bunch, with none of
+   * the successes that happened between them, so three of them "in a row" says nothing.
+   */
+  inferred?: boolean;
 }
 
 export interface ProbeSignal {

@@ -43,7 +43,7 @@ describe('InstanceWindow request queries', () => {
   it('tracks consecutive server faults and resets on a good answer', () => {
     const w = new InstanceWindow();
     w.observe(req(1, 503));
-    w.observe(req(2, 503, 5, 'SC--'));
+    w.observe(req(2, 504, 5, 'sH--'));
     expect(w.consecutiveFaults).toBe(2);
     w.observe(req(3, 404));
     expect(w.consecutiveFaults).toBe(0);
@@ -53,6 +53,37 @@ describe('InstanceWindow request queries', () => {
     expect(w.consecutiveFaults).toBe(1);
     w.observe(req(7, 502, 5, 'SH--'));
     expect(w.lastStreakFaults(5).map((r) => r.status)).toEqual([503, 502]);
+  });
+
+  it('streaks connection failures apart from answers: a refusal is not a 5xx', () => {
+    const w = new InstanceWindow();
+    w.observe(req(1, 503));
+    w.observe(req(2, 503, 5, 'SC--'));
+    w.observe(req(3, -1, 5, 'sC--'));
+    expect(w.consecutiveFaults).toBe(1);
+    expect(w.consecutiveConnectFailures).toBe(2);
+    expect(w.lastConnectFailures(5).map((r) => r.at)).toEqual([2, 3]);
+    // Both are still faults for rates.
+    expect(w.requestCounts(10, 3)).toMatchObject({ requests: 3, faults: 3 });
+    w.observe(req(4, 200));
+    expect(w.consecutiveConnectFailures).toBe(0);
+    expect(w.consecutiveFaults).toBe(0);
+  });
+
+  it('never streaks failures inferred from counters, but counts them in rates', () => {
+    const w = new InstanceWindow();
+    w.observe(req(1, 503));
+    // A poll's worth of inferred failures, all stamped at once.
+    for (let i = 0; i < 5; i++)
+      w.observe({ ...req(2, -1, 0, 'retried-l7'), outcome: 'http-5xx', inferred: true });
+    for (let i = 0; i < 5; i++)
+      w.observe({ ...req(2, -1, 0, 'retried-conn'), outcome: 'connect-refused', inferred: true });
+    expect(w.consecutiveFaults).toBe(1);
+    expect(w.consecutiveConnectFailures).toBe(0);
+    expect(w.requestCounts(10, 2)).toMatchObject({ requests: 11, faults: 11 });
+    // ...and they do not break a logged streak either.
+    w.observe(req(3, 500));
+    expect(w.consecutiveFaults).toBe(2);
   });
 
   it('clamps slightly out-of-order request times so windows stay sorted', () => {

@@ -19,7 +19,7 @@
  * clamped to the previous time so binary searches stay valid.
  */
 import { LatencyHistogram } from './latency-histogram.ts';
-import { NO_ANSWER_OUTCOMES, SERVER_FAULT_OUTCOMES } from './types.ts';
+import { CONNECT_FAILURE_OUTCOMES, NO_ANSWER_OUTCOMES, SERVER_FAULT_OUTCOMES } from './types.ts';
 import type { ProbeSignal, RequestSignal, Signal } from './types.ts';
 
 export interface InstanceWindowOptions {
@@ -69,6 +69,11 @@ export const MAX_STREAK_SAMPLES = 1000;
 const FLAG_FAULT = 1;
 const FLAG_LATENCY = 2; // counts for latency (a response or a server-side timeout, not a client abort)
 
+function pushBounded(list: RequestSample[], s: RequestSample): void {
+  list.push(s);
+  if (list.length > MAX_STREAK_SAMPLES) list.splice(0, list.length - MAX_STREAK_SAMPLES);
+}
+
 /** A request as returned by window queries (for evidence). */
 export interface RequestSample {
   at: number;
@@ -99,6 +104,9 @@ export class InstanceWindow {
   private faultStreak = 0;
   /** The newest faults of the current streak (at most MAX_STREAK_SAMPLES). */
   private readonly streak: RequestSample[] = [];
+  /** Logged connection failures (refused, timed out) in a row, and the newest of them. */
+  private connectStreakCount = 0;
+  private readonly connectStreak: RequestSample[] = [];
   private probeFailStreak = 0;
   private probeFailStreakStartAt: number | undefined;
 
@@ -180,15 +188,24 @@ export class InstanceWindow {
     this.flags[slot] = (fault ? FLAG_FAULT : 0) | (latency ? FLAG_LATENCY : 0);
     const prev = seq === 0 ? 0 : this.cumFaults[(seq - 1) % this.o.capacity]!;
     this.cumFaults[slot] = prev + (fault ? 1 : 0);
-    // Only an answer breaks a streak: client aborts and the proxy's own decisions say nothing about the server.
-    if (fault) {
-      this.faultStreak++;
-      this.streak.push(this.sample(seq));
-      if (this.streak.length > MAX_STREAK_SAMPLES)
-        this.streak.splice(0, this.streak.length - MAX_STREAK_SAMPLES);
-    } else if (s.outcome === 'ok') {
-      this.faultStreak = 0;
-      this.streak.length = 0;
+    // Streaks are made of logged requests only (see RequestSignal.inferred), and answers and
+    // connections streak apart: a refused connection is not a 5xx (it belongs to a process that
+    // is gone or not listening), and mixing them charged a dead predecessor's refusals to a
+    // restarted process. Only an answer breaks a streak: client aborts and the proxy's own
+    // decisions say nothing about the server.
+    if (!s.inferred) {
+      if (CONNECT_FAILURE_OUTCOMES.has(s.outcome)) {
+        this.connectStreakCount++;
+        pushBounded(this.connectStreak, this.sample(seq));
+      } else if (fault) {
+        this.faultStreak++;
+        pushBounded(this.streak, this.sample(seq));
+      } else if (s.outcome === 'ok') {
+        this.faultStreak = 0;
+        this.streak.length = 0;
+        this.connectStreakCount = 0;
+        this.connectStreak.length = 0;
+      }
     }
     if (latency) this.addToSlice(at, s.totalMs);
 
@@ -271,6 +288,16 @@ export class InstanceWindow {
   /** The newest `n` faults of the current consecutive-fault streak (oldest first). */
   lastStreakFaults(n: number): RequestSample[] {
     return this.streak.slice(Math.max(0, this.streak.length - n));
+  }
+
+  /** Logged connection failures in a row (no answer from the instance between them). */
+  get consecutiveConnectFailures(): number {
+    return this.connectStreakCount;
+  }
+
+  /** The newest `n` connection failures of the current streak (oldest first). */
+  lastConnectFailures(n: number): RequestSample[] {
+    return this.connectStreak.slice(Math.max(0, this.connectStreak.length - n));
   }
 
   /** The newest `n` requests (oldest first), at most what the ring holds. */

@@ -32,8 +32,17 @@ export const BUILTIN_RULES: readonly Rule[] = Object.freeze([
   },
   {
     name: 'http-5xx-burst',
-    description: '3 server-fault responses in a row (5xx, refused or aborted connections) within 1 s.',
+    description:
+      '3 server-fault answers in a row within 1 s, as logged by the gateway (5xx, aborted or invalid responses). Failures inferred from counters count in error-rate only.',
     when: { consecutive5xx: { count: 3, withinMs: 1000 } },
+    severity: 'critical',
+    action: 'isolate',
+  },
+  {
+    name: 'connect-failures',
+    description:
+      '3 connections refused or timed out in a row within 1 s with no answer between them: a live process that does not accept connections (a dead one is the crash rule).',
+    when: { connectFailures: { count: 3, withinMs: 1000 } },
     severity: 'critical',
     action: 'isolate',
   },

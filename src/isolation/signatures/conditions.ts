@@ -188,6 +188,26 @@ export function compileCondition(when: Condition): CompiledCondition {
       },
     };
   }
+  if ('connectFailures' in when) {
+    const { count, withinMs } = when.connectFailures;
+    return {
+      kind: 'connectFailures',
+      signals: ['request'],
+      timed: false,
+      newState: () => undefined,
+      check(win) {
+        if (win.consecutiveConnectFailures < count) return undefined;
+        const last = win.lastConnectFailures(count);
+        if (last.length < count) return undefined;
+        const span = last[last.length - 1]!.at - last[0]!.at;
+        if (span > withinMs) return undefined;
+        return {
+          onsetAt: last[0]!.startedAt,
+          evidence: `${count} connection failures in a row within ${ms(span)} (refused or timed out, no answer between them); rule: ${count} within ${ms(withinMs)}`,
+        };
+      },
+    };
+  }
   if ('errorRate' in when) {
     const { above, windowMs, minRequests } = when.errorRate;
     return {

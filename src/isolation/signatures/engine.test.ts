@@ -121,12 +121,39 @@ describe('consecutive5xx (http-5xx-burst: 3 within 1000 ms)', () => {
     expect(b.req('i', 503)).toEqual([]);
   });
 
-  it('counts connection refusals and server timeouts as failures, client aborts not at all', () => {
+  it('counts server timeouts and aborts as failures, client aborts not at all', () => {
     const b = bench(rules);
-    b.req('i', 503, 1, 'SC--');
+    b.req('i', 503, 1, '----');
     b.req('i', -1, 5, 'CD--'); // client gone: neither failure nor success
     b.req('i', 504, 5, 'sH--');
     expect(b.req('i', 502, 5, 'SH--')).toHaveLength(1);
+  });
+
+  it('leaves connection failures to connectFailures: refusals never make a 5xx streak', () => {
+    const b = bench(rules);
+    for (let i = 0; i < 5; i++) b.req('i', 503, 1, 'SC--');
+    b.req('i', -1, 1, 'sC--');
+    expect(b.matches).toEqual([]);
+  });
+
+  it('ignores failures inferred from counters: a poll delivers them in a bunch, without the successes between', () => {
+    const b = bench(rules);
+    for (let i = 0; i < 6; i++) {
+      const m = b.at(b.now, 'i', {
+        type: 'request',
+        at: b.now,
+        startedAt: b.now,
+        method: '-',
+        status: -1,
+        totalMs: 0,
+        serverMs: -1,
+        retries: 0,
+        terminationState: 'retried-l7',
+        outcome: 'http-5xx',
+        inferred: true,
+      });
+      expect(m).toEqual([]);
+    }
   });
 
   it('keeps instances apart', () => {
@@ -135,6 +162,29 @@ describe('consecutive5xx (http-5xx-burst: 3 within 1000 ms)', () => {
     b.req('b', 503);
     b.req('a', 503);
     expect(b.req('b', 503)).toEqual([]);
+  });
+});
+
+describe('connectFailures (connect-failures: 3 within 1000 ms)', () => {
+  const rules = only('connect-failures', { connectFailures: { count: 3, withinMs: 1000 } });
+
+  it('fires on three refused or timed-out connects in a row, not on answers', () => {
+    const b = bench(rules);
+    b.req('i', 503);
+    b.req('i', 503);
+    b.req('i', 503, 1, 'SC--');
+    b.req('i', -1, 1000, 'sC--');
+    const m = b.req('i', 503, 1, 'SC--');
+    expect(m).toHaveLength(1);
+    expect(m[0]!.evidence).toMatch(/^3 connection failures in a row within/);
+  });
+
+  it('is broken by an answer', () => {
+    const b = bench(rules);
+    b.req('i', 503, 1, 'SC--');
+    b.req('i', 503, 1, 'SC--');
+    b.req('i', 200);
+    expect(b.req('i', 503, 1, 'SC--')).toEqual([]);
   });
 });
 

@@ -36,6 +36,7 @@ describe('built-in library', () => {
       'hang',
       'stopped',
       'http-5xx-burst',
+      'connect-failures',
       'error-rate',
       'latency-spike',
       'probe-failures',
@@ -65,6 +66,7 @@ describe('validateRules', () => {
   it('accepts one example of every condition, and so does the schema', () => {
     const rules = [
       rule({ consecutive5xx: { count: 3, withinMs: 1000 } }, { name: 'a' }),
+      rule({ connectFailures: { count: 3, withinMs: 1000 } }, { name: 'a2' }),
       rule({ errorRate: { above: 0.2, windowMs: 5000, minRequests: 20 } }, { name: 'b' }),
       rule(
         { latency: { percentile: 90, aboveMs: 300, forMs: 1000, windowMs: 500, minRequests: 3 } },

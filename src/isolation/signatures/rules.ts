@@ -36,6 +36,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 type FieldKind = 'posInt' | 'streak' | 'nonNegMs' | 'posMs' | 'ratio' | 'posNumber';
 const CONDITION_FIELDS: Record<string, Record<string, { kind: FieldKind | 'custom'; required: boolean }>> = {
   consecutive5xx: { count: { kind: 'streak', required: true }, withinMs: { kind: 'posMs', required: true } },
+  connectFailures: { count: { kind: 'streak', required: true }, withinMs: { kind: 'posMs', required: true } },
   errorRate: {
     above: { kind: 'ratio', required: true },
     windowMs: { kind: 'posMs', required: true },

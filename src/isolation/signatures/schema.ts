@@ -34,7 +34,15 @@ const withThreshold = (schema: Json): Json => ({
 /** One schema per condition, keyed by its condition name. */
 const CONDITIONS: Record<(typeof CONDITION_KINDS)[number], Json> = {
   consecutive5xx: object(
-    'N server-fault responses in a row (5xx, refused, timed-out or aborted connections), all within withinMs.',
+    'N server-fault answers in a row as logged by the gateway (5xx, aborted, timed-out or invalid responses), all within withinMs. Connection failures streak apart (connectFailures).',
+    {
+      count: { ...posInt('How many in a row.'), maximum: MAX_STREAK_SAMPLES },
+      withinMs: posMs('First to last within this many ms.'),
+    },
+    ['count', 'withinMs'],
+  ),
+  connectFailures: object(
+    'N connection failures in a row as logged by the gateway (refused or timed-out connects), all within withinMs.',
     {
       count: { ...posInt('How many in a row.'), maximum: MAX_STREAK_SAMPLES },
       withinMs: posMs('First to last within this many ms.'),

@@ -8,9 +8,18 @@ import type { ExitSignalReason, LogStream } from '../signals/types.ts';
 export type Severity = 'critical' | 'major' | 'minor';
 export type Action = 'isolate' | 'restart' | 'alert';
 
-/** N server-fault requests in a row (5xx, refused/timed-out connections, aborts), all within `withinMs`. */
+/**
+ * N logged server-fault answers in a row (5xx, aborted or timed-out responses, invalid
+ * responses), all within `withinMs`. Connection failures streak apart (`connectFailures`), and
+ * failures inferred from the gateway's counters never streak (they count in `errorRate`).
+ */
 export interface Consecutive5xxCondition {
   consecutive5xx: { count: number; withinMs: number };
+}
+
+/** N logged connection failures in a row (refused or timed out: nothing listening, or the backlog full), all within `withinMs`. */
+export interface ConnectFailuresCondition {
+  connectFailures: { count: number; withinMs: number };
 }
 
 /** Fraction of server-fault requests among requests that ended in the last `windowMs`. */
@@ -118,6 +127,7 @@ export type Condition =
   | LatencyCondition
   | NoResponseCondition
   | ProbeFailuresCondition
+  | ConnectFailuresCondition
   | ExitedCondition
   | StoppedCondition
   | LogPatternCondition
@@ -129,6 +139,7 @@ export type Condition =
 /** Every condition key, in documentation order. */
 export const CONDITION_KINDS = [
   'consecutive5xx',
+  'connectFailures',
   'errorRate',
   'latency',
   'noResponse',

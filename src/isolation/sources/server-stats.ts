@@ -44,8 +44,11 @@
  * W = Δ(wretr + wredis): a layer-7 retry adds 2, a connection failure 1, so
  * min(U, W − U) attempts are reported `http-5xx` (status -1: a 5xx, an empty
  * answer or a timeout, HAProxy does not say which) and the rest
- * `connect-refused`. Both count as server faults; timing is unknown
- * (`totalMs` 0, stamped when the attempt was seen).
+ * `connect-refused`. Timing is unknown (`totalMs` 0, stamped when the
+ * attempt was seen), so these signals are marked `inferred`: they count in
+ * rates (`errorRate`), never in streaks. Counters start afresh with every run
+ * of the process and whenever it joins traffic, and for `admitGraceMs` after
+ * it joined nothing inferred is charged to it (only logged failures).
  *
  * Requires request logs on the data plane (`requestLogs: true`, the default):
  * without them every attempt would look unlogged.
@@ -63,6 +66,13 @@ export interface ServerStatsSourceOptions extends SourceOptions {
   logGraceMs?: number;
   /** Most synthesized request signals per instance per poll; the rest are dropped and counted. @default 200 */
   maxRequestSignalsPerPoll?: number;
+  /**
+   * Admission grace: for this long after an instance joins traffic (ready after a start, a
+   * restart or a release), failures inferred from its counters are not charged to it (only
+   * logged failures count). Its server's counters then still mix attempts of the previous
+   * run, which was refused while it died, with the state change itself. @default 1000
+   */
+  admitGraceMs?: number;
 }
 
 interface Sample {
@@ -74,6 +84,10 @@ interface Sample {
 /** Accounting of one backend/server row since its baseline. */
 interface ServerAccount {
   instanceId: string;
+  /** The run the baseline belongs to (pid and restart count): a new run starts a new account. */
+  run: string;
+  /** When the instance was last seen joining traffic (ready after not ready), for the admission grace. */
+  admittedAt: number;
   lastStot: number;
   doneBase: number;
   retryBase: number;
@@ -90,6 +104,8 @@ export interface ServerStatsSourceStatus {
   dropped: number;
   /** Counter resets seen (HAProxy restart, server re-added). */
   resets: number;
+  /** Inferred failures not charged because the instance had just joined traffic (admitGraceMs). */
+  graced: number;
 }
 
 export class ServerStatsSource extends BaseSource {
@@ -99,12 +115,15 @@ export class ServerStatsSource extends BaseSource {
   private readonly graceMs: number;
   private readonly intervalMs: number;
   private readonly maxPerPoll: number;
+  private readonly admitGraceMs: number;
+  private readonly wasReady = new Map<string, boolean>();
   private readonly accounts = new Map<string, ServerAccount>();
   private readonly lastInflight = new Map<string, number>();
   private unsubscribe: (() => void) | undefined;
   private retriedReported = 0;
   private dropped = 0;
   private resets = 0;
+  private graced = 0;
 
   constructor(opts: ServerStatsSourceOptions) {
     super(opts);
@@ -112,6 +131,10 @@ export class ServerStatsSource extends BaseSource {
     this.intervalMs = positiveMs('intervalMs', opts.intervalMs ?? 100);
     this.graceMs = positiveMs('logGraceMs', opts.logGraceMs ?? 100);
     this.maxPerPoll = opts.maxRequestSignalsPerPoll ?? 200;
+    this.admitGraceMs = opts.admitGraceMs ?? 1000;
+    if (!Number.isFinite(this.admitGraceMs) || this.admitGraceMs < 0) {
+      throw new Error(`admitGraceMs must be a number of ms >= 0 (got ${String(opts.admitGraceMs)})`);
+    }
     this.poller = new Poller(
       this.intervalMs,
       () => this.poll(),
@@ -133,7 +156,12 @@ export class ServerStatsSource extends BaseSource {
   }
 
   counters(): ServerStatsSourceStatus {
-    return { retriedAttemptsReported: this.retriedReported, dropped: this.dropped, resets: this.resets };
+    return {
+      retriedAttemptsReported: this.retriedReported,
+      dropped: this.dropped,
+      resets: this.resets,
+      graced: this.graced,
+    };
   }
 
   private async poll(): Promise<void> {
@@ -148,12 +176,26 @@ export class ServerStatsSource extends BaseSource {
     if (!view || !this.running) return;
     const inflight = new Map<string, number>();
     const seen = new Set<string>();
+    const admitted = new Set<string>();
+    for (const inst of view.list()) {
+      if (inst.ready && this.wasReady.get(inst.id) === false) admitted.add(inst.id);
+      this.wasReady.set(inst.id, inst.ready);
+    }
+    for (const id of this.wasReady.keys()) if (!view.get(id)) this.wasReady.delete(id);
     for (const r of rows) {
-      if (!view.get(r.server)) continue;
+      const inst = view.get(r.server);
+      if (!inst) continue;
       const key = `${r.backend}/${r.server}`;
       seen.add(key);
       inflight.set(r.server, (inflight.get(r.server) ?? 0) + r.currentSessions);
-      this.account(key, r, now, loggedAtSend.get(key));
+      this.account(
+        key,
+        r,
+        now,
+        loggedAtSend.get(key),
+        `${inst.pid ?? '-'}:${inst.restarts}`,
+        admitted.has(inst.id),
+      );
     }
     for (const key of this.accounts.keys()) if (!seen.has(key)) this.accounts.delete(key);
     for (const [id, count] of inflight) {
@@ -165,7 +207,14 @@ export class ServerStatsSource extends BaseSource {
     for (const id of this.lastInflight.keys()) if (!inflight.has(id)) this.lastInflight.delete(id);
   }
 
-  private account(key: string, r: ServerRuntimeStats, now: number, loggedAtSend = 0): void {
+  private account(
+    key: string,
+    r: ServerRuntimeStats,
+    now: number,
+    loggedAtSend: number | undefined,
+    run: string,
+    justAdmitted: boolean,
+  ): void {
     const done = r.totalSessions - r.currentSessions;
     const retryCounters = (r.retries ?? 0) + (r.redispatches ?? 0);
     let acc = this.accounts.get(key);
@@ -174,9 +223,16 @@ export class ServerStatsSource extends BaseSource {
       this.resets++;
       acc = undefined;
     }
+    // A new run of the process (restart) or a return to traffic: what the counters moved before
+    // belongs to the previous run or to the state change, never to the process answering now.
+    // The server keeps its name across restarts, so without this a SIGKILLed predecessor's
+    // refused attempts were charged to its healthy successor.
+    if (acc && (acc.run !== run || justAdmitted)) acc = undefined;
     if (!acc) {
       this.accounts.set(key, {
         instanceId: r.server,
+        run,
+        admittedAt: justAdmitted || this.accounts.has(key) ? now : -Infinity,
         lastStot: r.totalSessions,
         doneBase: done,
         retryBase: retryCounters,
@@ -190,7 +246,7 @@ export class ServerStatsSource extends BaseSource {
     acc.lastStot = r.totalSessions;
     acc.samples.push({
       at: now,
-      unlogged: done - acc.doneBase - loggedAtSend,
+      unlogged: done - acc.doneBase - (loggedAtSend ?? 0),
       retryCounters: retryCounters - acc.retryBase,
     });
     // The newest sample at least graceMs old; what stayed unlogged since then is settled.
@@ -228,6 +284,10 @@ export class ServerStatsSource extends BaseSource {
     const l7 = Math.min(fresh, Math.max(0, l7Total - acc.reportedL7));
     acc.reported = settledUnlogged;
     acc.reportedL7 += l7;
+    if (settled.at - acc.admittedAt < this.admitGraceMs) {
+      this.graced += fresh;
+      return;
+    }
     this.retriedReported += fresh;
     this.report(acc.instanceId, settled.at, l7, fresh - l7);
   }
@@ -250,6 +310,7 @@ export class ServerStatsSource extends BaseSource {
           retries: 0,
           terminationState: outcome === 'http-5xx' ? 'retried-l7' : 'retried-conn',
           outcome,
+          inferred: true,
         });
       }
     };
@@ -264,5 +325,6 @@ export class ServerStatsSource extends BaseSource {
     await this.poller.stop();
     this.accounts.clear();
     this.lastInflight.clear();
+    this.wasReady.clear();
   }
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { RequestLog, ServerRuntimeStats } from '../../dataplane/dataplane.ts';
 import { sleep } from '../../util/time.ts';
 import { ServerStatsSource } from './server-stats.ts';
-import { RecordingSink, instance } from './testing.ts';
+import { MapView, RecordingSink, instance } from './testing.ts';
 
 function scripted() {
   const row: ServerRuntimeStats = {
@@ -77,5 +77,73 @@ describe('ServerStatsSource accounting', () => {
     } finally {
       await src.stop();
     }
+  });
+
+  it("starts a restarted process's accounting afresh: its predecessor's failed attempts are not its own", async () => {
+    const s = scripted();
+    const src = new ServerStatsSource({
+      dataPlane: s.dataPlane,
+      intervalMs: 20,
+      logGraceMs: 40,
+      admitGraceMs: 0,
+    });
+    const sink = new RecordingSink();
+    const view = new MapView(instance('i1', { pid: 100 }));
+    src.start(sink, view);
+    try {
+      await sleep(60);
+      // The process dies: attempts are refused and redispatched, then it restarts as pid 101
+      // before the accounting settled those attempts.
+      s.row.totalSessions += 4;
+      s.row.redispatches! += 4;
+      view.set(instance('i1', { pid: 101, restarts: 1 }));
+      await sleep(200);
+      expect(sink.of('i1', 'request')).toEqual([]);
+      // The new run's own failures are charged to it.
+      s.row.totalSessions += 2;
+      s.row.redispatches! += 2;
+      await sleep(200);
+      expect(sink.of('i1', 'request').map((r) => [r.outcome, r.inferred])).toEqual([
+        ['connect-refused', true],
+        ['connect-refused', true],
+      ]);
+    } finally {
+      await src.stop();
+    }
+  });
+
+  it('charges nothing inferred to an instance for admitGraceMs after it joined traffic', async () => {
+    const s = scripted();
+    const src = new ServerStatsSource({
+      dataPlane: s.dataPlane,
+      intervalMs: 20,
+      logGraceMs: 40,
+      admitGraceMs: 400,
+    });
+    const sink = new RecordingSink();
+    const view = new MapView(instance('i1', { ready: false, phase: 'starting' }));
+    src.start(sink, view);
+    try {
+      await sleep(60);
+      view.set(instance('i1'));
+      await sleep(60);
+      s.row.totalSessions += 3;
+      s.row.redispatches! += 3;
+      await sleep(200);
+      expect(sink.of('i1', 'request')).toEqual([]);
+      expect(src.counters().graced).toBe(3);
+      await sleep(300); // past the grace
+      s.row.totalSessions += 1;
+      s.row.redispatches! += 1;
+      await sleep(200);
+      expect(sink.of('i1', 'request')).toHaveLength(1);
+    } finally {
+      await src.stop();
+    }
+  });
+
+  it('refuses a negative admitGraceMs with the option name', () => {
+    const s = scripted();
+    expect(() => new ServerStatsSource({ dataPlane: s.dataPlane, admitGraceMs: -1 })).toThrow(/admitGraceMs/);
   });
 });
