@@ -68,6 +68,7 @@ async function main(): Promise<void> {
       name: 'demo-cli',
       hash: hashToken(token),
       createdAt: new Date().toISOString(),
+      scope: 'admin',
     });
     io.err(`bulwark: created a new CLI token (saved in ${cfgFile}, mode 0600)`);
   }

@@ -109,6 +109,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX actions_by_app ON actions (project, app, at DESC);
     `,
   },
+  {
+    version: 4,
+    name: 'token scopes and revocation',
+    // Tokens that existed before scopes were all-powerful, so they become 'admin'.
+    // A revoked token keeps its row: the 401 can then say it was revoked, when and why.
+    sql: `
+      ALTER TABLE tokens ADD COLUMN scope text NOT NULL DEFAULT 'admin' CHECK (scope IN ('admin', 'agent'));
+      ALTER TABLE tokens ADD COLUMN revoked_at timestamptz;
+      ALTER TABLE tokens ADD COLUMN revoked_reason text;
+    `,
+  },
 ];
 
 /** Arbitrary constant key for pg_advisory_xact_lock: "bulwark" migrations. */

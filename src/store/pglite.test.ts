@@ -3,7 +3,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { MIGRATIONS, migrate } from './migrations.ts';
 import { openStore } from './open.ts';
+import { PgliteExecutor } from './pglite.ts';
+import { SqlStore } from './sql-store.ts';
 import { runStoreContract } from './store.contract.ts';
 import type { AppResource } from '../model/types.ts';
 import type { ChangeEvent } from './store.ts';
@@ -19,6 +22,29 @@ describe('PGlite store', () => {
   // One data directory for the whole file: the first open of a directory runs
   // initdb (seconds). The contract's reopen test proves data lives on disk.
   runStoreContract('pglite', () => openStore({ dataDir: path.join(root, 'data') }));
+});
+
+describe('PGlite schema upgrade', () => {
+  it('turns tokens created before scopes existed (schema 3) into live admin tokens', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bulwark-pglite-upgrade-'));
+    const db = await PgliteExecutor.create(path.join(dir, 'data'));
+    try {
+      await migrate(
+        db,
+        MIGRATIONS.filter((m) => m.version <= 3),
+      );
+      await db.query("INSERT INTO tokens (id, name, hash, created_at) VALUES ('t1', 'admin', $1, now())", [
+        'a'.repeat(64),
+      ]);
+      expect((await migrate(db)).applied).toContain(4);
+      const rec = await new SqlStore(db).findTokenByHash('a'.repeat(64));
+      expect(rec).toMatchObject({ id: 't1', name: 'admin', scope: 'admin' });
+      expect(rec?.revokedAt).toBeUndefined();
+    } finally {
+      await db.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('PGlite crash safety', () => {

@@ -11,8 +11,22 @@ import type { SqlExecutor } from './sql.ts';
 import type { Incident, IncidentQuery } from '../isolation/incidents/types.ts';
 import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT } from '../controlplane/actions/types.ts';
 import type { ActionQuery, ActionRecord } from '../controlplane/actions/types.ts';
-import { ConflictError, DEFAULT_INCIDENT_LIMIT, INCIDENT_STATES, MAX_INCIDENT_LIMIT } from './store.ts';
-import type { ApplyResult, ChangeEvent, ChangeType, InstanceRecord, Store, TokenRecord } from './store.ts';
+import {
+  ConflictError,
+  DEFAULT_INCIDENT_LIMIT,
+  INCIDENT_STATES,
+  MAX_INCIDENT_LIMIT,
+  TOKEN_SCOPES,
+} from './store.ts';
+import type {
+  ApplyResult,
+  ChangeEvent,
+  ChangeType,
+  InstanceRecord,
+  Store,
+  TokenRecord,
+  TokenScope,
+} from './store.ts';
 
 const KINDS: readonly Kind[] = ['Site', 'Project', 'App'];
 /** Kinds that live inside a project; the others are cluster-scoped (project ''). */
@@ -59,6 +73,23 @@ interface TokenRow {
   name: string;
   hash: string;
   created_at: Date | string;
+  scope: TokenScope;
+  revoked_at: Date | string | null;
+  revoked_reason: string | null;
+}
+
+const TOKEN_COLS = 'id, name, hash, created_at, scope, revoked_at, revoked_reason';
+
+function tokenFromRow(r: TokenRow): TokenRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    hash: r.hash,
+    createdAt: iso(r.created_at),
+    scope: r.scope,
+    ...(r.revoked_at !== null ? { revokedAt: iso(r.revoked_at) } : {}),
+    ...(r.revoked_reason !== null ? { revokedReason: r.revoked_reason } : {}),
+  };
 }
 
 const RESOURCE_COLS =
@@ -400,13 +431,14 @@ export class SqlStore implements Store {
     if (!/^[0-9a-f]{64}$/.test(rec.hash)) {
       throw new TypeError('token hash must be the sha256 of the secret as 64 lowercase hex characters');
     }
+    if (!TOKEN_SCOPES.includes(rec.scope)) {
+      throw new TypeError(`token scope must be one of ${TOKEN_SCOPES.join(', ')}; got ${String(rec.scope)}`);
+    }
     try {
-      await this.executor.query('INSERT INTO tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)', [
-        rec.id,
-        rec.name,
-        rec.hash,
-        rec.createdAt,
-      ]);
+      await this.executor.query(
+        'INSERT INTO tokens (id, name, hash, created_at, scope) VALUES ($1, $2, $3, $4, $5)',
+        [rec.id, rec.name, rec.hash, rec.createdAt, rec.scope],
+      );
     } catch (err) {
       if (sqlState(err) === UNIQUE_VIOLATION) {
         throw new ConflictError(`a token with id ${rec.id} or the same secret already exists`, {
@@ -418,12 +450,34 @@ export class SqlStore implements Store {
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | undefined> {
+    const { rows } = await this.executor.query<TokenRow>(`SELECT ${TOKEN_COLS} FROM tokens WHERE hash = $1`, [
+      hash,
+    ]);
+    const r = rows[0];
+    return r ? tokenFromRow(r) : undefined;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
     const { rows } = await this.executor.query<TokenRow>(
-      'SELECT id, name, hash, created_at FROM tokens WHERE hash = $1',
-      [hash],
+      `SELECT ${TOKEN_COLS} FROM tokens ORDER BY created_at, id`,
+      [],
+    );
+    return rows.map(tokenFromRow);
+  }
+
+  async revokeToken(
+    id: string,
+    revocation: { at: string; reason?: string },
+  ): Promise<TokenRecord | undefined> {
+    // COALESCE keeps the first revocation: a second call (a retry) does not rewrite history.
+    const { rows } = await this.executor.query<TokenRow>(
+      `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2),
+         revoked_reason = CASE WHEN revoked_at IS NULL THEN $3 ELSE revoked_reason END
+       WHERE id = $1 RETURNING ${TOKEN_COLS}`,
+      [id, revocation.at, revocation.reason ?? null],
     );
     const r = rows[0];
-    return r ? { id: r.id, name: r.name, hash: r.hash, createdAt: iso(r.created_at) } : undefined;
+    return r ? tokenFromRow(r) : undefined;
   }
 
   async countTokens(): Promise<number> {

@@ -358,7 +358,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         .replace(/[^0-9a-f]/g, '')
         .padEnd(64, 'a')
         .slice(0, 64);
-      const rec = { id: unique('tok'), name: 'ci', hash, createdAt: '2026-01-02T03:04:05.000Z' };
+      const rec = {
+        id: unique('tok'),
+        name: 'ci',
+        hash,
+        createdAt: '2026-01-02T03:04:05.000Z',
+        scope: 'admin' as const,
+      };
       await store.addToken(rec);
       expect(await store.findTokenByHash(hash)).toEqual(rec);
       expect(await store.findTokenByHash('f'.repeat(64))).toBeUndefined();
@@ -366,6 +372,53 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await expect(store.addToken({ ...rec, id: unique('tok') })).rejects.toBeInstanceOf(ConflictError);
       await expect(store.addToken({ ...rec, id: unique('tok'), hash: 'secret' })).rejects.toThrow(/sha256/);
       expect(await store.countTokens()).toBe(n + 1);
+    });
+
+    it('keeps a token scope, refuses an unknown one, lists tokens oldest first, and revokes once', async () => {
+      const hashOf = (tag: string): string =>
+        Buffer.from(unique(tag)).toString('hex').padEnd(64, '0').slice(0, 64);
+      const older = {
+        id: unique('tok'),
+        name: 'node-a',
+        hash: hashOf('a'),
+        createdAt: '2026-01-02T03:04:05.000Z',
+        scope: 'agent' as const,
+      };
+      const newer = {
+        ...older,
+        id: unique('tok'),
+        name: 'node-b',
+        hash: hashOf('b'),
+        createdAt: '2026-01-03T00:00:00.000Z',
+      };
+      await store.addToken(newer);
+      await store.addToken(older);
+      expect(await store.findTokenByHash(older.hash)).toEqual(older);
+      await expect(
+        store.addToken({ ...older, id: unique('tok'), hash: hashOf('c'), scope: 'root' as 'admin' }),
+      ).rejects.toThrow(/scope must be one of admin, agent; got root/);
+
+      const listed = (await store.listTokens()).filter((t) => t.id === older.id || t.id === newer.id);
+      expect(listed).toEqual([older, newer]);
+
+      const revoked = await store.revokeToken(older.id, {
+        at: '2026-02-01T00:00:00.000Z',
+        reason: 'node retired',
+      });
+      expect(revoked).toEqual({
+        ...older,
+        revokedAt: '2026-02-01T00:00:00.000Z',
+        revokedReason: 'node retired',
+      });
+      // A second revocation (a retry) keeps the first time and reason.
+      expect(await store.revokeToken(older.id, { at: '2026-03-01T00:00:00.000Z', reason: 'again' })).toEqual(
+        revoked,
+      );
+      expect(await store.findTokenByHash(older.hash)).toEqual(revoked);
+      expect(await store.findTokenByHash(newer.hash)).toEqual(newer);
+      const noReason = await store.revokeToken(newer.id, { at: '2026-02-02T00:00:00.000Z' });
+      expect(noReason).toEqual({ ...newer, revokedAt: '2026-02-02T00:00:00.000Z' });
+      expect(await store.revokeToken(unique('missing'), { at: '2026-02-01T00:00:00.000Z' })).toBeUndefined();
     });
 
     it('stores an incident and replaces it by id, round-tripping the whole document and re-indexing it', async () => {

@@ -38,12 +38,23 @@ export interface InstanceRecord {
   updatedAt?: string;
 }
 
+/**
+ * What a token may do. `admin` is everything; `agent` is what a node agent
+ * needs (post reports, read its site's inventory) and nothing else.
+ */
+export type TokenScope = 'admin' | 'agent';
+export const TOKEN_SCOPES: readonly TokenScope[] = ['admin', 'agent'];
+
 export interface TokenRecord {
   id: string;
   name: string;
   /** sha256 hex of the secret; the secret itself is never stored. */
   hash: string;
   createdAt: string;
+  scope: TokenScope;
+  /** Set once by `revokeToken`; a revoked token stays listed so a refusal can say why. */
+  revokedAt?: string;
+  revokedReason?: string;
 }
 
 /** Every incident state in lifecycle order; what `listIncidents` (and the API) accept as a filter. */
@@ -108,9 +119,18 @@ export interface Store {
    */
   listActions(query?: ActionQuery): Promise<ActionRecord[]>;
 
+  /** Insert a live token (`revokedAt` is ignored); a duplicate id or hash is a ConflictError. */
   addToken(rec: TokenRecord): Promise<void>;
+  /** Revoked tokens are found too: the caller refuses them with the reason. */
   findTokenByHash(hash: string): Promise<TokenRecord | undefined>;
   countTokens(): Promise<number>;
+  /** Every token, revoked ones included, oldest first (by creation time, then id). */
+  listTokens(): Promise<TokenRecord[]>;
+  /**
+   * Mark a token revoked. Idempotent: revoking it again keeps the first time and
+   * reason. Returns the record as stored, undefined when no token has this id.
+   */
+  revokeToken(id: string, revocation: { at: string; reason?: string }): Promise<TokenRecord | undefined>;
 
   close(): Promise<void>;
 }
