@@ -2,7 +2,7 @@
  * The shapes the console reads from /api/v1. Written out here (not imported
  * from src/) so the browser bundle does not depend on server modules; the
  * fields follow the API's JSON Schemas (src/controlplane/api/*schemas.ts).
- * src/api-types.conformance.test.ts checks at compile time that the server's
+ * src/api-types.conformance.ts checks at compile time that the server's
  * types are still assignable to these, so a server change that drops or
  * retypes a field the console reads fails `npm run typecheck`.
  */
