@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderConfig, pathPrefixFor, type RenderInput } from './config.ts';
+import { logFormat, newLogKey, renderConfig, pathPrefixFor, type RenderInput } from './config.ts';
 
 const input = (dir: string) => ({
   binds: [{ address: '127.0.0.1', port: 18080 }],
@@ -62,6 +62,18 @@ describe('renderConfig', () => {
     const cfg = checked((dir) => ({ syslog: { transport: 'unix', path: path.join(dir, 'log.sock') } }));
     expect(cfg).toContain('  server receiver unix@<dir>/log.sock');
     expect(cfg).toContain('  log ring@bulwark_logs len 4096 local0 info');
+  });
+
+  it('writes the log key after the tag of every request line, and haproxy -c accepts it', () => {
+    const key = newLogKey();
+    expect(key).toMatch(/^[0-9a-f]{32}$/);
+    expect(newLogKey()).not.toBe(key);
+    const cfg = checked(() => ({ logKey: key }));
+    expect(cfg).toContain(`  log-format "bwlog1 ${key} %tr %ci `);
+    expect(logFormat(key).slice(`bwlog1 ${key}`.length)).toBe(logFormat().slice('bwlog1'.length));
+    expect(() => renderConfig({ ...input('/x'), logKey: 'x y' })).toThrow(
+      /logKey must be 32 lower-case hex digits/,
+    );
   });
 
   it('refuses a log socket path HAProxy or the kernel cannot take, naming the fix', () => {

@@ -1,6 +1,7 @@
 /**
  * Pure rendering of haproxy.cfg (plus the two lookup maps it references) from
- * the site's structure. No I/O here: `process.ts` writes the files.
+ * the site's structure. No I/O here: `process.ts` writes the files (0600:
+ * they carry the request log key).
  *
  * Routing: the Host header (port stripped, lower-cased) is looked up in
  * `hosts.map`; when it does not match, the first three path segments
@@ -8,6 +9,7 @@
  * Map lookups are hash/tree based, so routing cost does not grow with the
  * number of services the way a chain of ACLs would.
  */
+import { randomBytes } from 'node:crypto';
 import type { ServerState } from '../dataplane.ts';
 import { assertUnixSocketPath } from './unix-socket-path.ts';
 
@@ -83,6 +85,14 @@ export interface RenderInput {
    * per request.
    */
   syslog?: { host: string; port: number; transport?: 'tcp' | 'udp' } | { transport: 'unix'; path: string };
+  /**
+   * Secret written after the tag of every request log line (`newLogKey()`);
+   * the receiver drops records without it. Only HAProxy (which reads it from
+   * this 0600 config) knows it, so a process that reaches the log socket or
+   * port still cannot forge the records isolation acts on. HaproxyDataPlane
+   * always sets one; absent, lines carry the bare tag (benchmarks, tests).
+   */
+  logKey?: string;
   /** Absolute directory where the map files will live (referenced from the cfg). */
   mapDir: string;
   options?: RenderOptions;
@@ -104,10 +114,30 @@ const LOG_RING = 'bulwark_logs';
  * escaped by HAProxy (`+Q`, `+E`) so the parser can split safely.
  * Fields: tag, request date (%tr: local time of this host, dd/Mon/yyyy:HH:MM:SS.mmm), client ip, backend, server, method, path, status,
  * Ta, Tr, retries, termination state, bytes read, caller, traceparent.
+ * The tag is followed by the log key when there is one (`logFormat`).
  */
 export const LOG_FORMAT =
   `${LOG_TAG} %tr %ci %b %s %HM %{+Q,+E}HP %ST %Ta %Tr %rc %tsc %B ` +
   `%{+Q,+E}[capture.req.hdr(0)] %{+Q,+E}[capture.req.hdr(1)]`;
+
+const LOG_KEY_RE = /^[0-9a-f]{32}$/;
+
+/** A fresh request log key: 128 random bits as 32 hex digits (safe unquoted in a log-format). */
+export function newLogKey(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function assertLogKey(key: string): void {
+  if (!LOG_KEY_RE.test(key))
+    throw new Error(`logKey must be 32 lower-case hex digits (newLogKey()), got ${key.length} characters`);
+}
+
+/** LOG_FORMAT with `key` after the tag. */
+export function logFormat(key?: string): string {
+  if (key === undefined) return LOG_FORMAT;
+  assertLogKey(key);
+  return `${LOG_TAG} ${key}${LOG_FORMAT.slice(LOG_TAG.length)}`;
+}
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -294,7 +324,7 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   // Captured after the headers are set so generated trace ids are logged too.
   L.push('  http-request capture req.hdr(x-bulwark-caller) len 128');
   L.push('  http-request capture req.hdr(traceparent) len 64');
-  if (requestLogs) L.push(`  log-format "${LOG_FORMAT}"`);
+  if (requestLogs) L.push(`  log-format "${logFormat(input.logKey)}"`);
   else L.push('  no log');
   L.push('  use_backend %[var(txn.be)]');
   L.push('');

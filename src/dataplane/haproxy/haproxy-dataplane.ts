@@ -8,7 +8,7 @@
  * lost in a crash or a reload is corrected by the next sync.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type {
@@ -23,6 +23,7 @@ import type {
 } from '../dataplane.ts';
 import {
   assertName,
+  newLogKey,
   renderConfig,
   serverOptions,
   type BindSpec,
@@ -38,14 +39,19 @@ import {
   type ServerStateRow,
 } from './runtime-api.ts';
 import { SyslogReceiver, type SyslogReceiverStatus, type SyslogTransport } from './syslog.ts';
-import { parseRequestLog } from './log-parser.ts';
+import { hasRecordTag, parseRequestLog, recordPrefix } from './log-parser.ts';
+import { ensurePrivateDir } from './private-dir.ts';
 import { RequestStats } from './request-stats.ts';
 import { sleep } from '../../util/time.ts';
 
 const execFileP = promisify(execFile);
 
 export interface HaproxyDataPlaneOptions {
-  /** Directory owned by this data plane (config generations, sockets, pid file). */
+  /**
+   * Directory owned by this data plane (config generations, sockets, pid
+   * file); made private (0700, see private-dir.ts), and refused when another
+   * user owns it or could replace it.
+   */
   workDir: string;
   /** Gateway listeners; the first one is `gatewayUrl`. */
   binds: BindSpec[];
@@ -58,9 +64,12 @@ export interface HaproxyDataPlaneOptions {
   /**
    * How HAProxy ships log lines to the receiver (see syslog.ts): `unix` and
    * `tcp` (loopback) through HAProxy's ring, `udp` one datagram per request.
-   * Unix by default: the socket (`<workDir>/log.sock`, mode 0600) takes
-   * records only from this user, where a loopback port takes them from any
-   * local process (and isolation acts on them); HAProxy's forwarder also
+   * Unix by default: the socket (`<workDir>/log.sock`, mode 0600 in the
+   * private work dir) can be reached only by this user, where a loopback
+   * port can be reached by any local process. On every transport a record
+   * without this start's log key is refused (`refusedLogs`), so a process
+   * that reaches the port cannot forge the records isolation acts on; it can
+   * still send a flood of lines the receiver has to read. HAProxy's forwarder also
    * writes ~4x fewer times per request to it (the socket's send buffer
    * fills while the receiver batches, so each write carries more lines).
    * @default 'unix'
@@ -87,6 +96,12 @@ export interface HaproxyDataPlaneStatus {
   reloads: number;
   runtimeCommands: number;
   requestLogs: number;
+  /**
+   * Lines that carried the request log tag but not this start's key: records
+   * from someone other than this HAProxy (forged, or a stale HAProxy of a
+   * previous run). Never parsed, never seen by isolation.
+   */
+  refusedLogs: number;
 }
 
 const MAX_CONN_DEFAULT = 4000;
@@ -160,6 +175,10 @@ export class HaproxyDataPlane implements DataPlane {
   private syncs = 0;
   private runtimeCommands = 0;
   private requestLogCount = 0;
+  private refusedLogCount = 0;
+  /** Per start: HAProxy writes it into every request line (config.ts logFormat). */
+  private readonly logKey = newLogKey();
+  private readonly logPrefix = recordPrefix(this.logKey);
 
   constructor(opts: HaproxyDataPlaneOptions) {
     this.opts = opts;
@@ -174,14 +193,12 @@ export class HaproxyDataPlane implements DataPlane {
   static async create(opts: HaproxyDataPlaneOptions): Promise<HaproxyDataPlane> {
     const { binary } = await ensureHaproxy({ binary: opts.binary, autoInstall: opts.autoInstall });
     const dp = new HaproxyDataPlane(opts);
+    // Before the log socket is created in it, and before routing.json is trusted.
+    ensurePrivateDir(opts.workDir);
     dp.loadLastRouting();
     if (opts.requestLogs ?? true) {
       const transport = opts.logTransport ?? 'unix';
-      let socketPath: string | undefined;
-      if (transport === 'unix') {
-        mkdirSync(opts.workDir, { recursive: true });
-        socketPath = path.join(path.resolve(opts.workDir), 'log.sock');
-      }
+      const socketPath = transport === 'unix' ? path.join(path.resolve(opts.workDir), 'log.sock') : undefined;
       dp.syslog = await SyslogReceiver.create({
         transport,
         ...(socketPath !== undefined ? { path: socketPath } : {}),
@@ -253,6 +270,7 @@ export class HaproxyDataPlane implements DataPlane {
       reloads: p.reloads,
       runtimeCommands: this.runtimeCommands,
       requestLogs: this.requestLogCount,
+      refusedLogs: this.refusedLogCount,
     };
   }
 
@@ -262,6 +280,7 @@ export class HaproxyDataPlane implements DataPlane {
       backends: [...this.desired.values()].map((b) => ({ ...structureOf(b), servers: b.servers })),
       statsSocketPath: path.join(path.resolve(this.opts.workDir), 'stats.sock'),
       syslog: this.syslogTarget(),
+      logKey: this.logKey,
       mapDir,
       options: { ...this.opts.render, maxConn: this.maxConn, requestLogs: this.opts.requestLogs ?? true },
     });
@@ -460,8 +479,12 @@ export class HaproxyDataPlane implements DataPlane {
   }
 
   private onLogMessage(message: string): void {
-    const log = parseRequestLog(message);
-    if (!log) return;
+    const log = parseRequestLog(message, this.logPrefix);
+    if (!log) {
+      // HAProxy's own lines (server state changes) carry no tag and are ignored as before.
+      if (hasRecordTag(message) && !message.startsWith(this.logPrefix)) this.refusedLogCount++;
+      return;
+    }
     this.requestLogCount++;
     this.requestStats.add(log);
     for (const l of this.listeners) {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseHaproxyDate, parseRequestLog, parseSyslogFrame } from './log-parser.ts';
+import {
+  hasRecordTag,
+  parseHaproxyDate,
+  parseRequestLog,
+  parseSyslogFrame,
+  recordPrefix,
+} from './log-parser.ts';
 
 // Frames captured from HAProxy 2.6.12 running the rendered configuration.
 const GET_FRAME =
@@ -129,5 +135,23 @@ describe('parseRequestLog on raw lines (the TCP ring path)', () => {
     expect(at('23/Nov/2026:09:34:28.999')).toBe(new Date(2026, 10, 23, 9, 34, 28, 999).toISOString());
     expect(at('31/Dec/2026:23:59:59.500')).toBe(new Date(2026, 11, 31, 23, 59, 59, 500).toISOString());
     expect(at('23/Nov/2026:09:34:27.010')).toBe(new Date(2026, 10, 23, 9, 34, 27, 10).toISOString());
+  });
+});
+
+describe('parseRequestLog with a log key', () => {
+  const RAW = (GET_FRAME.split(': ')[1] ?? '').trimEnd();
+  const KEY = '0123456789abcdef0123456789abcdef';
+  const keyed = RAW.replace('bwlog1 ', `bwlog1 ${KEY} `);
+  it('parses a record that starts with the tag and the key, the same as an unkeyed one', () => {
+    expect(parseRequestLog(keyed, recordPrefix(KEY))).toEqual(parseRequestLog(RAW));
+  });
+  it('refuses a record without the key, with another key, or with the key anywhere but the start', () => {
+    const prefix = recordPrefix(KEY);
+    expect(parseRequestLog(RAW, prefix)).toBeUndefined();
+    expect(parseRequestLog(keyed.replace(KEY, 'f'.repeat(32)), prefix)).toBeUndefined();
+    expect(parseRequestLog(`x ${keyed}`, prefix)).toBeUndefined();
+    expect(parseRequestLog(keyed.replace(KEY, KEY.slice(0, 31)), prefix)).toBeUndefined();
+    expect(hasRecordTag(RAW)).toBe(true);
+    expect(hasRecordTag(`x ${RAW}`)).toBe(false);
   });
 });

@@ -14,6 +14,20 @@ import { LOG_TAG } from './config.ts';
 
 const TAG_SP = LOG_TAG + ' ';
 
+/**
+ * What a request record starts with: the tag, and the log key when the
+ * config carries one (config.ts `logFormat`). Computed once per key, so the
+ * per-line check is one `startsWith` of a fixed string.
+ */
+export function recordPrefix(key?: string): string {
+  return key === undefined ? TAG_SP : `${TAG_SP}${key} `;
+}
+
+/** The line claims to be a request record (it has the tag), keyed or not. */
+export function hasRecordTag(message: string): boolean {
+  return message.startsWith(TAG_SP);
+}
+
 // Cursor over the line being parsed. Module state rather than an object per
 // line: parsing is synchronous and this keeps the hot path allocation-free.
 let line = '';
@@ -167,16 +181,18 @@ const opt = (s: string): string | undefined => (s === '' || s === '-' ? undefine
 
 /**
  * Parse one message (the part after the syslog header, if any; a trailing
- * newline is ignored). Field order: see LOG_FORMAT in config.ts.
+ * newline is ignored). Field order: see LOG_FORMAT in config.ts. Only a
+ * message that starts with `prefix` (`recordPrefix(key)`) is a record: with
+ * a key, a line from anyone but HAProxy is refused here, also one that hides
+ * a copied record after some other text.
  */
-export function parseRequestLog(message: string): RequestLog | undefined {
-  const tagAt = message.startsWith(TAG_SP) ? 0 : message.indexOf(TAG_SP);
-  if (tagAt < 0) return undefined;
+export function parseRequestLog(message: string, prefix = TAG_SP): RequestLog | undefined {
+  if (!message.startsWith(prefix)) return undefined;
   let end = message.length;
-  while (end > tagAt && message.charCodeAt(end - 1) <= 32) end--;
+  while (end > 0 && message.charCodeAt(end - 1) <= 32) end--;
   line = message;
   lineEnd = end;
-  pos = tagAt + TAG_SP.length;
+  pos = prefix.length;
   missing = false;
   const at = dateField();
   const clientIp = word();

@@ -10,11 +10,16 @@
  *   with `haproxy -c`, then `haproxy.cfg` is switched by an atomic rename.
  * - A pid file plus a /proc scan find an HAProxy left by a previous run of
  *   the control plane on the same work dir; it is stopped before we start.
+ * - The work dir is private (`private-dir.ts`: 0700, ours, parents nobody
+ *   else can write): the admin and master sockets in it drive the gateway,
+ *   and the config files carry the request-log key. The sockets are 0600 as
+ *   well, in case the directory's mode is ever loosened.
  */
 import { spawn, execFile } from 'node:child_process';
 import { promises as fs, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ensurePrivateDir } from './private-dir.ts';
 import { RuntimeApi } from './runtime-api.ts';
 import type { RenderedConfig } from './config.ts';
 import { sleep } from '../../util/time.ts';
@@ -143,7 +148,7 @@ export class HaproxyProcess {
   /** Create the work dir, stop a stale HAProxy from a previous run, write + validate the config, start. */
   static async create(opts: HaproxyProcessOptions): Promise<HaproxyProcess> {
     const p = new HaproxyProcess(opts);
-    await fs.mkdir(p.workDir, { recursive: true });
+    ensurePrivateDir(p.workDir);
     await p.stopStale();
     await p.writeGeneration();
     await p.spawnAndWait();
@@ -196,13 +201,13 @@ export class HaproxyProcess {
   private async writeGeneration(): Promise<void> {
     const gen = this.generation + 1;
     const dir = path.join(this.workDir, `gen-${gen}`);
-    await fs.mkdir(dir, { recursive: true });
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const rendered = this.opts.render(dir);
     for (const [name, content] of Object.entries(rendered.files)) {
-      await fs.writeFile(path.join(dir, name), content);
+      await fs.writeFile(path.join(dir, name), content, { mode: 0o600 });
     }
     const candidate = path.join(dir, 'haproxy.cfg');
-    await fs.writeFile(candidate, rendered.cfg);
+    await fs.writeFile(candidate, rendered.cfg, { mode: 0o600 });
     try {
       await validateConfig(this.binary, candidate);
     } catch (err) {
@@ -210,7 +215,7 @@ export class HaproxyProcess {
       throw err;
     }
     const tmp = `${this.configPath}.tmp`;
-    await fs.writeFile(tmp, rendered.cfg);
+    await fs.writeFile(tmp, rendered.cfg, { mode: 0o600 });
     await fs.rename(tmp, this.configPath);
     this.generation = gen;
   }
@@ -229,7 +234,9 @@ export class HaproxyProcess {
     this.state = 'starting';
     this.stopping = false;
     await fs.rm(this.statsSocketPath, { force: true });
-    const args = ['-W', '-S', this.masterSocketPath, '-f', this.configPath, '-p', this.pidFile];
+    // The master CLI can stop, reload and reach every worker's CLI: owner only, like the stats socket.
+    const master = `${this.masterSocketPath},mode,600`;
+    const args = ['-W', '-S', master, '-f', this.configPath, '-p', this.pidFile];
     // taskset execs HAProxy in place: the child's pid is the master's.
     const [cmd, argv] = this.opts.cpus
       ? ['taskset', ['-c', this.opts.cpus.join(','), this.binary, ...args]]
