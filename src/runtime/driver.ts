@@ -113,6 +113,22 @@ export interface InstanceStats {
   cpuThrottledPeriods?: number;
   /** Cumulative kernel OOM kills in the instance's memory cgroup. */
   oomKills?: number;
+  /** Pressure stall information of the instance's cgroup (cgroup v2 with PSI on; absent on v1). */
+  pressure?: { cpu?: Pressure; memory?: Pressure; io?: Pressure };
+}
+
+/** One line of a PSI file: stalled share of wall time (percent) over 10 s, 60 s, 300 s, and in total. */
+export interface PressureLine {
+  avg10: number;
+  avg60: number;
+  avg300: number;
+  totalUs: number;
+}
+
+/** `some`: at least one task stalled on the resource; `full`: all runnable tasks at once (absent for cpu on old kernels). */
+export interface Pressure {
+  some: PressureLine;
+  full?: PressureLine;
 }
 
 export type DriverEvent = { type: 'changed'; instance: InstanceStatus } | { type: 'removed'; id: string };
@@ -123,14 +139,31 @@ export interface Capability {
   reason?: string;
 }
 
+/** How the host mounts cgroups and which hierarchy limits go through (local driver). */
+export interface CgroupCapability extends Capability {
+  /** v1, v2 (unified only), hybrid (both), none. */
+  mode?: 'v1' | 'v2' | 'hybrid' | 'none';
+  /** The hierarchy limits are applied through; absent when unavailable. */
+  version?: 1 | 2;
+  /** Controllers mounted on v1, and offered by the v2 root (cgroup.controllers). */
+  controllers?: { v1: string[]; v2: string[] };
+  /** Per-instance pressure stall information in stats (needs v2 and a kernel with PSI on). */
+  psi?: boolean;
+}
+
 export interface DriverCapabilities {
   networkNamespaces: Capability;
-  cgroups: Capability;
+  cgroups: CgroupCapability;
   /**
    * Instances are real processes: they answer on their address, exit, restart and are
    * probed for real. Unavailable on simulated nodes (kwok). Absent = available.
    */
   processes?: Capability;
+  /**
+   * Instances run confined (local driver: bubblewrap with an unprivileged uid, own mount and
+   * PID namespaces, no capabilities, seccomp; see docs/security.md). Absent = not reported.
+   */
+  sandbox?: Capability;
   /** `logs` and `followLogs` return what the instance printed. Absent = available. */
   logs?: Capability;
   /**

@@ -1,226 +1,57 @@
 /**
- * cgroup v1 limits and accounting for instances: memory and cpu controllers
- * under `<root>/<controller>/<parent>/<id>`, cpu usage from cpuacct. The
- * child joins its cgroups itself before exec (see launch-argv.ts), so no
- * instance code ever runs outside its limits.
- *
- * cgroup v2-only hosts are reported unavailable for now (the unified
- * hierarchy here has no controllers enabled in hybrid mode).
+ * Instance cgroups on whatever the host mounts: detection (cgroups/detect.ts)
+ * picks the unified v2 hierarchy when it offers memory and cpu, the v1
+ * controllers otherwise (hybrid hosts with v1 memory/cpu), and reports the
+ * mode, controllers, PSI and the reason when limits are unavailable. Both
+ * backends implement `Cgroups` (cgroups/types.ts) and produce the same
+ * stats shape, so the driver and the isolation signatures do not care.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import type { Capability, InstanceStats } from '../driver.ts';
-import { sleep } from '../../util/time.ts';
+import type { CgroupCapability } from '../driver.ts';
+import { chooseHierarchy, detectCgroupHost, type CgroupHost, type DetectOptions } from './cgroups/detect.ts';
+import type { Cgroups } from './cgroups/types.ts';
+import { CgroupsV1 } from './cgroups/v1.ts';
+import { CgroupsV2 } from './cgroups/v2.ts';
 
-export interface CgroupPaths {
-  memory: string;
-  cpu: string;
-  /** Absent when the cpuacct controller is not mounted separately or at all. */
-  cpuacct?: string;
+export type { CgroupPaths, CgroupV1Paths, CgroupV2Paths, Cgroups, Limits } from './cgroups/types.ts';
+export type { CgroupHost, CgroupMode } from './cgroups/detect.ts';
+export { detectCgroupHost } from './cgroups/detect.ts';
+export { CgroupsV1 } from './cgroups/v1.ts';
+export { CgroupsV2 } from './cgroups/v2.ts';
+
+export interface OpenCgroupsOptions extends DetectOptions {
+  /** Parent cgroup of the instances, relative to each hierarchy's root. */
+  parent: string;
+  /** Detected host, when the caller has it already (tests inject one). */
+  host?: CgroupHost;
 }
 
-const CFS_PERIOD_US = 100_000;
-/** Larger than any real limit: v1 reports "unlimited" as a huge page-aligned number. */
-const UNLIMITED_THRESHOLD = 2 ** 60;
-
-function readNum(file: string): number | undefined {
-  try {
-    const n = Number(readFileSync(file, 'utf8').trim());
-    return Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
-  }
+/** What the host offers, for reporting even when limits are off (not root, or privileged: false). */
+export function describeCgroupHost(
+  host: CgroupHost,
+): Omit<CgroupCapability, 'available' | 'reason' | 'version'> {
+  return {
+    mode: host.mode,
+    controllers: { v1: Object.keys(host.v1).sort(), v2: [...host.v2Controllers].sort() },
+    // Per-cgroup pressure files exist on v2 only.
+    psi: chooseHierarchy(host).version === 2 && host.psi,
+  };
 }
 
-export class CgroupsV1 {
-  readonly root: string;
-  readonly parent: string;
-
-  constructor(opts: { root?: string; parent?: string } = {}) {
-    this.root = opts.root ?? '/sys/fs/cgroup';
-    this.parent = opts.parent ?? 'bulwark';
-  }
-
-  /** Whether limits can be applied here, and why not. Creates the parent cgroups when it can. */
-  detect(): Capability {
-    if (process.getuid?.() !== 0) {
-      return {
-        available: false,
-        reason: 'not running as root: run the control plane as root to get cgroup limits',
-      };
-    }
-    if (existsSync(path.join(this.root, 'cgroup.controllers'))) {
-      return {
-        available: false,
-        reason: 'host uses cgroup v2 only; the local driver supports cgroup v1 (hybrid) hosts for now',
-      };
-    }
-    for (const c of ['memory', 'cpu'] as const) {
-      const dir = path.join(this.root, c);
-      if (!existsSync(path.join(dir, 'cgroup.procs'))) {
-        return { available: false, reason: `cgroup v1 '${c}' controller not mounted at ${dir}` };
-      }
-      try {
-        mkdirSync(path.join(dir, this.parent), { recursive: true });
-      } catch (err) {
-        return { available: false, reason: `cannot create ${path.join(dir, this.parent)}: ${String(err)}` };
-      }
-    }
-    return { available: true };
-  }
-
-  /** Remove this driver's parent cgroups when no instance is left in them (rmdir refuses otherwise). */
-  removeParentIfEmpty(): void {
-    for (const c of ['memory', 'cpu'] as const) {
-      try {
-        rmdirSync(path.join(this.root, c, this.parent));
-      } catch {
-        // not empty, or already gone
-      }
-    }
-  }
-
-  pathsFor(id: string): CgroupPaths {
-    const p: CgroupPaths = {
-      memory: path.join(this.root, 'memory', this.parent, id),
-      cpu: path.join(this.root, 'cpu', this.parent, id),
-    };
-    const acct = path.join(this.root, 'cpuacct');
-    // With cpu,cpuacct co-mounted the cpu directory carries cpuacct.usage itself.
-    if (
-      existsSync(path.join(acct, 'cpuacct.usage')) &&
-      !existsSync(path.join(this.root, 'cpu', 'cpuacct.usage'))
-    ) {
-      p.cpuacct = path.join(acct, this.parent, id);
-    }
-    return p;
-  }
-
-  /** Create (or reuse) the instance's cgroups and apply limits; undefined limit = unlimited. */
-  create(id: string, limits: { cpu?: number; memoryBytes?: number }): CgroupPaths {
-    const p = this.pathsFor(id);
-    for (const dir of this.dirs(p)) mkdirSync(dir, { recursive: true });
-    if (limits.memoryBytes !== undefined) this.setMemoryLimit(p, limits.memoryBytes);
-    writeFileSync(path.join(p.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
-    this.setCpuLimit(p, limits.cpu);
-    return p;
-  }
-
-  /** CPU quota in cores (e.g. 0.1), undefined = unlimited. Takes effect immediately for running processes. */
-  setCpuLimit(p: CgroupPaths, cpu: number | undefined): void {
-    const quota = cpu !== undefined ? Math.max(1000, Math.round(cpu * CFS_PERIOD_US)) : -1;
-    writeFileSync(path.join(p.cpu, 'cpu.cfs_quota_us'), String(quota));
-  }
-
-  /**
-   * Memory limit in bytes, undefined = unlimited; the swap-inclusive limit follows it so the
-   * limit does not spill into swap. Lowering it below current usage makes the kernel reclaim,
-   * then OOM-kill.
-   */
-  setMemoryLimit(p: CgroupPaths, bytes: number | undefined): void {
-    const value = bytes !== undefined ? String(bytes) : '-1';
-    const mem = path.join(p.memory, 'memory.limit_in_bytes');
-    const memsw = path.join(p.memory, 'memory.memsw.limit_in_bytes');
-    const writeMemsw = (): void => {
-      if (!existsSync(memsw)) return;
-      try {
-        writeFileSync(memsw, value);
-      } catch {
-        // swap accounting disabled in the kernel: the memory limit still holds
-      }
-    };
-    // The kernel keeps memory <= memsw at every step: raise memsw first, lower it last.
-    const currentMemsw = readNum(memsw);
-    const raising = bytes === undefined || (currentMemsw !== undefined && bytes > currentMemsw);
-    if (raising) writeMemsw();
-    writeFileSync(mem, value);
-    if (!raising) writeMemsw();
-  }
-
-  /** cgroup.procs files a process writes its pid into to join. */
-  procsFiles(p: CgroupPaths): string[] {
-    return this.dirs(p).map((d) => path.join(d, 'cgroup.procs'));
-  }
-
-  /** Kernel OOM kills in this cgroup so far (monotonic; compare before/after a run). */
-  oomKills(p: CgroupPaths): number {
-    try {
-      const m = /oom_kill (\d+)/.exec(readFileSync(path.join(p.memory, 'memory.oom_control'), 'utf8'));
-      if (m) return Number(m[1]);
-    } catch {
-      // cgroup gone
-    }
-    // Older kernels lack the counter: hitting the limit is the best evidence left.
-    return readNum(path.join(p.memory, 'memory.failcnt')) ?? 0;
-  }
-
-  stats(p: CgroupPaths): InstanceStats | undefined {
-    const memoryBytes = readNum(path.join(p.memory, 'memory.usage_in_bytes'));
-    if (memoryBytes === undefined) return undefined;
-    const s: InstanceStats = { memoryBytes };
-    const limit = readNum(path.join(p.memory, 'memory.limit_in_bytes'));
-    if (limit !== undefined && limit < UNLIMITED_THRESHOLD) s.memoryLimitBytes = limit;
-    const cpu = readNum(path.join(p.cpuacct ?? p.cpu, 'cpuacct.usage'));
-    if (cpu !== undefined) s.cpuUsageNs = cpu;
-    try {
-      const st = readFileSync(path.join(p.cpu, 'cpu.stat'), 'utf8');
-      const periods = /^nr_periods (\d+)$/m.exec(st);
-      const throttled = /^nr_throttled (\d+)$/m.exec(st);
-      if (periods) s.cpuPeriods = Number(periods[1]);
-      if (throttled) s.cpuThrottledPeriods = Number(throttled[1]);
-    } catch {
-      // cpu.stat missing (cgroup gone meanwhile)
-    }
-    try {
-      const oom = /^oom_kill (\d+)$/m.exec(readFileSync(path.join(p.memory, 'memory.oom_control'), 'utf8'));
-      if (oom) s.oomKills = Number(oom[1]);
-    } catch {
-      // older kernel without the counter, or cgroup gone
-    }
-    return s;
-  }
-
-  pids(p: CgroupPaths): number[] {
-    try {
-      return readFileSync(path.join(p.memory, 'cgroup.procs'), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map(Number);
-    } catch {
-      return [];
-    }
-  }
-
-  /** SIGKILL everything left in the cgroup (stragglers that escaped the process group). */
-  killAll(p: CgroupPaths): void {
-    for (const pid of this.pids(p)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-
-  /** Kill what is left and remove the cgroups; retries while the kernel still reports members. */
-  async remove(p: CgroupPaths): Promise<void> {
-    for (const dir of this.dirs(p)) {
-      for (let i = 0; i < 40; i++) {
-        try {
-          rmdirSync(dir);
-          break;
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') break;
-          if (code !== 'EBUSY' || i === 39) throw err;
-          this.killAll(p);
-          await sleep(50);
-        }
-      }
-    }
-  }
-
-  private dirs(p: CgroupPaths): string[] {
-    return p.cpuacct ? [p.memory, p.cpu, p.cpuacct] : [p.memory, p.cpu];
-  }
+/**
+ * Detect the host, pick a hierarchy and prepare the parent cgroups. `cgroups` is set only when
+ * limits can be applied; `capability.reason` says why not otherwise.
+ */
+export function openCgroups(opts: OpenCgroupsOptions): { capability: CgroupCapability; cgroups?: Cgroups } {
+  const host = opts.host ?? detectCgroupHost(opts);
+  const described = describeCgroupHost(host);
+  const choice = chooseHierarchy(host);
+  if (choice.version === undefined)
+    return { capability: { available: false, reason: choice.reason, ...described } };
+  const cg: Cgroups =
+    choice.version === 2
+      ? new CgroupsV2({ root: choice.root, parent: opts.parent })
+      : new CgroupsV1({ root: choice.root, parent: opts.parent });
+  const cap = cg.detect();
+  if (!cap.available) return { capability: { ...cap, ...described } };
+  return { capability: { ...cap, ...described, version: cg.version }, cgroups: cg };
 }

@@ -8,7 +8,7 @@
  * child, its address, ports, netns and cgroup; `create()` reconciles those
  * records against /proc and the shims' files.
  *
- * Privileged mode (root): own netns + IP on a bridge, cgroup v1 limits, OOM
+ * Privileged mode (root): own netns + IP on a bridge, cgroup limits (v2, or v1 on hybrid hosts), OOM
  * detection. Unprivileged: plain processes on 127.0.0.1 with allocated ports.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -29,9 +29,16 @@ import type {
 import { freePort } from '../../util/ports.ts';
 import { sleep } from '../../util/time.ts';
 import { nextBackoff } from './backoff.ts';
-import { CgroupsV1, type CgroupPaths } from './cgroups.ts';
+import {
+  describeCgroupHost,
+  detectCgroupHost,
+  openCgroups,
+  type CgroupPaths,
+  type Cgroups,
+} from './cgroups.ts';
 import { resolveExecutable } from './executable.ts';
 import { launch } from './launcher.ts';
+import { Sandbox } from './sandbox/sandbox.ts';
 import { LogFollower } from './log-follower.ts';
 import { tailLogs } from './log-reader.ts';
 import { BridgeNetwork, type InstanceNet } from './network.ts';
@@ -125,7 +132,8 @@ export class LocalDriver implements RuntimeDriver {
   private readonly opts: CompiledOptions;
   private readonly caps: DriverCapabilities;
   private readonly network: BridgeNetwork | undefined;
-  private readonly cgroups: CgroupsV1 | undefined;
+  private readonly cgroups: Cgroups | undefined;
+  private readonly sandbox: Sandbox | undefined;
   private readonly insts = new Map<string, Inst>();
   private readonly listeners = new Set<(ev: DriverEvent) => void>();
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -140,18 +148,21 @@ export class LocalDriver implements RuntimeDriver {
     opts: CompiledOptions,
     caps: DriverCapabilities,
     network: BridgeNetwork | undefined,
-    cgroups: CgroupsV1 | undefined,
+    cgroups: Cgroups | undefined,
+    sandbox: Sandbox | undefined,
   ) {
     this.opts = opts;
     this.caps = caps;
     this.network = network;
     this.cgroups = cgroups;
+    this.sandbox = sandbox;
   }
 
   /** Detect capabilities, prepare the bridge, and re-adopt (or clean up) instances from the records. */
   static async create(options: LocalDriverOptions): Promise<LocalDriver> {
     const opts = compileOptions(options);
-    mkdirSync(path.join(opts.stateDir, 'instances'), { recursive: true });
+    // 0700: instance dirs hold launch files with the instances' env (their secrets).
+    mkdirSync(path.join(opts.stateDir, 'instances'), { recursive: true, mode: 0o700 });
     const root = process.getuid?.() === 0;
     const privileged = opts.privileged ?? root;
     const off = (what: string) => ({
@@ -161,28 +172,36 @@ export class LocalDriver implements RuntimeDriver {
         : `not running as root: run the control plane as root to get ${what}`,
     });
     let network: BridgeNetwork | undefined;
-    let cgroups: CgroupsV1 | undefined;
+    let cgroups: Cgroups | undefined;
     const caps: DriverCapabilities = {
       networkNamespaces: off('network namespaces'),
-      cgroups: off('cgroup limits'),
+      // The host's cgroup mode is reported even when limits are off.
+      cgroups: { ...off('cgroup limits'), ...describeCgroupHost(detectCgroupHost()) },
     };
+    const sb = await Sandbox.detect(opts.stateDir, opts.sandbox);
+    caps.sandbox = sb.capability;
+    if (opts.sandbox.enabled === true && !sb.sandbox)
+      throw new Error(`LocalDriver option sandbox: true, but ${sb.capability.reason ?? 'it is unavailable'}`);
     if (privileged) {
       const net = new BridgeNetwork({
         bridge: opts.bridge,
         subnet: opts.subnet,
         owner: path.resolve(opts.stateDir),
         scope: opts.scope,
+        // Sandboxed instances reach each other only through the gateway, and bind as non-root.
+        isolatePorts: sb.sandbox !== undefined,
+        unprivilegedPorts: sb.sandbox !== undefined,
       });
       caps.networkNamespaces = net.detect();
       if (caps.networkNamespaces.available) {
         await net.ensureBridge();
         network = net;
       }
-      const cg = new CgroupsV1({ parent: `${opts.cgroupParent}/${opts.scope}` });
-      caps.cgroups = cg.detect();
-      if (caps.cgroups.available) cgroups = cg;
+      const cg = openCgroups({ parent: `${opts.cgroupParent}/${opts.scope}` });
+      caps.cgroups = cg.capability;
+      cgroups = cg.cgroups;
     }
-    const d = new LocalDriver(opts, caps, network, cgroups);
+    const d = new LocalDriver(opts, caps, network, cgroups, sb.sandbox);
     await d.adoptAll();
     d.monitor = setInterval(() => d.poll(), opts.pollIntervalMs);
     return d;
@@ -480,7 +499,7 @@ export class LocalDriver implements RuntimeDriver {
     if (net) data.net = net;
     if (cgroup) data.cgroup = cgroup;
     ports = data.ports;
-    mkdirSync(this.dirOf(spec.id), { recursive: true });
+    mkdirSync(this.dirOf(spec.id), { recursive: true, mode: 0o700 });
     const inst = this.newInst(data);
     this.insts.set(spec.id, inst);
     this.pendingIps.delete(ip);
@@ -518,6 +537,7 @@ export class LocalDriver implements RuntimeDriver {
       env[`BULWARK_PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(d.ports[p.name]);
     }
     env.BULWARK_INSTANCE_ID = d.spec.id;
+    if (this.sandbox) env.BULWARK_INSTANCE_DATA_DIR = this.sandbox.dataDirOf(d.spec);
     env.BULWARK_HOST_IP = this.hostIp;
     return env;
   }
@@ -580,9 +600,12 @@ export class LocalDriver implements RuntimeDriver {
   ): Promise<void> {
     const d = inst.data;
     const spec = d.spec;
+    const args = spec.command!.slice(1);
+    const sandbox = this.sandbox?.prepare(spec, cwd, exePath, args);
     const r = await launch({
       dir: this.dirOf(spec.id),
-      argv: [exePath, ...spec.command!.slice(1)],
+      argv: [exePath, ...args],
+      ...(sandbox ? { sandbox } : {}),
       cwd,
       env,
       ...(d.net && this.network ? { netnsPath: this.network.netnsPath(d.net.netns) } : {}),
@@ -743,6 +766,7 @@ export class LocalDriver implements RuntimeDriver {
       this.network.release(d.ip);
     }
     if (d.cgroup && this.cgroups) await this.cgroups.remove(d.cgroup);
+    this.sandbox?.release(d.spec);
     await inst.persistChain;
     await this.opts.records.deleteInstance(id);
     // Followers get the last lines (e.g. what the process said on SIGTERM) before the files go.
