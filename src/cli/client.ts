@@ -1,6 +1,7 @@
 /** Thin HTTP client for the control plane API, mapping failures to CLI exit codes. */
 import { CliError, EXIT, exitCodeForStatus } from './exit-codes.ts';
 import type { CliConfig } from './config.ts';
+import { httpRequest, TlsTrustError, type HttpAnswer } from './transport.ts';
 
 export interface ApiErrorBody {
   error?: {
@@ -20,6 +21,11 @@ export class ApiClient {
     return this.cfg.server;
   }
 
+  /** How this client trusts an https:// server (a manifest passes the same trust on to agents). */
+  get trust(): CliConfig['trust'] {
+    return this.cfg.trust;
+  }
+
   async request<T>(
     method: string,
     path: string,
@@ -36,7 +42,7 @@ export class ApiClient {
       payload = JSON.stringify(body.json);
     }
     const res = await this.#fetch(method, path, headers, payload, opts.timeoutMs);
-    const text = await res.text();
+    const text = res.body.toString('utf8');
     if (!res.ok) this.#fail(res, text);
     try {
       return (text ? JSON.parse(text) : undefined) as T;
@@ -48,8 +54,8 @@ export class ApiClient {
   /** GET a binary body (e.g. an evidence bundle); API errors fail the same way as `request`. */
   async download(path: string, opts: { timeoutMs?: number } = {}): Promise<Buffer> {
     const res = await this.#fetch('GET', path, {}, undefined, opts.timeoutMs ?? 120_000);
-    if (!res.ok) this.#fail(res, await res.text());
-    return Buffer.from(await res.arrayBuffer());
+    if (!res.ok) this.#fail(res, res.body.toString('utf8'));
+    return res.body;
   }
 
   async #fetch(
@@ -58,17 +64,24 @@ export class ApiClient {
     headers: Record<string, string>,
     payload: string | undefined,
     timeoutMs = 30_000,
-  ): Promise<Response> {
+  ): Promise<HttpAnswer> {
     if (this.cfg.token) headers.authorization = `Bearer ${this.cfg.token}`;
     try {
-      return await fetch(this.cfg.server + path, {
+      return await httpRequest({
         method,
+        url: this.cfg.server + path,
         headers,
-        ...(payload !== undefined ? { body: payload } : {}),
-        signal: AbortSignal.timeout(timeoutMs),
+        body: payload,
+        timeoutMs,
+        trust: this.cfg.trust,
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      // Not an outage: retrying will not help and the message says what to configure.
+      if (err instanceof TlsTrustError) throw new CliError(err.message, EXIT.unauthorized);
+      const cause =
+        (err as Error).name === 'AbortError'
+          ? `no answer within ${timeoutMs / 1000} s`
+          : ((err as { code?: string }).code ?? (err as Error).name);
       throw new CliError(
         `cannot reach the control plane at ${this.cfg.server} (${cause}); is it running? start it with 'npm start' or set --server / BULWARK_SERVER`,
         EXIT.unreachable,
@@ -77,7 +90,7 @@ export class ApiClient {
   }
 
   /** Turn an error answer into a CliError with the API's details and fixes, and the exit code of its status. */
-  #fail(res: Response, text: string): never {
+  #fail(res: HttpAnswer, text: string): never {
     let data: unknown = undefined;
     try {
       data = text ? JSON.parse(text) : undefined;

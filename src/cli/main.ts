@@ -19,7 +19,8 @@ import {
   cmdStatus,
   type Io,
 } from './commands/resources.ts';
-import { runServer } from './commands/server.ts';
+import { runServer, tlsFlags } from './commands/server.ts';
+import { cmdTokens } from './commands/tokens.ts';
 import { planCpus } from '../controlplane/cpu-plan.ts';
 import { cpuCount, parseCpuList } from '../util/cpus.ts';
 import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
@@ -48,7 +49,11 @@ Usage:
   bulwark agent --site SITE [--node NAME] [--interval-ms 1000]   eBPF node agent on another node of a site
                  (a Kubernetes node or another host; root; reports flows to the control plane)
   bulwark agent manifest --site SITE --image IMAGE [--namespace bulwark-system]
-                 DaemonSet (+ Namespace, Secret) that runs the agent on every node of a cluster
+                 [--agent-token bwk_... | --create-agent-token]
+                 DaemonSet (+ Namespace, Secret) that runs the agent on every node of a cluster; the
+                 Secret gets an agent-scoped token (never this CLI's own), and the CLI's TLS trust
+  bulwark tokens create --scope agent --name NAME   agent token (reports + inventory only); secret shown once
+  bulwark tokens list | revoke ID [--reason TEXT]   (admin token needed; a revoked token gets 401)
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
                  [--gateway-port 8080] [--gateway-cpus 1,2] [--control-plane-cpus 1] [--unprivileged]
                  (--gateway-cpus: HAProxy pinned to those CPUs, one thread each; --control-plane-cpus:
@@ -57,11 +62,16 @@ Usage:
                  [--otlp-endpoint URL] [--otlp-sample-ratio 1]   gateway spans to an OpenTelemetry collector
                  (OTLP/HTTP; env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _ENDPOINT / _HEADERS work too)
                  (env BULWARK_BOOTSTRAP_TOKEN=bwk_... registers that token on first start, for automation)
+                 [--tls-cert FILE --tls-key FILE | --tls-self-signed]   HTTPS for the API; required when
+                 --host is not loopback (self-signed: generated once into DATA_DIR/tls, fingerprint printed)
 
 Global flags:
   --server URL   control plane URL (env BULWARK_SERVER; default http://127.0.0.1:7070)
   --token TOKEN  API token (env BULWARK_TOKEN)
   --config FILE  client config (env BULWARK_CONFIG; default ./.bulwark/cli.json, ~/.config/bulwark/config.json)
+  --ca-file FILE trust this CA (or the server's own certificate) for https:// (env BULWARK_CA_FILE; config caFile)
+  --tls-fingerprint sha256:...  trust exactly the server certificate with this SHA-256 fingerprint
+                 (env BULWARK_TLS_FINGERPRINT; config tlsFingerprint)
   -o FORMAT      table (default), json or yaml (for 'evidence' and 'profile', -o/--output is where to write)
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid input, 5 conflict,
@@ -175,6 +185,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
         'interval-ms': { type: 'string' },
         image: { type: 'string' },
         namespace: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-self-signed': { type: 'boolean' },
+        'ca-file': { type: 'string' },
+        'tls-fingerprint': { type: 'string' },
+        scope: { type: 'string' },
+        name: { type: 'string' },
+        reason: { type: 'string' },
+        'agent-token': { type: 'string' },
+        'create-agent-token': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -193,6 +213,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const fmt = cmd === 'evidence' || cmd === 'profile' ? 'table' : parseFormat(f.output);
     const timeoutMs = intFlag('timeout', f.timeout, 120, 1, 3600) * 1000;
     if (cmd === 'server') {
+      const tls = tlsFlags(f);
       const otlp = otlpFlags(f['otlp-endpoint'], f['otlp-sample-ratio']);
       const gatewayCpus = f['gateway-cpus'] !== undefined ? cpusFlag(f['gateway-cpus']) : undefined;
       const controlPlaneCpus =
@@ -207,6 +228,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       await runServer(io, {
         ...(otlp ? { otlp } : {}),
         ...(f.host ? { host: f.host } : {}),
+        ...(tls ? { tls } : {}),
         port: intFlag('port', f.port, 7070, 0, 65535),
         ...(f['data-dir'] ? { dataDir: f['data-dir'] } : {}),
         ...(f['store-url'] ? { storeUrl: f['store-url'] } : {}),
@@ -280,11 +302,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'agent': {
         const intervalMs = intFlag('interval-ms', f['interval-ms'], 1000, 100, 60_000);
         if (a1 === 'manifest') {
-          cmdAgentManifest(io, {
+          await cmdAgentManifest(api, io, {
             site: f.site,
             image: f.image,
-            server: api.server,
-            token: f.token,
+            agentToken: f['agent-token'],
+            createAgentToken: f['create-agent-token'] ?? false,
             namespace: f.namespace,
             intervalMs,
           });
@@ -299,6 +321,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
         await cmdAgent(api, io, { site: f.site, node: f.node, intervalMs }, until);
         break;
       }
+      case 'tokens':
+        await cmdTokens(api, io, fmt, a1, a2, { scope: f.scope, name: f.name, reason: f.reason });
+        break;
       default:
         throw new CliError(`unknown command '${cmd}'\n\n${USAGE}`, EXIT.usage);
     }

@@ -31,6 +31,8 @@ import { Observability } from '../observability/observability.ts';
 import { registerAgentRoutes } from './api/agent-routes.ts';
 import { registerDiagnoseRoutes } from './api/diagnose-routes.ts';
 import { registerTopologyRoutes } from './api/topology-routes.ts';
+import { registerTokenRoutes } from './api/token-routes.ts';
+import { resolveServerTls, type ServerTls, type ServerTlsOptions } from './tls/server-tls.ts';
 import { Placement } from './placement/placement.ts';
 import { AppStatusWriter } from './placement/app-status-writer.ts';
 import { isUsable } from './placement/site-health.ts';
@@ -42,8 +44,13 @@ export interface ControlPlaneOptions {
   dataDir?: string;
   /** `postgres://...` to use a PostgreSQL server instead of the embedded PGlite. */
   storeUrl?: string;
-  /** @default "127.0.0.1" — loopback unless told otherwise */
+  /** @default "127.0.0.1" — loopback unless told otherwise; any other address needs `tls` */
   host?: string;
+  /**
+   * Serve the API over HTTPS: own PEM files, or a self-signed pair generated
+   * once into `<dataDir>/tls/`. Required when `host` is not loopback.
+   */
+  tls?: ServerTlsOptions;
   /** @default 7070; 0 picks a free port */
   port?: number;
   /** Name of the local site. @default "local" */
@@ -87,6 +94,8 @@ export class ControlPlane {
   readonly isolation: IsolationController;
   readonly server: FastifyInstance;
   readonly url: string;
+  /** What the API serves over TLS (fingerprint to pin, files), undefined for plain HTTP on loopback. */
+  readonly tls: Omit<ServerTls, 'cert' | 'key'> | undefined;
   readonly log: PinoLogger;
   private closed = false;
 
@@ -100,6 +109,7 @@ export class ControlPlane {
     isolation: IsolationController;
     server: FastifyInstance;
     url: string;
+    tls?: ServerTls | undefined;
     log: PinoLogger;
   }) {
     this.store = parts.store;
@@ -111,6 +121,11 @@ export class ControlPlane {
     this.isolation = parts.isolation;
     this.server = parts.server;
     this.url = parts.url;
+    if (parts.tls) {
+      // The key stays with the HTTP server; the handle only describes the certificate.
+      const { cert: _c, key: _k, ...tls } = parts.tls;
+      this.tls = tls;
+    } else this.tls = undefined;
     this.log = parts.log;
   }
 
@@ -118,6 +133,10 @@ export class ControlPlane {
     const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
     // Before anything starts: a bad collector URL is a configuration error, not a runtime one.
     if (opts.otlp) validateOtlpOptions(opts.otlp);
+    const host = opts.host ?? '127.0.0.1';
+    // Before the store opens: clear text beyond loopback, or a bad certificate, is refused
+    // before any token is minted for a server that will not start.
+    const tls = await resolveServerTls(opts.tls, dataDir, host);
     const cpuPlan = planCpus(cpuCount(), opts.gatewayCpus, opts.controlPlaneCpus);
     // Before the store, the driver and HAProxy start: helpers they spawn inherit the mask.
     if (opts.controlPlaneCpus) setAffinity(process.pid, opts.controlPlaneCpus);
@@ -311,16 +330,17 @@ export class ControlPlane {
       };
       const server = await buildServer(deps, {
         logger: log,
+        ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
         plugins: [
           (app, d) => {
             registerTopologyRoutes(app, () => d.observability);
             registerAgentRoutes(app, () => d.observability);
             registerDiagnoseRoutes(app, d, () => d.observability);
+            registerTokenRoutes(app, d);
             app.addHook('onClose', async () => observability.stop());
           },
         ],
       });
-      const host = opts.host ?? '127.0.0.1';
       const address = await server.listen({ host, port: opts.port ?? 7070 });
       cleanups.unshift(() => server.close());
       reconciler.start();
@@ -341,10 +361,16 @@ export class ControlPlane {
         isolation,
         server,
         url: address,
+        tls,
         log,
       });
       log.info(
-        { url: address, store: store.description, gateway: dataplane.gatewayUrl },
+        {
+          url: address,
+          store: store.description,
+          gateway: dataplane.gatewayUrl,
+          ...(tls ? { tls: { source: tls.source, fingerprint: tls.fingerprint } } : {}),
+        },
         'control plane started',
       );
       return cp;

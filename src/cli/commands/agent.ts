@@ -3,15 +3,19 @@
  * is not the control plane's (a Kubernetes node, another host of a site).
  *   bulwark agent --site SITE [--node NAME] [--interval-ms 1000]
  *   bulwark agent manifest --site SITE --image IMAGE [--namespace NS]   DaemonSet YAML for a cluster
- * Runs until SIGINT/SIGTERM; one log line per event worth reading.
+ *       [--agent-token bwk_... | --create-agent-token]
+ * Runs until SIGINT/SIGTERM, or until the control plane refuses its token
+ * or its certificate is not trusted (exit 6: restarting cannot fix that).
  */
 import os from 'node:os';
 import { renderAgentManifest } from '../../observability/agent/kubernetes-manifest.ts';
 import { RemoteAgent } from '../../observability/agent/remote-agent.ts';
 import { AGENT_NAME } from '../../observability/agent/report.ts';
+import { isLoopbackHost } from '../../controlplane/tls/listen-policy.ts';
 import type { ApiClient } from '../client.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import type { Io } from './resources.ts';
+import { createAgentToken } from './tokens.ts';
 
 function checkName(flag: string, v: string | undefined, fix: string): string {
   if (!v) throw new CliError(`agent needs --${flag} (${fix})`, EXIT.usage);
@@ -44,26 +48,39 @@ export async function cmdAgent(
   });
   const st = await agent.start();
   io.err(`${new Date().toISOString()} reporting to ${api.server} as ${site}/${node} (state ${st.state})`);
-  await until;
-  io.err(`${new Date().toISOString()} stopping: flushing queued reports`);
-  await agent.stop();
+  const refused = await Promise.race([until.then(() => undefined), agent.credentialsRefused]);
+  io.err(`${new Date().toISOString()} stopping${refused ? '' : ': flushing queued reports'}`);
+  await agent.stop(refused ? 0 : undefined);
   const c = agent.counters();
   io.err(
     `${new Date().toISOString()} stopped: ${c.sent} reports sent, ${c.queued} not delivered, ${c.dropped} dropped`,
   );
+  if (refused) throw new CliError(refused.message, EXIT.unauthorized);
 }
 
-export function cmdAgentManifest(
+/** A token name for the DaemonSet of `site` that is new each time (a re-render does not collide). */
+export function daemonSetTokenName(site: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  return `ds-${site.slice(0, 40).replace(/[.-]+$/, '')}-${stamp}`;
+}
+
+/**
+ * The manifest never carries the CLI's own token (usually admin): either an
+ * agent token given with --agent-token, one created now with
+ * --create-agent-token, or a placeholder for the operator to fill.
+ */
+export async function cmdAgentManifest(
+  api: ApiClient,
   io: Io,
   o: {
     site: string | undefined;
     image: string | undefined;
-    server: string;
-    token: string | undefined;
+    agentToken: string | undefined;
+    createAgentToken: boolean;
     namespace: string | undefined;
     intervalMs: number;
   },
-): void {
+): Promise<void> {
   const site = checkName('site', o.site, 'the Kubernetes site the DaemonSet runs in');
   if (!o.image) {
     throw new CliError(
@@ -72,12 +89,38 @@ export function cmdAgentManifest(
     );
   }
   if (o.namespace !== undefined) checkName('namespace', o.namespace, 'a Kubernetes namespace name');
+  if (o.agentToken !== undefined && o.createAgentToken) {
+    throw new CliError('give --agent-token or --create-agent-token, not both', EXIT.usage);
+  }
+  const server = new URL(api.server);
+  if (server.protocol === 'http:' && !isLoopbackHost(server.hostname)) {
+    throw new CliError(
+      `--server ${api.server}: the agents would send their token in clear text; use the control plane's https:// URL ` +
+        '(bulwark server --tls-cert/--tls-key or --tls-self-signed)',
+      EXIT.usage,
+    );
+  }
+  let token = o.agentToken;
+  if (o.createAgentToken) {
+    const t = await createAgentToken(api, daemonSetTokenName(site));
+    io.err(
+      `created agent token '${t.name}' (${t.id}) for the DaemonSet; revoke it with: bulwark tokens revoke ${t.id}`,
+    );
+    token = t.secret;
+  } else if (token === undefined) {
+    io.err(
+      'note: the Secret holds a placeholder; put an agent token in it (bulwark tokens create --scope agent --name NAME), ' +
+        'or render with --create-agent-token',
+    );
+  }
   io.out(
     renderAgentManifest({
       site,
       image: o.image,
-      server: o.server,
-      ...(o.token ? { token: o.token } : {}),
+      server: api.server,
+      ...(token ? { token } : {}),
+      ...(api.trust?.fingerprint ? { tlsFingerprint: api.trust.fingerprint } : {}),
+      ...(api.trust?.ca ? { caPem: api.trust.ca } : {}),
       ...(o.namespace ? { namespace: o.namespace } : {}),
       intervalMs: o.intervalMs,
     }),

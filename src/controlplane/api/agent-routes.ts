@@ -4,6 +4,9 @@
  *   GET  /api/v1/observability/agents/inventory?site=   what runs on the site (to attribute flows)
  *   POST /api/v1/observability/agents/reports           one interval of flows + the agent's status
  *   GET  /api/v1/observability/agents?site=             every node agent that reported, and its state
+ * The first two accept an `agent` token (bulwark tokens create --scope agent):
+ * that is all a node agent calls, so a token stolen from a node can post
+ * flows and read which instance has which IP, nothing else. The list is admin.
  * Reports are validated whole (observability/agent/report.ts): a bad one is a
  * 400 naming each field and the fix, and nothing of it is ingested.
  */
@@ -43,6 +46,7 @@ const flowSchema = {
 
 export function registerAgentRoutes(app: FastifyInstance, obs: () => ObservabilityApi | undefined): void {
   app.get<{ Querystring: { site: string } }>('/api/v1/observability/agents/inventory', {
+    config: { auth: { scope: 'agent' } },
     schema: {
       tags: ['observability'],
       summary:
@@ -69,6 +73,7 @@ export function registerAgentRoutes(app: FastifyInstance, obs: () => Observabili
   app.post<{ Body: unknown }>('/api/v1/observability/agents/reports', {
     // A busy node's interval can hold thousands of flows.
     bodyLimit: 16 * 1024 * 1024,
+    config: { auth: { scope: 'agent' } },
     schema: {
       tags: ['observability'],
       summary:

@@ -1,13 +1,17 @@
 /**
  * The Kubernetes objects that run `bulwark agent` on every node of a
- * cluster: a Namespace, a Secret with the control plane's token, and a
- * DaemonSet. The agent needs the node's view: `hostPID` (to find pods'
+ * cluster: a Namespace, a Secret with an agent-scoped token (it may post
+ * reports and read the site's inventory, nothing else; never an admin token),
+ * and a DaemonSet. Over https the agents trust the control plane the way the
+ * rendering CLI did: the pinned fingerprint as an environment variable, or the
+ * CA certificate in the Secret, mounted as a file. The agent needs the node's view: `hostPID` (to find pods'
  * network namespaces in /proc), `hostNetwork` (the node's own sockets),
  * privileges for bpftrace (CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN: privileged),
  * and the kernel's tracefs and BTF mounted from the host. The node name comes
  * from the downward API, so each node reports as itself.
  *
- *   bulwark agent manifest --site dc2 --image registry/bulwark:tag --server https://cp:7070 | kubectl apply -f -
+ *   bulwark agent manifest --site dc2 --image registry/bulwark:tag --server https://cp:7070 \
+ *     --tls-fingerprint sha256:... --create-agent-token | kubectl apply -f -
  */
 import { stringify } from 'yaml';
 
@@ -17,8 +21,12 @@ export interface AgentManifestOptions {
   image: string;
   /** The control plane URL as the nodes reach it. */
   server: string;
-  /** Put in the Secret; without it the Secret is left for the operator to fill. */
+  /** An agent-scoped token for the Secret; without it the Secret is left for the operator to fill. */
   token?: string;
+  /** `sha256:...` of the control plane's certificate: the agents pin it (BULWARK_TLS_FINGERPRINT). */
+  tlsFingerprint?: string;
+  /** PEM of the CA (or certificate) the agents trust for the control plane; goes in the Secret. */
+  caPem?: string;
   namespace?: string;
   intervalMs?: number;
 }
@@ -44,7 +52,10 @@ export function renderAgentManifest(o: AgentManifestOptions): string {
       kind: 'Secret',
       metadata: { name, namespace: ns, labels },
       type: 'Opaque',
-      stringData: { token: o.token ?? 'REPLACE-with-a-bulwark-api-token' },
+      stringData: {
+        token: o.token ?? 'REPLACE-with-an-agent-token-from-bulwark-tokens-create',
+        ...(o.caPem ? { 'ca.crt': o.caPem } : {}),
+      },
     },
     {
       apiVersion: 'apps/v1',
@@ -73,6 +84,8 @@ export function renderAgentManifest(o: AgentManifestOptions): string {
                   { name: 'BULWARK_SERVER', value: o.server },
                   { name: 'BULWARK_TOKEN', valueFrom: { secretKeyRef: { name, key: 'token' } } },
                   { name: 'BULWARK_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                  ...(o.tlsFingerprint ? [{ name: 'BULWARK_TLS_FINGERPRINT', value: o.tlsFingerprint }] : []),
+                  ...(o.caPem ? [{ name: 'BULWARK_CA_FILE', value: '/etc/bulwark/ca.crt' }] : []),
                 ],
                 securityContext: { privileged: true },
                 resources: {
@@ -83,10 +96,17 @@ export function renderAgentManifest(o: AgentManifestOptions): string {
                 volumeMounts: [
                   { name: 'tracefs', mountPath: '/sys/kernel/tracing' },
                   { name: 'btf', mountPath: '/sys/kernel/btf', readOnly: true },
+                  ...(o.caPem ? [{ name: 'ca', mountPath: '/etc/bulwark', readOnly: true }] : []),
                 ],
               },
             ],
-            volumes: [hostPath('tracefs', '/sys/kernel/tracing'), hostPath('btf', '/sys/kernel/btf')],
+            volumes: [
+              hostPath('tracefs', '/sys/kernel/tracing'),
+              hostPath('btf', '/sys/kernel/btf'),
+              ...(o.caPem
+                ? [{ name: 'ca', secret: { secretName: name, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }]
+                : []),
+            ],
           },
         },
       },

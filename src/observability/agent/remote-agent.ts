@@ -8,8 +8,14 @@
  *
  * Failure behaviour: the control plane unreachable -> reports queue (at most
  * `maxQueue`, the oldest dropped and counted) and are retried with backoff;
- * a refused report (400) is dropped and logged, never retried; eBPF not
- * possible here -> status-only reports saying why, every 10 s.
+ * a refused report (400, 404) is dropped and logged, never retried; the
+ * token refused (401 unknown or revoked, 403 not agent-scoped) or the
+ * server's certificate not trusted -> `credentialsRefused` resolves and
+ * nothing more is sent (the caller stops: retrying cannot fix a credential);
+ * eBPF not possible here -> status-only reports saying why, every 10 s.
+ *
+ * It calls exactly two routes, the ones an `agent` token may use:
+ * GET /api/v1/observability/agents/inventory and POST .../agents/reports.
  */
 import type { Inventory } from './attribution.ts';
 import { NodeAgent, type AgentInterval, type AgentStatus } from './node-agent.ts';
@@ -50,12 +56,12 @@ export interface RemoteAgentCounters {
   inventoryInstances: number;
 }
 
-/** Errors the control plane answered with a 4xx: the report is wrong, not the link. */
-const isRefusal = (err: unknown): boolean => {
-  const code = (err as { exitCode?: number }).exitCode;
-  // CLI exit codes: 3 not found (no such site), 4 invalid input, 6 unauthorized (bad token).
-  return code === 3 || code === 4 || code === 6;
-};
+// CLI exit codes (src/cli/exit-codes.ts): 3 not found (no such site), 4 invalid input,
+// 6 unauthorized (token refused, or the server's certificate not trusted).
+const exitCodeOf = (err: unknown): number | undefined => (err as { exitCode?: number }).exitCode;
+/** Errors the control plane answered with a 4xx: the report or the credential is wrong, not the link. */
+const isRefusal = (err: unknown): boolean => [3, 4, 6].includes(exitCodeOf(err) ?? 0);
+const isCredentialRefusal = (err: unknown): boolean => exitCodeOf(err) === 6;
 
 export class RemoteAgent {
   readonly #o: Required<Omit<RemoteAgentOptions, 'bpftrace'>> & Pick<RemoteAgentOptions, 'bpftrace'>;
@@ -75,6 +81,12 @@ export class RemoteAgent {
   #nextSendAt = 0;
   #linkDown = false;
   #stopped = false;
+  #refuse: (err: Error) => void = () => undefined;
+  /** Resolves (never rejects) with the error once the control plane refuses this agent's token or certificate trust. */
+  readonly credentialsRefused: Promise<Error> = new Promise((resolve) => {
+    this.#refuse = resolve;
+  });
+  #refused: Error | undefined;
 
   constructor(o: RemoteAgentOptions) {
     this.#o = {
@@ -195,7 +207,7 @@ export class RemoteAgent {
     if (this.#sending || Date.now() < this.#nextSendAt) return;
     this.#sending = true;
     try {
-      while (this.#queue.length > 0 && !this.#stopped) {
+      while (this.#queue.length > 0 && !this.#stopped && !this.#refused) {
         const report = this.#queue[0]!;
         try {
           await this.#o.api.request(
@@ -210,6 +222,15 @@ export class RemoteAgent {
           this.#linkDown = false;
           this.#backoffMs = 0;
         } catch (err) {
+          if (isCredentialRefusal(err)) {
+            // Every later report would be refused the same way: keep them queued, send nothing more.
+            if (!this.#refused) {
+              this.#refused = err as Error;
+              this.#o.log(`control plane refused this agent's credentials: ${(err as Error).message}`);
+              this.#refuse(err as Error);
+            }
+            return;
+          }
           if (isRefusal(err)) {
             this.#queue.shift();
             this.#counters.refused++;
