@@ -1,11 +1,15 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../util/time.ts';
 import { ProfileError, profileNodeProcess } from './inspector.ts';
 import { listeningSocketsOf, processState } from './proc-net.ts';
 import { createNetns, deleteNetns, runLoad, sh, startServer, type Fixture } from './testdata/fixtures.ts';
+
+const SNOOP = fileURLToPath(new URL('./testdata/snoop.ts', import.meta.url));
 
 let outDir: string;
 const running: Fixture[] = [];
@@ -21,6 +25,12 @@ afterAll(async () => {
   await deleteNetns(netns);
   await rm(outDir, { recursive: true, force: true });
 });
+
+let netnsCreated = false;
+async function useNetns(): Promise<void> {
+  if (!netnsCreated) await createNetns(netns);
+  netnsCreated = true;
+}
 
 async function start(opts: Parameters<typeof startServer>[0] = {}): Promise<Fixture> {
   const f = await startServer(opts);
@@ -74,7 +84,7 @@ describe('profileNodeProcess', () => {
   });
 
   it('profiles a process inside its own network namespace on 9229 there, and nothing listens on 9229 afterwards', async () => {
-    await createNetns(netns);
+    await useNetns();
     const f = await start({ netns });
     const load = runLoad(`http://127.0.0.1:${f.port}/`, 2500, netns);
     await new Promise((r) => setTimeout(r, 300));
@@ -134,6 +144,75 @@ describe('profileNodeProcess', () => {
     expect((err as Error).message).toMatch(/did not open within 800 ms/);
   });
 
+  it('refuses a host process whose inspector port is fixed, without sending SIGUSR1', async () => {
+    for (const nodeArgs of [[], ['--inspect-port=9230'], ['--inspect-port=0.0.0.0:0']]) {
+      const f = await start({ nodeArgs });
+      const err = await profileNodeProcess({ pid: f.pid, durationMs: 500, outDir }).catch((e: unknown) => e);
+      expect(err, nodeArgs.join(' ')).toBeInstanceOf(ProfileError);
+      expect((err as ProfileError).code).toBe('unsafe');
+      expect((err as Error).message).toMatch(
+        /shares the host's network namespace .* NODE_OPTIONS=--inspect-port=0/,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      // No signal: nothing but the app listens, and Node never printed its inspector banner.
+      expect((await listeningSocketsOf(f.pid)).map((s) => s.port)).toEqual([f.port]);
+      expect(f.lines.join('\n')).not.toContain('Debugger listening');
+    }
+  });
+
+  it('profiles a host process started with NODE_OPTIONS=--inspect-port=0 on a random port, closed afterwards', async () => {
+    const f = await start({ env: { NODE_OPTIONS: '--inspect-port=0' } });
+    const r = await profileNodeProcess({ pid: f.pid, durationMs: 500, outDir });
+    expect(r.audit.via).toBe('host-loopback');
+    expect(r.audit.inspectorPort).not.toBe(9229);
+    expect(f.lines.join('\n')).toContain(`Debugger listening on ws://127.0.0.1:${r.audit.inspectorPort}/`);
+    expect(r.inspectorClosed).toBe(true);
+    expect(r.audit.foreignClients).toEqual([]);
+    // /proc/<pid>/net/tcp of the instance: no inspector port listens any more.
+    expect((await listeningSocketsOf(f.pid)).map((s) => s.port)).toEqual([f.port]);
+  });
+
+  it('reports another process that connects to the random inspector port while it is open', async () => {
+    const f = await start({ nodeArgs: ['--inspect-port=0'] });
+    // A local process watching the target's listening sockets, as any local user can from /proc/net/tcp.
+    const snoop = spawn(process.execPath, [SNOOP], {
+      env: { ...process.env, PORTS: await listeningPorts() },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const r = await profileNodeProcess({ pid: f.pid, durationMs: 800, outDir });
+      expect(r.inspectorClosed).toBe(true);
+      expect(r.audit.foreignClients).toHaveLength(1);
+      expect(r.audit.foreignClients?.[0]?.owners.map((o) => o.pid)).toEqual([snoop.pid]);
+      expect(r.warnings.join('\n')).toMatch(
+        new RegExp(
+          `another process connected to the inspector on 127\\.0\\.0\\.1:${r.audit.inspectorPort} .*pid ${snoop.pid}`,
+        ),
+      );
+    } finally {
+      snoop.kill('SIGKILL');
+    }
+  });
+
+  it('profiles a process in its own network namespace by pid (nsenter) when no namespace name is given', async () => {
+    await useNetns();
+    const f = await start({ netns, nodeArgs: ['--inspect-port=0'] });
+    const r = await profileNodeProcess({ pid: f.pid, durationMs: 500, outDir });
+    expect(r.audit.via).toBe('netns');
+    expect(r.inspectorClosed).toBe(true);
+    expect(r.samples).toBeGreaterThan(10);
+  });
+
+  it('refuses when the process is not in the network namespace it is said to be in', async () => {
+    await useNetns();
+    const f = await start({ nodeArgs: ['--inspect-port=0'] });
+    const err = await profileNodeProcess({ pid: f.pid, netns, durationMs: 500, outDir }).catch(
+      (e: unknown) => e,
+    );
+    expect((err as ProfileError).code).toBe('unsafe');
+    expect((err as Error).message).toMatch(new RegExp(`is not in network namespace '${netns}'`));
+  });
+
   it('rejects a process that is not Node.js, a missing pid and bad options with the field named', async () => {
     const sleeper = await sh('sh', ['-c', 'sleep 5 >/dev/null 2>&1 & echo $!']);
     const pid = Number(sleeper.trim());
@@ -154,3 +233,15 @@ describe('profileNodeProcess', () => {
     );
   });
 });
+
+/** Ports listening on the host loopback now (the snoop ignores them, it waits for a new one). */
+async function listeningPorts(): Promise<string> {
+  const table = await readFile('/proc/net/tcp', 'utf8');
+  return table
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((c) => c[3] === '0A')
+    .map((c) => String(Number.parseInt((c[1] ?? '').split(':')[1] ?? '', 16)))
+    .join(' ');
+}

@@ -5,15 +5,19 @@
  * keeps its PID and keeps serving; sampling costs a few percent of CPU.
  *
  * Who can reach the inspector. An open inspector runs arbitrary code for
- * whoever connects, so:
- * - with `netns`, the helper runs inside the instance's network namespace
- *   (`ip netns exec`) and talks to 127.0.0.1 there; that loopback is
- *   reachable only from inside the namespace, i.e. by the instance and by us.
- * - without `netns` (unprivileged mode) the inspector listens on the host
- *   loopback, reachable by any local user for the seconds the profile lasts.
- *   Start instances with `--inspect-port=0` (e.g. NODE_OPTIONS) so SIGUSR1
- *   picks a random port (nobody can guess it, and many instances never
- *   collide on 9229); the port is found from /proc either way.
+ * whoever connects, so where it may open is decided before SIGUSR1 is sent
+ * (`exposure.ts`):
+ * - in the instance's own network namespace, the helper joins it (`ip netns
+ *   exec <netns>`, or `nsenter --net` by pid) and talks to 127.0.0.1 there;
+ *   that loopback is reachable only from inside the namespace, i.e. by the
+ *   instance and by us.
+ * - in the host's namespace (unprivileged mode) only on a random port:
+ *   the process must have been started with `--inspect-port=0` (e.g. in
+ *   NODE_OPTIONS); a fixed port (the default 9229) is refused with code
+ *   `unsafe` and no signal sent. Any local process could still find the
+ *   random port in /proc/net/tcp for the seconds the profile lasts, so every
+ *   connection to it that is not the helper's is watched for and reported
+ *   (`audit.foreignClients`, a warning).
  * The inspector is closed from inside the target after the session, also
  * when the session failed, and the result says whether /proc confirms it.
  *
@@ -29,16 +33,20 @@
  *   const r = await profileNodeProcess({ pid, netns: inst.isolation.netns, durationMs: 5000, outDir });
  *   // r.cpuProfilePath opens in Chrome DevTools; r.foldedPath feeds flamegraph.pl
  */
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertCpuProfile, toFolded } from './folded.ts';
+import { inspectorExposure, type Exposure } from './exposure.ts';
 import type { HeapStats, SessionResult } from './inspector-session.ts';
 import {
+  clientsOfPort,
   isLoopback,
   listeningSocketsOf,
+  ownersOfSocket,
+  socketInodes,
   looksLikeNode,
   processExecutable,
   processState,
@@ -79,6 +87,12 @@ export interface ProfileResult {
     via: 'netns' | 'host-loopback';
     netns?: string;
     inspectorPort: number;
+    /**
+     * host-loopback: connections to the inspector from anyone but the helper
+     * while it was open (socket inode, and the processes holding it when
+     * they could still be found). Empty is the expected value.
+     */
+    foreignClients?: { inode: number; owners: { pid: number; comm: string }[] }[];
     signalledAt: string;
     openedAt: string;
     closedAt?: string;
@@ -94,6 +108,7 @@ export type ProfileErrorCode =
   | 'stopped'
   | 'zombie'
   | 'no-netns'
+  | 'unsafe'
   | 'inspector-not-open'
   | 'inspector-timeout'
   | 'inspector-failed';
@@ -211,15 +226,24 @@ async function waitForClose(pid: number, inode: number, timeoutMs: number): Prom
   }
 }
 
-function runHelper(netns: string | undefined, input: object, timeoutMs: number): Promise<SessionResult> {
-  const nodeArgs = ['--disable-warning=ExperimentalWarning', HELPER, JSON.stringify(input)];
-  const [file, args] = netns
-    ? ['ip', ['netns', 'exec', netns, process.execPath, ...nodeArgs]]
-    : [process.execPath, nodeArgs];
+function helperCommand(exposure: Exposure, pid: number, nodeArgs: string[]): [string, string[]] {
+  if (exposure.via === 'netns')
+    return ['ip', ['netns', 'exec', exposure.netns, process.execPath, ...nodeArgs]];
+  // A namespace without a name in /run/netns (e.g. a sandbox's): join the target's own.
+  if (exposure.via === 'netns-pid')
+    return ['nsenter', [`--target=${pid}`, '--net', process.execPath, ...nodeArgs]];
+  return [process.execPath, nodeArgs];
+}
+
+function runHelper(
+  command: [string, string[]],
+  timeoutMs: number,
+  onStart: (child: ChildProcess) => void,
+): Promise<SessionResult> {
   return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
+    const child = execFile(
+      command[0],
+      command[1],
       { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
       (err, stdout, stderr) => {
         const line = stdout.trim().split('\n').at(-1);
@@ -233,7 +257,47 @@ function runHelper(netns: string | undefined, input: object, timeoutMs: number):
         reject(new ProfileError('inspector-timeout', `inspector helper ${why}`));
       },
     );
+    onStart(child);
   });
+}
+
+/**
+ * Until `stop()`: connections to the inspector port whose socket the helper
+ * does not hold. A socket counts once it is seen in two polls in a row, so
+ * the helper's own connection, between its fd closing and the kernel
+ * dropping the row, is never taken for someone else's.
+ */
+function watchForeignClients(
+  targetPid: number,
+  port: number,
+  helperPid: () => number | undefined,
+): { stop: () => Promise<NonNullable<ProfileResult['audit']['foreignClients']>> } {
+  const seenOnce = new Set<number>();
+  const foreign = new Map<number, { pid: number; comm: string }[]>();
+  let running = true;
+  const poll = async (): Promise<void> => {
+    while (running) {
+      const clients = await clientsOfPort(targetPid, port);
+      const pid = helperPid();
+      const ours = pid !== undefined ? await socketInodes(pid) : new Set<number>();
+      const now = new Set(clients.filter((i) => !ours.has(i)));
+      for (const inode of now) {
+        if (foreign.has(inode)) continue;
+        if (seenOnce.has(inode)) foreign.set(inode, await ownersOfSocket(inode));
+        else seenOnce.add(inode);
+      }
+      for (const inode of seenOnce) if (!now.has(inode)) seenOnce.delete(inode);
+      await sleep(POLL_MS);
+    }
+  };
+  const done = poll();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return [...foreign].map(([inode, owners]) => ({ inode, owners }));
+    },
+  };
 }
 
 export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResult> {
@@ -245,6 +309,8 @@ export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResu
     throw new ProfileError('no-netns', `network namespace '${o.netns}' does not exist (see 'ip netns list')`);
   }
   await checkTarget(o.pid);
+  const exposure = await inspectorExposure(o.pid, o.netns);
+  if (exposure.via === 'unsafe') throw new ProfileError('unsafe', exposure.reason);
   await mkdir(o.outDir, { recursive: true });
 
   const before = new Set((await listeningSocketsOf(o.pid)).map((s) => s.inode));
@@ -261,16 +327,21 @@ export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResu
   const helperTimeoutMs = o.durationMs + 7 * answerTimeoutMs + 2000;
   let session: SessionResult | undefined;
   let helperError: ProfileError | undefined;
+  const input = { port: sock.port, durationMs: o.durationMs, cpuProfilePath, answerTimeoutMs };
+  const nodeArgs = ['--disable-warning=ExperimentalWarning', HELPER, JSON.stringify(input)];
+  let helper: ChildProcess | undefined;
+  // Only the host loopback is shared with other processes; a namespace's is the instance's own.
+  const watch =
+    exposure.via === 'host-loopback' ? watchForeignClients(o.pid, sock.port, () => helper?.pid) : undefined;
   try {
-    session = await runHelper(
-      o.netns,
-      { port: sock.port, durationMs: o.durationMs, cpuProfilePath, answerTimeoutMs },
-      helperTimeoutMs,
-    );
+    session = await runHelper(helperCommand(exposure, o.pid, nodeArgs), helperTimeoutMs, (c) => {
+      helper = c;
+    });
   } catch (err) {
     helperError = err as ProfileError;
   }
   const inspectorClosed = await waitForClose(o.pid, sock.inode, closeTimeoutMs);
+  const foreignClients = await watch?.stop();
   const closedAt = inspectorClosed ? new Date().toISOString() : undefined;
 
   if (!session?.cpuProfileWritten) {
@@ -291,6 +362,12 @@ export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResu
   if (session.closeError) warnings.push(`close: ${session.closeError}`);
   if (!inspectorClosed)
     warnings.push(`inspector port ${sock.port} still listens ${closeTimeoutMs} ms after close`);
+  for (const f of foreignClients ?? [])
+    warnings.push(
+      `another process connected to the inspector on 127.0.0.1:${sock.port} while it was open (socket ${f.inode}, ${
+        f.owners.map((x) => `pid ${x.pid} ${x.comm}`).join(', ') || 'owner gone'
+      })`,
+    );
   return {
     pid: o.pid,
     cpuProfilePath,
@@ -300,9 +377,10 @@ export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResu
     inspectorClosed,
     durationMs: session.profiledMs ?? o.durationMs,
     audit: {
-      via: o.netns ? 'netns' : 'host-loopback',
+      via: exposure.via === 'host-loopback' ? 'host-loopback' : 'netns',
       ...(o.netns ? { netns: o.netns } : {}),
       inspectorPort: sock.port,
+      ...(foreignClients ? { foreignClients } : {}),
       signalledAt,
       openedAt,
       ...(closedAt ? { closedAt } : {}),

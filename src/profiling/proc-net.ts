@@ -48,7 +48,8 @@ export function looksLikeNode(executable: string): boolean {
   return /^node(js)?[\d.-]*$/.test(path.basename(executable.replace(/ \(deleted\)$/, '')));
 }
 
-async function socketInodes(pid: number): Promise<Set<number>> {
+/** Inodes of the sockets among the process's open files. */
+export async function socketInodes(pid: number): Promise<Set<number>> {
   const inodes = new Set<number>();
   let fds: string[];
   try {
@@ -91,6 +92,7 @@ function hexToIpv6(hex: string): string {
 }
 
 const TCP_LISTEN = '0A';
+const TCP_ESTABLISHED = '01';
 
 /** Parse a /proc/net/tcp or tcp6 table into its listening sockets. */
 export function parseListening(table: string, family: 4 | 6): ListeningSocket[] {
@@ -105,6 +107,41 @@ export function parseListening(table: string, family: 4 | 6): ListeningSocket[] 
       port: Number.parseInt(portHex, 16),
       inode: Number(f[9]),
     });
+  }
+  return out;
+}
+
+/** Established connections in a /proc/net/tcp or tcp6 table whose remote end is `port`: the clients' sockets. */
+export function parseClientsOf(table: string, port: number): number[] {
+  const out: number[] = [];
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || f[3] !== TCP_ESTABLISHED) continue;
+    const remotePort = Number.parseInt((f[2] ?? '').split(':')[1] ?? '', 16);
+    const inode = Number(f[9]);
+    if (remotePort === port && inode > 0) out.push(inode);
+  }
+  return out;
+}
+
+/** Socket inodes of every connection to `port` in the network namespace of `pid` (any owner). */
+export async function clientsOfPort(pid: number, port: number): Promise<number[]> {
+  const [v4, v6] = await Promise.all([
+    readFile(`/proc/${pid}/net/tcp`, 'utf8').catch(() => ''),
+    readFile(`/proc/${pid}/net/tcp6`, 'utf8').catch(() => ''),
+  ]);
+  return [...parseClientsOf(v4, port), ...parseClientsOf(v6, port)];
+}
+
+/** The processes that hold a socket inode open, found by scanning /proc/<pid>/fd (used rarely). */
+export async function ownersOfSocket(inode: number): Promise<{ pid: number; comm: string }[]> {
+  const out: { pid: number; comm: string }[] = [];
+  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((e) => /^\d+$/.test(e));
+  for (const e of pids) {
+    const pid = Number(e);
+    if (!(await socketInodes(pid)).has(inode)) continue;
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+    out.push({ pid, comm });
   }
   return out;
 }

@@ -50,9 +50,11 @@ export async function startServer(
   const [file, args] = opts.netns
     ? ['ip', ['netns', 'exec', opts.netns, ...argv]]
     : [argv[0]!, argv.slice(1)];
+  // Its own process group, so stop() also ends a child it runs (FIXTURE_BLOCK_AFTER_MS's sleep).
   const child = spawn(file, args, {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   for (const procs of opts.cgroupProcs ?? []) writeFileSync(procs, String(child.pid));
   const lines: string[] = [];
@@ -63,7 +65,11 @@ export async function startServer(
   child.stderr.on('data', onData);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
     await exited;
   };
   const deadline = Date.now() + 10_000;
