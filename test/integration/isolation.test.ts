@@ -334,7 +334,7 @@ describe('fault isolation under steady load', () => {
     expect(r.body.items.every((i) => i.durations.isolateMs !== undefined || i.action.kind === 'alert')).toBe(
       true,
     );
-    const m = await fetch(`${cp.url}/metrics`);
+    const m = await fetch(`${cp.url}/metrics`, { headers: { authorization: `Bearer ${cp.token}` } });
     const text = await m.text();
     expect(text).toMatch(/bulwark_isolation_isolate_seconds_count\{signature="crash"\} [1-9]/);
     expect(text).toMatch(/bulwark_incidents_total\{signature="crash",action="restart"\} [1-9]/);

@@ -192,7 +192,9 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
     expect(hist.body.points.length).toBeGreaterThan(10);
     expect(Math.max(...hist.body.points.map((p) => p.rps))).toBeGreaterThan(20);
 
-    const metrics = await fetch(`${cp.url}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`${cp.url}/metrics`, {
+      headers: { authorization: `Bearer ${cp.token}` },
+    }).then((r) => r.text());
     expect(metrics).toMatch(
       /bulwark_edge_requests_total\{site="local",source="app:bank\/gateway",destination="app:bank\/accounts"\} \d+/,
     );

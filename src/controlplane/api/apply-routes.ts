@@ -9,6 +9,7 @@ import { ManifestError, parseManifests, validateResource } from '../../model/val
 import type { Resource } from '../../model/types.ts';
 import { applyBatch } from '../apply.ts';
 import { ApiError } from '../errors.ts';
+import { YAML_MEDIA_TYPES } from './content-types.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorResponses } from './schemas.ts';
 
@@ -48,16 +49,26 @@ export function registerApplyRoutes(app: FastifyInstance, deps: ApiDeps): void {
         additionalProperties: false,
         properties: { dryRun: { type: 'boolean', default: false } },
       },
+      // One schema per accepted media type: Fastify validates by the request's Content-Type and refuses
+      // any other with 415 (api/content-types.ts), text/plain included (a browser's no-preflight type).
       body: {
-        description: 'YAML text or {"resources": [...]}',
-        oneOf: [
-          { type: 'string' },
-          {
-            type: 'object',
-            required: ['resources'],
-            properties: { resources: { type: 'array', items: { $ref: 'Resource#' } } },
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['resources'],
+              properties: { resources: { type: 'array', items: { $ref: 'Resource#' } } },
+            },
           },
-        ],
+          ...Object.fromEntries(
+            YAML_MEDIA_TYPES.map((t) => [
+              t,
+              {
+                schema: { type: 'string', description: 'YAML manifests, several documents separated by ---' },
+              },
+            ]),
+          ),
+        },
       },
       response: { 200: { $ref: 'ApplyResult#' }, ...errorResponses },
     },

@@ -69,7 +69,9 @@ export function resolveAsset(dir: string, rel: string): string | undefined {
 
 export function registerConsoleRoutes(app: FastifyInstance, opts: ConsoleRouteOptions = {}): void {
   const dir = path.resolve(opts.dir ?? DEFAULT_CONSOLE_DIR);
-  const hidden = { schema: { hide: true } } as const;
+  // Public by declaration (the pages hold no data; the API calls they make carry the user's token),
+  // and left out of the OpenAPI document.
+  const hidden = { schema: { hide: true }, config: { auth: 'public' } } as const;
 
   app.get('/', hidden, async (_req, reply) => reply.redirect(CONSOLE_PREFIX, 302));
   app.get('/console', hidden, async (_req, reply) => reply.redirect(CONSOLE_PREFIX, 301));

@@ -260,9 +260,10 @@ describe('quarantine release / delete', () => {
 });
 
 describe('GET /metrics', () => {
-  it('serves Prometheus text without a token: own metrics with route patterns, then isolation metrics', async () => {
+  it('serves Prometheus text to a token holder (401 without): own metrics with route patterns, then isolation metrics', async () => {
     await get('/api/v1/incidents/inc-20990101-nope');
-    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const res = await get('/metrics');
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
     const text = res.body;
@@ -287,14 +288,14 @@ describe('GET /metrics', () => {
   it('still serves the control plane metrics when the isolation exporter throws, and works without isolation', async () => {
     isolation.failMetrics = true;
     try {
-      const res = await app.inject({ method: 'GET', url: '/metrics' });
+      const res = await get('/metrics');
       expect(res.statusCode).toBe(200);
       expect(res.body).toContain('bulwark_process_start_time_seconds');
       expect(res.body).not.toContain('bulwark_incidents_total');
     } finally {
       isolation.failMetrics = false;
     }
-    const plain = await bare.inject({ method: 'GET', url: '/metrics' });
+    const plain = await get('/metrics', bare);
     expect(plain.statusCode).toBe(200);
     expect(plain.body).toContain('bulwark_change_feed_seq');
   });
@@ -332,7 +333,9 @@ describe('OpenAPI', () => {
     expect(
       Object.keys(doc.paths['/api/v1/incidents/{id}/evidence.tar.gz'].get.responses['200'].content),
     ).toEqual(['application/gzip']);
-    expect(doc.paths['/metrics'].get.security).toEqual([]);
+    // Not public: the document inherits the global bearer requirement.
+    expect(doc.paths['/metrics'].get.security).toBeUndefined();
+    expect(doc.security).toEqual([{ bearer: [] }]);
   });
 });
 

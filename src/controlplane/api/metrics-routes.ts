@@ -1,7 +1,9 @@
 /**
  * `GET /metrics` for Prometheus: the control plane's own metrics followed by
- * the isolation controller's. Outside `/api/`, so it needs no token (the
- * server listens on loopback unless told otherwise).
+ * the isolation controller's. It needs a token like every route that does not
+ * declare itself public: the series name projects, apps and sites, and
+ * incident counts, which no unauthenticated local user or network peer
+ * should read. Prometheus sends one with `authorization: { credentials_file }`.
  */
 import type { FastifyInstance } from 'fastify';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../metrics/control-plane.ts';
@@ -24,8 +26,7 @@ export function registerMetricsRoutes(
   app.get(METRICS_PATH, {
     schema: {
       tags: ['system'],
-      summary: 'Prometheus metrics of the control plane and fault isolation (text format 0.0.4, no auth)',
-      security: [],
+      summary: 'Prometheus metrics of the control plane and fault isolation (text format 0.0.4)',
       response: {
         200: {
           description: 'Prometheus text exposition format 0.0.4',
