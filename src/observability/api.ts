@@ -9,7 +9,7 @@ import type { AgentStatus } from './agent/node-agent.ts';
 import type { RemoteAgentStatus } from './agent/remote-agents.ts';
 import type { AgentReport } from './agent/report.ts';
 import type { Diagnosis } from './diagnose/types.ts';
-import type { ProfileRecord } from './profile.ts';
+import type { ProfileCaller, ProfileRecord } from './profile.ts';
 import type { HistoryPoint, Topology } from './topology/types.ts';
 
 export interface ObservabilityApi {
@@ -19,7 +19,7 @@ export interface ObservabilityApi {
   /** The default topology view of every site when it changed, at most every 2 s. */
   onTopology(listener: (t: Topology, site: string) => void): () => void;
   diagnose(q: { project: string; app: string; windowSeconds: number }): Promise<Diagnosis>;
-  profile(q: { instanceId: string; durationSeconds: number; requestedBy: string }): Promise<ProfileRecord>;
+  profile(q: { instanceId: string; durationSeconds: number; caller: ProfileCaller }): Promise<ProfileRecord>;
   profiles(): Promise<ProfileRecord[]>;
   profileFile(id: string, kind: 'cpuprofile' | 'folded'): Promise<string | undefined>;
   getProfile(id: string): Promise<ProfileRecord | undefined>;

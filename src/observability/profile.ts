@@ -1,11 +1,14 @@
 /**
  * On-demand profiling of a running Node.js instance, reusing the evidence
  * bundles' inspector profiler (src/profiling): SIGUSR1 opens the inspector,
- * the helper talks to it from inside the instance's own network namespace,
- * takes a CPU profile and heap statistics, and closes it again. The
- * instance keeps its PID and keeps serving. Each profile gets an id and a
- * directory; every attempt (also a refused or failed one) is appended to an
- * audit log (`audit.jsonl`, one JSON line per action, with who asked).
+ * the helper talks to it from inside the instance's own network namespace
+ * (or, for an instance in the host's, on a random loopback port it was
+ * started for with --inspect-port=0; a fixed port is refused), takes a CPU
+ * profile and heap statistics, and closes it again. The instance keeps its
+ * PID and keeps serving. Each profile gets an id and a directory; every
+ * attempt (also a refused or failed one) is appended to an audit log
+ * (`audit.jsonl`, one JSON line per action) naming the caller: the id and
+ * name of the API token that asked.
  */
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -13,12 +16,18 @@ import path from 'node:path';
 import type { RuntimeDriver } from '../runtime/driver.ts';
 import { profileNodeProcess, ProfileError, type ProfileResult } from '../profiling/inspector.ts';
 
+/** Who asked for a profile: the API token the request carried. */
+export interface ProfileCaller {
+  tokenId: string;
+  tokenName: string;
+}
+
 export interface ProfileRequest {
   instanceId: string;
   /** 1..120. @default 10 */
   durationSeconds?: number;
-  /** Who asked (token name or "cli"), for the audit log. */
-  requestedBy?: string;
+  /** Recorded in the audit log and the profile record; required, a profile without a caller is not taken. */
+  caller: ProfileCaller;
 }
 
 export interface ProfileRecord {
@@ -31,6 +40,9 @@ export interface ProfileRecord {
   heap: ProfileResult['heap'];
   inspectorClosed: boolean;
   via: ProfileResult['audit']['via'];
+  /** The port the inspector had while it was open (random on the host loopback). */
+  inspectorPort: number;
+  caller: ProfileCaller;
   files: { cpuprofile: string; folded: string };
   warnings: string[];
 }
@@ -66,6 +78,12 @@ export class Profiler {
 
   async profile(req: ProfileRequest): Promise<ProfileRecord> {
     const durationSeconds = req.durationSeconds ?? 10;
+    const caller = req.caller as ProfileCaller | undefined;
+    if (!caller?.tokenId || !caller.tokenName)
+      throw new ProfileTargetError(
+        'invalid-option',
+        'caller (tokenId, tokenName) is required: profiles are audited',
+      );
     const inst = this.#driver.get(req.instanceId);
     if (!inst)
       throw new ProfileTargetError(
@@ -89,7 +107,7 @@ export class Profiler {
       instance: inst.id,
       pid: inst.pid,
       durationSeconds,
-      requestedBy: req.requestedBy ?? 'api',
+      caller: { tokenId: caller.tokenId, tokenName: caller.tokenName },
     };
     try {
       await this.#audit({ ...base, event: 'started', netns: inst.isolation.netns ?? null });
@@ -110,6 +128,8 @@ export class Profiler {
         heap: r.heap,
         inspectorClosed: r.inspectorClosed,
         via: r.audit.via,
+        inspectorPort: r.audit.inspectorPort,
+        caller: base.caller,
         files: { cpuprofile: path.basename(r.cpuProfilePath), folded: path.basename(r.foldedPath) },
         warnings: r.warnings,
       };
@@ -117,8 +137,10 @@ export class Profiler {
       await this.#audit({
         ...base,
         event: 'finished',
+        via: r.audit.via,
         inspectorPort: r.audit.inspectorPort,
         inspectorClosed: r.inspectorClosed,
+        ...(r.audit.foreignClients ? { foreignClients: r.audit.foreignClients } : {}),
         samples: r.samples,
       });
       return rec;

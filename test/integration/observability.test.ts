@@ -25,6 +25,7 @@ import { runLoad, type LoadResult } from '../../examples/bank/load.ts';
 import { checkAgentCapability } from '../../src/observability/agent/capability.ts';
 import type { Diagnosis } from '../../src/observability/diagnose/types.ts';
 import type { ProfileRecord } from '../../src/observability/profile.ts';
+import { listeningSocketsOf } from '../../src/profiling/proc-net.ts';
 import type { Topology } from '../../src/observability/topology/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
@@ -310,7 +311,18 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
     }).then((x) => x.text());
     expect(folded).toMatch(/ \d+\n/);
     const audit = fs.readFileSync(path.join(dataDir, 'sites', 'local', 'profiles', 'audit.jsonl'), 'utf8');
-    expect(audit).toContain(`"profile":"${r.body.id}"`);
-    expect(audit).toContain('"event":"finished"');
+    const entries = audit
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { profile?: string; event?: string; caller?: unknown })
+      .filter((e) => e.profile === r.body.id);
+    expect(entries.map((e) => e.event)).toEqual(['started', 'finished']);
+    // The audit names the token that asked (the test's bootstrap token).
+    for (const e of entries) expect(e.caller).toMatchObject({ tokenName: 'bootstrap' });
+    expect(r.body.caller).toMatchObject({ tokenName: 'bootstrap' });
+    // The instance's own TCP table (its netns): the inspector's port no longer listens.
+    const listening = (await listeningSocketsOf(victim.pid!)).map((x) => x.port);
+    expect(listening).toEqual(expect.arrayContaining(Object.values(victim.ports)));
+    expect(listening).not.toContain(r.body.inspectorPort);
   }, 90_000);
 });

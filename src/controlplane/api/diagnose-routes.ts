@@ -91,7 +91,19 @@ export function registerDiagnoseRoutes(
           ]);
         }
         try {
-          const rec = await o.profile({ instanceId: req.params.id, durationSeconds: d, requestedBy: 'api' });
+          // The auth hook set the principal (this route needs an admin token); the audit log names it.
+          const p = req.principal;
+          if (!p)
+            throw new ApiError(
+              401,
+              'Unauthorized',
+              'profiling needs an authenticated caller for its audit log',
+            );
+          const rec = await o.profile({
+            instanceId: req.params.id,
+            durationSeconds: d,
+            caller: { tokenId: p.id, tokenName: p.name },
+          });
           return reply.status(201).send(rec);
         } catch (err) {
           if (err instanceof ProfileBusyError) throw new ApiError(409, 'Conflict', err.message);

@@ -17,6 +17,7 @@ import { ChangeFeed } from '../change-feed.ts';
 import { createLogger } from '../logger.ts';
 import { buildServer } from '../server.ts';
 import type { ApiDeps } from './deps.ts';
+import { ProfileTargetError } from '../../observability/profile.ts';
 import { registerDiagnoseRoutes } from './diagnose-routes.ts';
 import { registerTopologyRoutes } from './topology-routes.ts';
 
@@ -44,7 +45,10 @@ const fake: ObservabilityApi = {
     return () => listeners.delete(l);
   },
   diagnose: () => Promise.reject(new Error('not called in these tests')),
-  profile: () => Promise.reject(new Error('not called in these tests')),
+  profile: (q) => {
+    calls.push(q);
+    return Promise.reject(new ProfileTargetError('unsafe', 'inspector would listen on a fixed host port'));
+  },
   profiles: async () => [],
   profileFile: async () => undefined,
   getProfile: async () => undefined,
@@ -137,6 +141,25 @@ describe('topology routes', () => {
     expect(p.json<{ error: { details: { path: string }[] } }>().error.details[0]?.path).toBe(
       'body.durationSeconds',
     );
+  });
+
+  it('passes the calling token to the profiler for its audit log; a refused profile is 422 with the reason', async () => {
+    const p = await app.inject({
+      method: 'POST',
+      url: '/api/v1/instances/x/profile',
+      headers: auth,
+      payload: { durationSeconds: 2 },
+    });
+    expect(p.statusCode).toBe(422);
+    expect(p.json<{ error: { message: string } }>().error.message).toBe(
+      'unsafe: inspector would listen on a fixed host port',
+    );
+    const token = (await store.listTokens()).find((t) => t.name === 'bootstrap');
+    expect(calls.at(-1)).toEqual({
+      instanceId: 'x',
+      durationSeconds: 2,
+      caller: { tokenId: token?.id, tokenName: 'bootstrap' },
+    });
   });
 
   it('streams topology changes as `event: topology` frames on /api/v1/events', async () => {
