@@ -27,7 +27,7 @@ import { freePort } from '../../src/util/ports.ts';
 import { sleep } from '../../src/util/time.ts';
 import { kubeRequest } from './kube/http.ts';
 import type { KubeObject } from './kube/http.ts';
-import { createClusterPki } from './kube/pki.ts';
+import { createClusterPki, createSniCert } from './kube/pki.ts';
 import { describeFailure, startProcess } from './kube/process.ts';
 import type { ManagedProcess } from './kube/process.ts';
 
@@ -72,6 +72,8 @@ export interface KubeCluster {
    * ~15 s (the watch cache's poll) older resourceVersions get 410 Gone.
    */
   compactEtcd(): Promise<number>;
+  /** With `sniNames`: the CA of the SNI certificate and its names. */
+  sni?: { caCertPem: string; names: string[] };
 }
 
 export type KubeComponent = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
@@ -82,6 +84,11 @@ export interface StartKubeClusterOptions {
   nodes?: number;
   /** How long to wait for the whole cluster to be usable. @default 180000 */
   startTimeoutMs?: number;
+  /**
+   * DNS names the apiserver also serves under SNI, with a certificate for those names only
+   * (no IP) from a CA of its own (`KubeCluster.sni`): tests of a kubeconfig's tls-server-name.
+   */
+  sniNames?: string[];
 }
 
 /** Annotation kwok is told to manage Nodes by (kwok's own convention). */
@@ -160,7 +167,7 @@ export async function startKubeCluster(opts: StartKubeClusterOptions): Promise<K
   // A clean retry is cheaper than a flaky suite.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(opts.name, nodes, opts.startTimeoutMs ?? 180_000, bins);
+      return await startOnce(opts.name, nodes, opts.startTimeoutMs ?? 180_000, bins, opts.sniNames ?? []);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (attempt >= 3 || !/address already in use/i.test(msg)) throw err;
@@ -186,6 +193,7 @@ async function startOnce(
   nodeCount: number,
   timeoutMs: number,
   bins: ReturnType<typeof kubeBinaries>,
+  sniNames: string[],
 ): Promise<KubeCluster> {
   const seq = clusterSeq++;
   const deadline = Date.now() + timeoutMs;
@@ -246,6 +254,7 @@ async function startOnce(
     );
     procs.push(etcd);
     const pki = await createClusterPki(dir, name, serviceIp);
+    const sni = sniNames.length > 0 ? await createSniCert(dir, sniNames) : undefined;
 
     const token = randomBytes(24).toString('hex');
     const componentTokens = {
@@ -297,6 +306,7 @@ async function startOnce(
       '--allow-privileged=true',
       '--profiling=false',
       `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
+      ...(sni ? [`--tls-sni-cert-key=${sni.certPath},${sni.keyPath}:${sniNames.join(',')}`] : []),
     ];
     const target = { server, token, caCertPem: pki.caCertPem };
     let apiserver: ManagedProcess | undefined;
@@ -436,6 +446,7 @@ async function startOnce(
       },
       stop,
       compactEtcd: () => compactEtcd(etcdUrl),
+      ...(sni ? { sni: { caCertPem: sni.caCertPem, names: sniNames } } : {}),
     };
   } catch (err) {
     await stop();

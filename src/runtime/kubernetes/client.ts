@@ -1,11 +1,15 @@
 /**
  * A small typed Kubernetes API client on node:https: JSON requests, server-side
- * apply, streaming watches and text subresources (logs). Why not
- * @kubernetes/client-node: Bulwark needs six resource kinds and four verbs;
- * this file is the whole dependency, every request is visible, and the
- * timeouts and errors are ours to choose.
+ * apply, streaming watches and text subresources (logs). The credentials come
+ * from @kubernetes/client-node (credentials.ts: exec plugins, token files,
+ * OIDC, in-cluster, proxies, tls-server-name), asked again for every request;
+ * the transport stays here because Bulwark needs ten kinds and four verbs, a
+ * watch is a line stream we parse ourselves, and every timeout and error
+ * message is ours to choose. A 401 is retried once with freshly loaded
+ * credentials (a rotated token file, an exec plugin's new token).
  */
 import https from 'node:https';
+import { KubeCredentials, type RequestAuth } from './credentials.ts';
 import type { KubeConnection } from './kubeconfig.ts';
 import type { KubeList, KubeObject, WatchEvent } from './types.ts';
 
@@ -74,29 +78,42 @@ function qs(query: RequestOptions['query']): string {
 export class KubeClient {
   readonly server: string;
   readonly fieldManager: string;
-  private readonly agent: https.Agent;
+  readonly credentials: KubeCredentials;
   private readonly timeoutMs: number;
-  private readonly headers: Record<string, string>;
 
-  constructor(conn: KubeConnection, opts: KubeClientOptions = {}) {
-    if (!/^https:\/\//.test(conn.server))
-      throw new Error(`server "${conn.server}" must be an https:// URL (the API server's address)`);
-    this.server = conn.server.replace(/\/+$/, '');
+  /** A KubeConnection is taken as static credentials; the client owns (and closes) them. */
+  constructor(creds: KubeCredentials | KubeConnection, opts: KubeClientOptions = {}) {
+    this.credentials =
+      creds instanceof KubeCredentials ? creds : new KubeCredentials({ kind: 'static', connection: creds });
+    this.server = this.credentials.server;
     this.fieldManager = opts.fieldManager ?? 'bulwark';
     this.timeoutMs = opts.requestTimeoutMs ?? 15_000;
-    // keepAlive: informers and applies reuse a handful of TLS connections instead of a handshake each.
-    this.agent = new https.Agent({
-      keepAlive: true,
-      maxSockets: 16,
-      ...(conn.caCertPem ? { ca: conn.caCertPem } : {}),
-      ...(conn.clientCertPem ? { cert: conn.clientCertPem } : {}),
-      ...(conn.clientKeyPem ? { key: conn.clientKeyPem } : {}),
-      rejectUnauthorized: !conn.insecureSkipTlsVerify,
-    });
-    this.headers = conn.token ? { authorization: `Bearer ${conn.token}` } : {};
+  }
+
+  /**
+   * Run `once` with fresh credentials; a 401 drops the cached ones and tries once more (a
+   * 401 is decided before the server acts, so even a PATCH is safe to repeat).
+   */
+  private async authed<T>(once: (auth: RequestAuth) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const auth = await this.credentials.forRequest();
+      try {
+        return await once(auth);
+      } catch (err) {
+        if (!(err instanceof KubeApiError) || err.status !== 401) throw err;
+        this.credentials.invalidate(auth.generation);
+        if (attempt > 0)
+          throw new KubeApiError(
+            401,
+            err.reason,
+            `${err.message} (credentials: ${this.credentials.describe}, ${this.credentials.auth}; revoked, expired or unknown to this cluster)`,
+          );
+      }
+    }
   }
 
   private open(
+    auth: RequestAuth,
     method: string,
     path: string,
     o: RequestOptions,
@@ -109,9 +126,9 @@ export class KubeClient {
       url,
       {
         method,
-        agent: this.agent,
+        agent: auth.agent,
         headers: {
-          ...this.headers,
+          ...auth.headers,
           accept: 'application/json',
           ...(body !== undefined
             ? {
@@ -131,9 +148,19 @@ export class KubeClient {
 
   /** One request; resolves with the body (parsed JSON unless `raw`), rejects with KubeApiError on non-2xx. */
   request<T = unknown>(method: string, path: string, o: RequestOptions & { raw?: boolean } = {}): Promise<T> {
+    return this.authed((auth) => this.requestOnce<T>(auth, method, path, o));
+  }
+
+  private requestOnce<T>(
+    auth: RequestAuth,
+    method: string,
+    path: string,
+    o: RequestOptions & { raw?: boolean },
+  ): Promise<T> {
     const timeoutMs = o.timeoutMs ?? this.timeoutMs;
     return new Promise<T>((resolve, reject) => {
       const req = this.open(
+        auth,
         method,
         path,
         o,
@@ -261,12 +288,24 @@ export class KubeClient {
    * GET a streaming response line by line (watches, `log?follow=true`). Resolves when the
    * server ends it or the signal aborts; rejects on failure or when `onLine` throws.
    */
-  streamLines(
+  async streamLines(
     path: string,
     query: RequestOptions['query'],
     onLine: (line: string) => void,
     signal: AbortSignal,
     idleMs = 330_000,
+  ): Promise<void> {
+    // A 401 comes before the first line, so the retry in authed() delivers no line twice.
+    await this.authed((auth) => this.streamOnce(auth, path, query, onLine, signal, idleMs));
+  }
+
+  private streamOnce(
+    auth: RequestAuth,
+    path: string,
+    query: RequestOptions['query'],
+    onLine: (line: string) => void,
+    signal: AbortSignal,
+    idleMs: number,
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
@@ -279,6 +318,7 @@ export class KubeClient {
         else resolve();
       };
       const req = this.open(
+        auth,
         'GET',
         path,
         { query },
@@ -334,7 +374,7 @@ export class KubeClient {
 
   /** Stop reusing connections (open watches are closed by their signals). */
   close(): void {
-    this.agent.destroy();
+    this.credentials.close();
   }
 }
 

@@ -39,7 +39,8 @@ import type {
 import { bindPods } from './binding.ts';
 import { KubeApiError, KubeClient, type KindName } from './client.ts';
 import { Informer, type InformerStatus, type ListWatcher } from './informer.ts';
-import { loadKubeconfig, type KubeConnection } from './kubeconfig.ts';
+import { KubeCredentials } from './credentials.ts';
+import type { KubeConnection, KubeSource } from './kubeconfig.ts';
 import { ANNOTATION, LABEL, MANAGER, POOL, labelValue, namespaceName, workloadName } from './names.ts';
 import {
   decodeInstances,
@@ -65,6 +66,11 @@ export interface KubernetesDriverOptions {
   context?: string;
   /** Or the connection parts directly (takes precedence over kubeconfigPath). */
   connection?: KubeConnection;
+  /**
+   * Or the pod's in-cluster config (service-account token, re-read as it rotates);
+   * `root` prefixes /var/run/secrets/kubernetes.io/serviceaccount (tests).
+   */
+  inCluster?: { root?: string };
   /** Server-side apply field manager. @default "bulwark" */
   fieldManager?: string;
   /** Project namespaces are `<namespacePrefix><project>`. @default "bulwark-" */
@@ -121,18 +127,26 @@ export class KubernetesDriver implements RuntimeDriver {
     cgroups: { available: false, reason: 'not started' },
   };
 
-  /** Passive: reads the kubeconfig, builds the client; no request until start()/health(). */
+  /** Passive: reads and checks the kubeconfig, builds the client; no request until start()/health(). */
   constructor(opts: KubernetesDriverOptions) {
     if (!opts.site) throw new Error('site is required: the Bulwark Site name of this cluster');
-    const conn =
-      opts.connection ??
-      (opts.kubeconfigPath
-        ? loadKubeconfig(opts.kubeconfigPath, opts.context)
-        : (() => {
-            throw new Error(`site ${opts.site}: set kubeconfigPath or connection {server, token, caCertPem}`);
-          })());
+    const source: KubeSource = opts.connection
+      ? { kind: 'static', connection: opts.connection }
+      : opts.kubeconfigPath
+        ? {
+            kind: 'kubeconfig',
+            path: opts.kubeconfigPath,
+            ...(opts.context ? { context: opts.context } : {}),
+          }
+        : opts.inCluster
+          ? { kind: 'in-cluster', ...(opts.inCluster.root ? { root: opts.inCluster.root } : {}) }
+          : (() => {
+              throw new Error(
+                `site ${opts.site}: set kubeconfigPath, inCluster or connection {server, token, caCertPem}`,
+              );
+            })();
     this.o = { namespacePrefix: 'bulwark-', fieldManager: MANAGER, ...opts };
-    this.client = new KubeClient(conn, {
+    this.client = new KubeClient(new KubeCredentials(source), {
       fieldManager: this.o.fieldManager,
       ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
     });

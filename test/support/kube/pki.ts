@@ -124,3 +124,75 @@ export async function createClusterPki(
     saPubPath: p('sa.pub'),
   };
 }
+
+/**
+ * A serving certificate for `names` only (no IP), signed by a CA of its own, for
+ * kube-apiserver's --tls-sni-cert-key: a client that sends one of the names as SNI (a
+ * kubeconfig's tls-server-name) gets this certificate, any other client the default one.
+ * Trusting only this CA therefore works only when the client sends the name and checks the
+ * certificate against it, not against the address it dialled.
+ */
+export async function createSniCert(
+  dir: string,
+  names: string[],
+): Promise<{ caCertPem: string; certPath: string; keyPath: string }> {
+  const sub = path.join(dir, 'sni');
+  await fs.mkdir(sub, { recursive: true });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl(
+    [
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=bulwark-test-sni-ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+    ],
+    sub,
+  );
+  await openssl(['req', ...ec, '-keyout', 'sni.key', '-out', 'sni.csr', '-subj', `/CN=${names[0]}`], sub);
+  await fs.writeFile(
+    path.join(sub, 'sni.ext'),
+    [
+      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+      'extendedKeyUsage=serverAuth',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'basicConstraints=critical,CA:FALSE',
+      '',
+    ].join('\n'),
+  );
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'sni.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '365',
+      '-extfile',
+      'sni.ext',
+      '-out',
+      'sni.crt',
+    ],
+    sub,
+  );
+  return {
+    caCertPem: await fs.readFile(path.join(sub, 'ca.crt'), 'utf8'),
+    certPath: path.join(sub, 'sni.crt'),
+    keyPath: path.join(sub, 'sni.key'),
+  };
+}
