@@ -168,7 +168,8 @@ async function injectOnce(
   const verdict = judge(fault, target, injectedAt, incidents);
   for (const i of incidents) {
     o.log?.(
-      `    incident ${i.instanceId === target.id ? 'target' : i.instanceId} ${i.signature} -> ${i.action.kind} (${i.action.reason}): ${i.evidenceSummary}`,
+      `    incident ${i.instanceId === target.id ? 'target' : i.instanceId} ${i.signature} -> ${i.action.kind} (${i.action.reason}): ${i.evidenceSummary}` +
+        (process.env.CHAOS_DEBUG ? ` | ${i.timeline.find((e) => e.event === 'isolated')?.detail ?? ''}` : ''),
     );
   }
   await settle(env.cp, app, replicas);

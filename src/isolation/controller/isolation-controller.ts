@@ -35,6 +35,9 @@ import { effectivePolicy, RuleCache, type EffectivePolicy } from './policy.ts';
 import { decide, MASS_FAULT_WINDOW_MS, type Decision } from './safety.ts';
 
 /** Where signals come from (see src/isolation/sources). */
+
+/** Second pass of closing an unresponsive instance's gateway connections, after the first. */
+const HAND_BACK_AGAIN_MS = 150;
 export interface SignalSink {
   signal(instanceId: string, s: Signal): void;
   logLine(instanceId: string, stream: 'stdout' | 'stderr', line: string, at: number): void;
@@ -524,6 +527,13 @@ export class IsolationController {
    * The process, its memory and its own sockets stay as they are (the fault scene).
    */
   private async handBackHeldRequests(inst: InstanceStatus, backend: string): Promise<string> {
+    // Once more a little later: a request HAProxy had assigned to the server just before the
+    // maint took effect may open its connection after the first pass, and would then wait the
+    // whole server timeout (the chaos suite's SIGSTOP runs saw such stragglers time out).
+    const again = setTimeout(() => {
+      this.o.dataplane.abortServerConnections(backend, inst.id).catch(() => undefined);
+    }, HAND_BACK_AGAIN_MS);
+    again.unref();
     try {
       const n = await this.o.dataplane.abortServerConnections(backend, inst.id);
       return n > 0
