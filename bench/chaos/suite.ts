@@ -18,6 +18,7 @@ import {
   startControlPlane,
   type ControlPlaneProcess,
 } from '../../test/support/control-plane-process.ts';
+import { pidsWithArg } from '../isolation/bulwark.ts';
 import { LoadGenerator, now, percentile } from '../isolation/harness.ts';
 import type { Fault } from './faults.ts';
 import { manifestOf, type ChaosWorkload } from './workloads.ts';
@@ -279,9 +280,12 @@ async function stop(cp: ControlPlaneProcess, app: string): Promise<void> {
     intervalMs: 250,
   }).catch(() => undefined);
   await cp.kill('SIGTERM');
-  for (const p of instanceProcesses(cp.gatewayPort)) {
+  // Whatever is left (instances of a failed delete, shims, the gateway) carries the gateway port
+  // in its environment or the unique data dir on its command line.
+  const left = [...instanceProcesses(cp.gatewayPort).map((p) => p.pid), ...pidsWithArg(cp.dataDir)];
+  for (const pid of left) {
     try {
-      process.kill(p.pid, 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // gone
     }

@@ -4,7 +4,7 @@
  * Each is a Debian package's program started as an App workload (3 replicas
  * by default, port 8080 in the instance's own network namespace).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ChaosWorkload {
@@ -24,14 +24,18 @@ export interface ChaosWorkload {
 function nginxConf(dir: string): string {
   const conf = path.join(dir, 'nginx.conf');
   if (!existsSync(conf)) {
-    mkdirSync(dir, { recursive: true });
+    // Readable by the instance's own unprivileged uid in its sandbox (mkdtemp makes 0700).
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chmodSync(path.dirname(dir), 0o755);
+    chmodSync(dir, 0o755);
     writeFileSync(
       conf,
       [
         'master_process off;',
         'daemon off;',
         'worker_processes 1;',
-        'pid /dev/null;',
+        // Never /dev/null: nginx removes its pid file when it exits.
+        'pid /tmp/bulwark-chaos-nginx.pid;',
         'error_log stderr warn;',
         'events { worker_connections 1024; }',
         'http {',

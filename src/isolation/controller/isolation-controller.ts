@@ -32,7 +32,7 @@ import { SignatureEngine } from '../signatures/engine.ts';
 import type { Match } from '../signatures/types.ts';
 import { addEvent, newIncident } from './incident-record.ts';
 import { effectivePolicy, RuleCache, type EffectivePolicy } from './policy.ts';
-import { decide, MASS_FAULT_WINDOW_MS, type Decision } from './safety.ts';
+import { decide, MASS_FAULT_WINDOW_MS, PEER_SLOW_FACTOR, type Decision } from './safety.ts';
 
 /** Where signals come from (see src/isolation/sources). */
 
@@ -451,6 +451,7 @@ export class IsolationController {
       total: siblings.length,
       recentIsolations: recent.length,
       recentlyFaulty: [...faults.keys()].filter((id) => siblings.some((s) => s.id === id)).length,
+      ...(m.condition === 'latency' ? { peersSlow: this.peersSlow(inst, siblings, now) } : {}),
     });
     if (decision.action === 'alert' && this.dedupeAlert(inst.id, m.rule, now)) return;
     const inc = newIncident(inst, m, decision, now);
@@ -526,6 +527,26 @@ export class IsolationController {
    * requests lost per hang). Closing the gateway's connections to it makes them retry at once.
    * The process, its memory and its own sockets stay as they are (the fault scene).
    */
+  /** How many ready peers are slower than their own p99 baseline (PEER_SLOW_FACTOR x) now. */
+  private peersSlow(
+    inst: InstanceStatus,
+    siblings: InstanceStatus[],
+    now: number,
+  ): { slow: number; judged: number } {
+    let slow = 0;
+    let judged = 0;
+    for (const s of siblings) {
+      if (s.id === inst.id || !s.ready) continue;
+      const w = this.engine.window(s.id);
+      const base = w?.baseline(99, now);
+      const p99 = w?.latencyPercentile(99, 1000, now, 5);
+      if (!base || p99 === undefined) continue;
+      judged++;
+      if (p99 >= PEER_SLOW_FACTOR * base.valueMs) slow++;
+    }
+    return { slow, judged };
+  }
+
   private async handBackHeldRequests(inst: InstanceStatus, backend: string): Promise<string> {
     // Once more a little later: a request HAProxy had assigned to the server just before the
     // maint took effect may open its connection after the first pass, and would then wait the
