@@ -451,7 +451,7 @@ export class IsolationController {
       total: siblings.length,
       recentIsolations: recent.length,
       recentlyFaulty: [...faults.keys()].filter((id) => siblings.some((s) => s.id === id)).length,
-      ...(m.condition === 'latency' ? { peersSlow: this.peersSlow(inst, siblings, now) } : {}),
+      ...(m.condition === 'latency' ? this.latencyContext(inst, siblings, now) : {}),
     });
     if (decision.action === 'alert' && this.dedupeAlert(inst.id, m.rule, now)) return;
     const inc = newIncident(inst, m, decision, now);
@@ -527,6 +527,19 @@ export class IsolationController {
    * requests lost per hang). Closing the gateway's connections to it makes them retry at once.
    * The process, its memory and its own sockets stay as they are (the fault scene).
    */
+  /** What decides whether a slow instance is the fault: its own CPU throttling and its peers' latency. */
+  private latencyContext(
+    inst: InstanceStatus,
+    siblings: InstanceStatus[],
+    now: number,
+  ): { peersSlow: { slow: number; judged: number }; throttledRatio?: number } {
+    const throttled = this.engine.window(inst.id)?.throttledRatio(2000, now);
+    return {
+      peersSlow: this.peersSlow(inst, siblings, now),
+      ...(throttled !== undefined ? { throttledRatio: throttled } : {}),
+    };
+  }
+
   /** How many ready peers are slower than their own p99 baseline (PEER_SLOW_FACTOR x) now. */
   private peersSlow(
     inst: InstanceStatus,

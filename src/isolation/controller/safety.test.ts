@@ -54,4 +54,11 @@ describe('decide', () => {
     // Nothing to compare with (no baselines yet): judged on its own.
     expect(decide({ ...base, peersSlow: { slow: 0, judged: 0 } }).action).toBe('isolate');
   });
+
+  it('does not isolate a slow instance that is at its CPU limit (overloaded, not faulty)', () => {
+    const d = decide({ ...base, throttledRatio: 0.6 });
+    expect(d.action).toBe('alert');
+    expect(d.reason).toMatch(/^throttled in 60% of its CPU periods over the last 2 s: overloaded/);
+    expect(decide({ ...base, throttledRatio: 0.1 }).action).toBe('isolate');
+  });
 });
