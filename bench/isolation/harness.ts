@@ -149,6 +149,18 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** @default 1000 */
   maxInFlight?: number;
+  /**
+   * What to send, for workloads other than the demo ledger (third-party servers in
+   * bench/chaos). @default GET /balances/acc-N and, postShare of the time, POST /entries
+   */
+  request?: () => LoadRequest;
+}
+
+export interface LoadRequest {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
 }
 
 /** Result codes below 0 are failures without an HTTP answer. */
@@ -178,6 +190,7 @@ export class LoadGenerator {
       postShare: 0.2,
       timeoutMs: CLIENT_TIMEOUT_MS,
       maxInFlight: 1000,
+      request: () => this.#ledgerRequest(),
       ...opts,
     };
     this.#base = new URL(opts.url);
@@ -225,6 +238,20 @@ export class LoadGenerator {
     return { requests, errors, p99Ms: percentile(lat, 99) };
   }
 
+  /** Non-2xx results by code among requests started in [from, to), for logs. */
+  codesBetween(from: number, to: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let i = 0; i < this.starts.length; i++) {
+      const s = this.starts[i] as number;
+      const c = this.codes[i] as number;
+      if (s < from || s >= to || (c >= 200 && c < 300)) continue;
+      const k =
+        c === CODE_TIMEOUT ? 'timeout' : c === CODE_NET ? 'net' : c === CODE_DROPPED ? 'dropped' : String(c);
+      out[k] = (out[k] ?? 0) + 1;
+    }
+    return out;
+  }
+
   /** Failures by code over the whole run, for the log. */
   byCode(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -233,6 +260,20 @@ export class LoadGenerator {
       out[k] = (out[k] ?? 0) + 1;
     }
     return out;
+  }
+
+  #ledgerRequest(): LoadRequest {
+    const account = `acc-${1 + Math.floor(Math.random() * 100)}`;
+    if (Math.random() >= this.opts.postShare) return { method: 'GET', path: `/balances/${account}` };
+    const key = randomUUID();
+    // Credits only (positive amounts), so the ledger never refuses one for insufficient funds;
+    // the entry id is the key, so a replay by HAProxy is a no-op.
+    return {
+      method: 'POST',
+      path: '/entries',
+      headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify({ entries: [{ id: key, account, amountCents: 1, paymentId: key }] }),
+    };
   }
 
   #record(start: number, code: number): void {
@@ -247,19 +288,10 @@ export class LoadGenerator {
       this.#record(start, CODE_DROPPED);
       return;
     }
-    const account = `acc-${1 + Math.floor(Math.random() * 100)}`;
-    const post = Math.random() < this.opts.postShare;
-    let body: string | undefined;
-    const headers: Record<string, string> = { host: this.opts.host };
-    if (post) {
-      const key = randomUUID();
-      // Credits only (positive amounts), so the ledger never refuses one for insufficient funds;
-      // the entry id is the key, so a replay by HAProxy is a no-op.
-      body = JSON.stringify({ entries: [{ id: key, account, amountCents: 1, paymentId: key }] });
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(body));
-      headers['idempotency-key'] = key;
-    }
+    const plan = this.opts.request();
+    const body = plan.body;
+    const headers: Record<string, string> = { host: this.opts.host, ...plan.headers };
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     this.#inFlight++;
     const p = new Promise<void>((resolve) => {
       let done = false;
@@ -275,8 +307,8 @@ export class LoadGenerator {
           protocol: this.#base.protocol,
           hostname: this.#base.hostname,
           port: this.#base.port,
-          method: post ? 'POST' : 'GET',
-          path: post ? '/entries' : `/balances/${account}`,
+          method: plan.method,
+          path: plan.path,
           headers,
           agent: this.#agent,
         },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { API_VERSION, type AppResource, type Workload } from '../../model/types.ts';
 import type { InstanceStatus } from '../../runtime/driver.ts';
-import { planApp, type PlanContext } from './plan.ts';
+import { countedAsReplicas, planApp, type PlanContext } from './plan.ts';
 import { computeRouting } from './routing.ts';
 
 const ctx: PlanContext = {
@@ -169,5 +169,23 @@ describe('planApp: workload type for runtimes that map it to objects', () => {
     const again = planApp(app([{ replicas: 1 }]), true, [running(service)], ctx);
     expect(again.start).toHaveLength(0);
     expect(again.stop).toHaveLength(0);
+  });
+});
+
+describe('countedAsReplicas', () => {
+  it('leaves out quarantined instances, also while they are being removed, so quarantine delete keeps the replacement', () => {
+    const [spec] = planApp(app([{ replicas: 1 }]), true, [], ctx).start;
+    const quarantine = { since: '2026-01-01T00:00:00Z', reason: 'http-5xx-burst' };
+    const old = running({ ...spec!, id: 'old' }, { phase: 'stopping', ready: false, quarantine });
+    const replacement = running({ ...spec!, id: 'new' }, { startedAt: '2026-01-01T00:00:09Z' });
+    expect(countedAsReplicas([old, replacement]).map((i) => i.id)).toEqual(['new']);
+    // Counted as before, the older quarantined one kept the ordinal and the replacement was the duplicate.
+    expect(planApp(app([{ replicas: 1 }]), true, [old, replacement], ctx).stop).toEqual([
+      { id: 'new', why: 'duplicate instance for this ordinal' },
+    ]);
+    expect(planApp(app([{ replicas: 1 }]), true, countedAsReplicas([old, replacement]), ctx)).toEqual({
+      start: [],
+      stop: [],
+    });
   });
 });

@@ -79,6 +79,16 @@ function byAge(a: InstanceStatus, b: InstanceStatus): number {
  * placement runs the workload's full replica count (weights steer global
  * traffic, not instance counts).
  */
+/**
+ * The instances that count as replicas: not quarantined, and not a quarantined instance being
+ * removed (the driver then reports it `stopping`, with its quarantine still set). Counted, that
+ * one was the oldest at its ordinal, so `quarantine delete` stopped the healthy replacement as
+ * a "duplicate" and started yet another.
+ */
+export function countedAsReplicas(instances: readonly InstanceStatus[]): InstanceStatus[] {
+  return instances.filter((i) => i.phase !== 'quarantined' && i.quarantine === undefined);
+}
+
 export function planApp(
   app: AppResource,
   placedHere: boolean,

@@ -11,7 +11,7 @@ import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';
 import type { Logger } from '../logger.ts';
 import { computeAppStatus } from './app-status.ts';
-import { planApp, type PlanContext } from './plan.ts';
+import { countedAsReplicas, planApp, type PlanContext } from './plan.ts';
 import { computeRouting } from './routing.ts';
 
 export interface SiteReconcilerOptions {
@@ -192,12 +192,7 @@ export class SiteReconciler {
             : undefined;
         const placed = share !== undefined;
         // Quarantined instances are kept for diagnosis, not counted: their ordinal gets a replacement.
-        const plan = planApp(
-          withShare(app, share),
-          placed,
-          instances.filter((i) => i.phase !== 'quarantined'),
-          ctx,
-        );
+        const plan = planApp(withShare(app, share), placed, countedAsReplicas(instances), ctx);
         toStop.push(...plan.stop);
         for (const spec of plan.start) {
           try {

@@ -442,8 +442,11 @@ export class HaproxyDataPlane implements DataPlane {
     // HAProxy runs in this process's network namespace, so the filter sees its sockets (and any
     // other local socket to that address, e.g. a probe of the same server, which is equally
     // pointless once the server is held out).
+    // Connects still waiting for an answer (SYN-SENT) too: an instance that drops packets holds
+    // them until `timeout connect`, and every request behind them ran into the client's timeout.
     const filter = ['dst', s.address, 'dport', '=', `:${s.port}`];
-    const { stdout } = await execFileP('ss', ['-K', '-t', '-n', '-H', 'state', 'established', ...filter], {
+    const states = ['state', 'established', 'state', 'syn-sent'];
+    const { stdout } = await execFileP('ss', ['-K', '-t', '-n', '-H', ...states, ...filter], {
       timeout: 5000,
     }).catch((err: Error & { stderr?: string }) => {
       throw new Error(

@@ -24,6 +24,7 @@ describe('incident record', () => {
         onsetAt: T,
         evidence: '3 in a row',
         unresponsive: false,
+        condition: 'consecutive5xx',
       },
       { action: 'isolate', reason: 'ok' },
       T + 121,

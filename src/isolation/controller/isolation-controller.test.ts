@@ -147,6 +147,9 @@ describe('IsolationController: a match on a process that already died', () => {
     expect(inc).toMatchObject({ signature: 'stopped', action: { kind: 'isolate' } });
     expect(env.maint).toEqual(['a']);
     expect(env.aborted).toEqual(['a']);
+    // A second pass catches requests that were assigned to it just before the maint.
+    await waitFor('second pass', () => env.aborted.length === 2, { timeoutMs: 1000 });
+    expect(env.aborted).toEqual(['a', 'a']);
     // One 'isolated' event, naming both steps.
     expect(inc!.timeline.filter((e) => e.event === 'isolated').map((e) => e.detail)).toEqual([
       'out of traffic (server in maint): web.app.proj/a; 3 gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances',

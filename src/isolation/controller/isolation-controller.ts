@@ -32,9 +32,12 @@ import { SignatureEngine } from '../signatures/engine.ts';
 import type { Match } from '../signatures/types.ts';
 import { addEvent, newIncident } from './incident-record.ts';
 import { effectivePolicy, RuleCache, type EffectivePolicy } from './policy.ts';
-import { decide, MASS_FAULT_WINDOW_MS, type Decision } from './safety.ts';
+import { decide, MASS_FAULT_WINDOW_MS, PEER_SLOW_FACTOR, type Decision } from './safety.ts';
 
 /** Where signals come from (see src/isolation/sources). */
+
+/** Second pass of closing an unresponsive instance's gateway connections, after the first. */
+const HAND_BACK_AGAIN_MS = 150;
 export interface SignalSink {
   signal(instanceId: string, s: Signal): void;
   logLine(instanceId: string, stream: 'stdout' | 'stderr', line: string, at: number): void;
@@ -448,6 +451,7 @@ export class IsolationController {
       total: siblings.length,
       recentIsolations: recent.length,
       recentlyFaulty: [...faults.keys()].filter((id) => siblings.some((s) => s.id === id)).length,
+      ...(m.condition === 'latency' ? this.latencyContext(inst, siblings, now) : {}),
     });
     if (decision.action === 'alert' && this.dedupeAlert(inst.id, m.rule, now)) return;
     const inc = newIncident(inst, m, decision, now);
@@ -523,7 +527,47 @@ export class IsolationController {
    * requests lost per hang). Closing the gateway's connections to it makes them retry at once.
    * The process, its memory and its own sockets stay as they are (the fault scene).
    */
+  /** What decides whether a slow instance is the fault: its own CPU throttling and its peers' latency. */
+  private latencyContext(
+    inst: InstanceStatus,
+    siblings: InstanceStatus[],
+    now: number,
+  ): { peersSlow: { slow: number; judged: number }; throttledRatio?: number } {
+    const throttled = this.engine.window(inst.id)?.throttledRatio(2000, now);
+    return {
+      peersSlow: this.peersSlow(inst, siblings, now),
+      ...(throttled !== undefined ? { throttledRatio: throttled } : {}),
+    };
+  }
+
+  /** How many ready peers are slower than their own p99 baseline (PEER_SLOW_FACTOR x) now. */
+  private peersSlow(
+    inst: InstanceStatus,
+    siblings: InstanceStatus[],
+    now: number,
+  ): { slow: number; judged: number } {
+    let slow = 0;
+    let judged = 0;
+    for (const s of siblings) {
+      if (s.id === inst.id || !s.ready) continue;
+      const w = this.engine.window(s.id);
+      const base = w?.baseline(99, now);
+      const p99 = w?.latencyPercentile(99, 1000, now, 5);
+      if (!base || p99 === undefined) continue;
+      judged++;
+      if (p99 >= PEER_SLOW_FACTOR * base.valueMs) slow++;
+    }
+    return { slow, judged };
+  }
+
   private async handBackHeldRequests(inst: InstanceStatus, backend: string): Promise<string> {
+    // Once more a little later: a request HAProxy had assigned to the server just before the
+    // maint took effect may open its connection after the first pass, and would then wait the
+    // whole server timeout (the chaos suite's SIGSTOP runs saw such stragglers time out).
+    const again = setTimeout(() => {
+      this.o.dataplane.abortServerConnections(backend, inst.id).catch(() => undefined);
+    }, HAND_BACK_AGAIN_MS);
+    again.unref();
     try {
       const n = await this.o.dataplane.abortServerConnections(backend, inst.id);
       return n > 0

@@ -45,4 +45,20 @@ describe('decide', () => {
   it('only alerts when isolation is disabled for the app', () => {
     expect(decide({ ...base, policy: effectivePolicy({ enabled: false }) }).reason).toMatch(/disabled/);
   });
+
+  it('does not isolate a slow instance while half or more of its peers are slower than their own baselines too', () => {
+    const shared = decide({ ...base, peersSlow: { slow: 1, judged: 2 } });
+    expect(shared.action).toBe('alert');
+    expect(shared.reason).toMatch(/^1 of 2 other instance\(s\) are slower than their own baseline too/);
+    expect(decide({ ...base, peersSlow: { slow: 1, judged: 3 } }).action).toBe('isolate');
+    // Nothing to compare with (no baselines yet): judged on its own.
+    expect(decide({ ...base, peersSlow: { slow: 0, judged: 0 } }).action).toBe('isolate');
+  });
+
+  it('does not isolate a slow instance that is at its CPU limit (overloaded, not faulty)', () => {
+    const d = decide({ ...base, throttledRatio: 0.6 });
+    expect(d.action).toBe('alert');
+    expect(d.reason).toMatch(/^throttled in 60% of its CPU periods over the last 2 s: overloaded/);
+    expect(decide({ ...base, throttledRatio: 0.1 }).action).toBe('isolate');
+  });
 });

@@ -20,7 +20,20 @@ export interface SafetyContext {
   recentIsolations: number;
   /** Distinct instances of the workload with a match in the last 10 s, including this one. */
   recentlyFaulty: number;
+  /**
+   * For a latency match: how many of the other ready instances are slower than their own
+   * baseline right now (p99 at least PEER_SLOW_FACTOR x), of how many that could be judged.
+   */
+  peersSlow?: { slow: number; judged: number };
+  /** For a latency match: share of the instance's CPU periods throttled by its cgroup in the last 2 s. */
+  throttledRatio?: number;
 }
+
+/** A slow instance throttled in this share of its CPU periods is at its limit: overloaded, not faulty. */
+export const OVERLOAD_THROTTLE_RATIO = 0.25;
+
+/** A peer at this multiple of its own p99 baseline counts as slowed down too. */
+export const PEER_SLOW_FACTOR = 2;
 
 export interface Decision {
   action: Action | 'none';
@@ -48,6 +61,24 @@ export function decide(c: SafetyContext): Decision {
     return {
       action: 'alert',
       reason: `${c.recentlyFaulty} of ${c.total} instances look faulty within ${MASS_FAULT_WINDOW_MS / 1000} s (more than ${Math.round(p.massFaultRatio * 100)}%): suspect a shared dependency, not isolating`,
+    };
+  }
+  // Slow because it is at its own CPU limit: more load than its share (often because a peer
+  // left and its load moved here). Isolating it moves that load onto the rest, which then slow
+  // down the same way: the cascade a bank cannot afford. Capacity is the answer, not isolation.
+  if (c.throttledRatio !== undefined && c.throttledRatio >= OVERLOAD_THROTTLE_RATIO) {
+    return {
+      action: 'alert',
+      reason: `throttled in ${Math.round(c.throttledRatio * 100)}% of its CPU periods over the last 2 s: overloaded at its CPU limit, not faulty; not isolating (add replicas or CPU)`,
+    };
+  }
+  // Slow everywhere at once is the host or a dependency (CPU starvation, a slow database), not
+  // this instance: taking it out moves its load onto peers that are just as slow. Weighed before
+  // the first isolation, since latency rises on every instance within the same second or two.
+  if (c.peersSlow && c.peersSlow.judged > 0 && c.peersSlow.slow * 2 >= c.peersSlow.judged) {
+    return {
+      action: 'alert',
+      reason: `${c.peersSlow.slow} of ${c.peersSlow.judged} other instance(s) are slower than their own baseline too (p99 at least ${PEER_SLOW_FACTOR}x): suspect a shared cause (host CPU, a dependency), not isolating`,
     };
   }
   if (c.otherReady < p.minHealthy) {

@@ -191,4 +191,14 @@ describe('InstanceWindow answers', () => {
     );
     expect(() => new InstanceWindow({ capacity: 0 })).toThrow(/capacity/);
   });
+
+  it('sums cgroup throttling over the samples of a window', () => {
+    const w = new InstanceWindow();
+    expect(w.throttledRatio(2000, 1000)).toBeUndefined();
+    w.observe({ type: 'cpu-throttle', at: 500, throttledPeriods: 10, nrPeriods: 10 });
+    w.observe({ type: 'cpu-throttle', at: 1500, throttledPeriods: 2, nrPeriods: 10 });
+    w.observe({ type: 'cpu-throttle', at: 2500, throttledPeriods: 0, nrPeriods: 10 });
+    expect(w.throttledRatio(2000, 2500)).toBeCloseTo(0.1); // (1500, 2500]: 2 of 20
+    expect(w.throttledRatio(3000, 2500)).toBeCloseTo(0.4); // all three: 12 of 30
+  });
 });

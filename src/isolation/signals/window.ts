@@ -64,6 +64,9 @@ export function compileWindowOptions(opts: InstanceWindowOptions = {}): Compiled
   return o;
 }
 
+/** cgroup throttling samples kept (~10 s at the resource source's 1 s CPU interval). */
+const THROTTLE_SAMPLES = 64;
+
 /** Longest streak whose samples are kept for `consecutive5xx` (rules may not ask for more). */
 export const MAX_STREAK_SAMPLES = 1000;
 const FLAG_FAULT = 1;
@@ -116,6 +119,8 @@ export class InstanceWindow {
   unansweredSince: number | undefined;
   /** Last in-flight count seen. */
   inflight = 0;
+  /** Recent cgroup throttling samples (newest last, at most THROTTLE_SAMPLES). */
+  private readonly throttle: { at: number; throttled: number; periods: number }[] = [];
   /** Time of the first signal of any kind. */
   firstSeenAt: number | undefined;
   lastSignalAt: number | undefined;
@@ -159,6 +164,10 @@ export class InstanceWindow {
       case 'inflight':
         this.inflight = s.count;
         if (s.count > 0) this.demand(s.at);
+        return s.at;
+      case 'cpu-throttle':
+        this.throttle.push({ at: s.at, throttled: s.throttledPeriods, periods: s.nrPeriods });
+        if (this.throttle.length > THROTTLE_SAMPLES) this.throttle.shift();
         return s.at;
       case 'exit':
         // The process's life ended: until the next one answers, silence and failing
@@ -288,6 +297,21 @@ export class InstanceWindow {
   /** The newest `n` faults of the current consecutive-fault streak (oldest first). */
   lastStreakFaults(n: number): RequestSample[] {
     return this.streak.slice(Math.max(0, this.streak.length - n));
+  }
+
+  /**
+   * Share of CPU periods throttled by the cgroup over the samples of the last `windowMs`;
+   * undefined without samples (no cgroup, or none yet).
+   */
+  throttledRatio(windowMs: number, now: number): number | undefined {
+    let throttled = 0;
+    let periods = 0;
+    for (const t of this.throttle) {
+      if (t.at <= now - windowMs || t.at > now) continue;
+      throttled += t.throttled;
+      periods += t.periods;
+    }
+    return periods > 0 ? throttled / periods : undefined;
   }
 
   /** Logged connection failures in a row (no answer from the instance between them). */

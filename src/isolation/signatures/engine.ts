@@ -191,6 +191,7 @@ export class SignatureEngine {
       onsetAt: Math.min(d.onsetAt, now),
       evidence: d.evidence,
       unresponsive: 'noResponse' in r.rule.when || 'stopped' in r.rule.when,
+      condition: r.cond.kind,
     };
     st.matched.set(r.rule.name, match);
     out.push(match);

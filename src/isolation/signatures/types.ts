@@ -185,4 +185,6 @@ export interface Match {
    * the gateway for a retry elsewhere instead of letting them run into the server timeout.
    */
   unresponsive: boolean;
+  /** The rule's condition kind (`latency`, `consecutive5xx`, ...), for the shared-cause checks. */
+  condition: string;
 }

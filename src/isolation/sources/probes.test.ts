@@ -10,6 +10,8 @@ interface Srv {
   port: number;
   hits: number;
   hang: boolean;
+  /** Answer after this long (a slow but healthy instance). */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -19,6 +21,7 @@ async function healthServer(): Promise<Srv> {
     port: 0,
     hits: 0,
     hang: false,
+    delayMs: 0,
     close: async () => {
       for (const x of sockets) x.destroy();
       await new Promise<void>((r) => server.close(() => r()));
@@ -27,7 +30,9 @@ async function healthServer(): Promise<Srv> {
   const server = http.createServer((req, res) => {
     s.hits++;
     if (s.hang) return; // a deadlocked instance: accepts, never answers
-    res.end(req.url === '/healthz' ? 'ok' : 'no');
+    const answer = (): void => void res.end(req.url === '/healthz' ? 'ok' : 'no');
+    if (s.delayMs > 0) setTimeout(answer, s.delayMs);
+    else answer();
   });
   server.on('connection', (c: net.Socket) => {
     sockets.add(c);
@@ -142,5 +147,39 @@ describe('ProbeSource', () => {
     expect(c.probes).toBeLessThanOrEqual(10);
     await source.stop();
     expect(source.counters().inflight).toBe(0);
+  });
+
+  it('judges nothing when this process stalled past the probe timeout (host-wide starvation is no fault of the instance)', async () => {
+    const srv = await healthServer();
+    servers.push(srv);
+    const view = new MapView(instance('s-0', { pid: process.pid, ports: { http: srv.port } }));
+    const sink = new RecordingSink();
+    source = new ProbeSource({
+      target: (i) => ({ http: { port: i.ports['http']!, path: '/healthz' } }),
+      intervalMs: 50,
+      timeoutMs: 200,
+    });
+    source.start(sink, view);
+    await waitFor('ok probes', () => sink.of('s-0', 'probe').filter((p) => p.ok).length >= 2, {
+      timeoutMs: 3000,
+    });
+    // Block the event loop for 4 timeouts while a probe is in flight (the instance takes 100 ms
+    // to answer, so one always is): its timer fires late.
+    srv.delayMs = 100;
+    for (let i = 0; i < 3; i++) {
+      await sleep(60);
+      const until = performance.now() + 800;
+      while (performance.now() < until) {
+        // busy: the control plane starved of CPU
+      }
+    }
+    await sleep(300);
+    // Without the lateness check each stall failed the probe in flight ("no answer within
+    // 200 ms") although the answer was due 100 ms after it was sent: the answer is read first
+    // now, or the probe is inconclusive.
+    expect(sink.of('s-0', 'probe').filter((p) => !p.ok)).toEqual([]);
+    // A real hang is still seen once the process runs on time again.
+    srv.hang = true;
+    await waitFor('failed probes', () => sink.of('s-0', 'probe').some((p) => !p.ok), { timeoutMs: 3000 });
   });
 });

@@ -19,6 +19,9 @@ import type { InstanceStatus } from '../../runtime/driver.ts';
 import { BaseSource, Poller, errorText, positiveMs } from './base.ts';
 import type { SourceOptions } from './types.ts';
 
+/** A probe whose timeout fired after this process had stalled: no verdict on the instance. */
+const INCONCLUSIVE = '\u0000inconclusive';
+
 export type ProbeTarget = { http: { port: number; path: string } } | { tcp: { port: number } };
 
 export interface ProbeSourceOptions extends SourceOptions {
@@ -61,6 +64,7 @@ export class ProbeSource extends BaseSource {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   private probes = 0;
   private skippedBusy = 0;
+  private inconclusive = 0;
 
   constructor(opts: ProbeSourceOptions = {}) {
     super(opts);
@@ -84,9 +88,17 @@ export class ProbeSource extends BaseSource {
     return this.armed.size;
   }
 
-  /** Probes sent, and rounds where an instance was skipped because `maxConcurrent` probes were busy. */
-  counters(): { probes: number; skippedBusy: number; inflight: number } {
-    return { probes: this.probes, skippedBusy: this.skippedBusy, inflight: this.active.size };
+  /**
+   * Probes sent, rounds where an instance was skipped because `maxConcurrent` probes were busy,
+   * and probes whose timeout fired so late (this process stalled) that they judged nothing.
+   */
+  counters(): { probes: number; skippedBusy: number; inflight: number; inconclusive: number } {
+    return {
+      probes: this.probes,
+      skippedBusy: this.skippedBusy,
+      inflight: this.active.size,
+      inconclusive: this.inconclusive,
+    };
   }
 
   private round(): void {
@@ -139,6 +151,10 @@ export class ProbeSource extends BaseSource {
           now.phase === 'stopping'
         )
           return;
+        if (error === INCONCLUSIVE) {
+          this.inconclusive++;
+          return;
+        }
         this.emit(inst.id, {
           type: 'probe',
           at: Date.now(),
@@ -170,7 +186,19 @@ export class ProbeSource extends BaseSource {
       };
       const cancel = (): void => finish('probe cancelled');
       this.cancels.add(cancel);
-      const timer = setTimeout(() => finish(`no answer within ${this.timeoutMs} ms`), this.timeoutMs);
+      const armedAt = performance.now();
+      const timer = setTimeout(() => {
+        // A timer that fires far too late means this process (or the whole host) was stalled:
+        // an answer may be waiting unread in the socket, and every instance's probe times out
+        // at once. Let pending I/O run first; still nothing after a stall is no verdict on the
+        // instance (a host-wide CPU starvation isolated a healthy peer this way).
+        const lateMs = performance.now() - armedAt - this.timeoutMs;
+        if (lateMs <= this.timeoutMs / 2) {
+          finish(`no answer within ${this.timeoutMs} ms`);
+          return;
+        }
+        setImmediate(() => finish(INCONCLUSIVE));
+      }, this.timeoutMs);
       if ('tcp' in target) {
         const sock = net.connect({ host: ip, port: target.tcp.port });
         cleanup = () => sock.destroy();
