@@ -160,6 +160,33 @@ describe('DaemonSet manifest', () => {
     expect(agent?.env.find((e) => e.name === 'BULWARK_NODE_NAME')?.valueFrom).toEqual({
       fieldRef: { fieldPath: 'spec.nodeName' },
     });
-    expect(parse(yaml.split('---\n')[1]!).stringData.token).toMatch(/REPLACE/);
+    expect(parse(yaml.split('---\n')[1]!).stringData.token).toMatch(/REPLACE-with-an-agent-token/);
+  });
+
+  it('carries the agent token and the CLI trust: a pinned fingerprint as env, a CA file in the Secret, mounted', () => {
+    const docs = (o: Partial<Parameters<typeof renderAgentManifest>[0]>) =>
+      parseAllDocuments(
+        renderAgentManifest({ site: 'dc2', image: 'i', server: 'https://cp:7070', token: 'bwk_agent', ...o }),
+      ).map((d) => d.toJSON() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const fp = 'sha256:' + Array(32).fill('AB').join(':');
+    const pinned = docs({ tlsFingerprint: fp });
+    const env = pinned[2]!.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(env.find((e) => e.name === 'BULWARK_TLS_FINGERPRINT')?.value).toBe(fp);
+    expect(env.some((e) => e.name === 'BULWARK_CA_FILE')).toBe(false);
+    expect(pinned[1]!.stringData).toEqual({ token: 'bwk_agent' });
+
+    const withCa = docs({ caPem: '-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n' });
+    expect(withCa[1]!.stringData['ca.crt']).toMatch(/BEGIN CERTIFICATE/);
+    const pod = withCa[2]!.spec.template.spec;
+    expect(pod.containers[0].env).toContainEqual({ name: 'BULWARK_CA_FILE', value: '/etc/bulwark/ca.crt' });
+    expect(pod.containers[0].volumeMounts).toContainEqual({
+      name: 'ca',
+      mountPath: '/etc/bulwark',
+      readOnly: true,
+    });
+    expect(pod.volumes).toContainEqual({
+      name: 'ca',
+      secret: { secretName: 'bulwark-agent-dc2', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
   });
 });
