@@ -10,6 +10,7 @@ import path from 'node:path';
 import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { waitFor } from '../../src/util/time.ts';
+import { listCgroups, scopeOf } from './leftovers.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -24,6 +25,11 @@ export interface ControlPlaneProcess {
   output: () => string;
   api: <T>(method: string, p: string, body?: unknown, yaml?: boolean) => Promise<{ status: number; body: T }>;
   kill: (signal: NodeJS.Signals) => Promise<void>;
+  /**
+   * Stops the control plane and all it started, for a test's afterAll (see stopAndClean):
+   * `kill('SIGTERM')` alone leaves instances and HAProxy running, by design.
+   */
+  stop: () => Promise<void>;
 }
 
 export interface StartOptions {
@@ -117,7 +123,13 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     if (onExit) child.off('exit', onExit);
     exitedEarly.catch(() => undefined);
   }
-  return {
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    await exited;
+  };
+  const cp: ControlPlaneProcess = {
     url,
     gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
     gatewayPort,
@@ -127,13 +139,121 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     child,
     output: () => out,
     api,
-    kill: async (signal) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill(signal);
-      await exited;
-    },
+    kill,
+    stop: () => stopAndClean(cp),
   };
+  return cp;
+}
+
+/**
+ * Stops a control plane so that nothing it started outlives the test.
+ * `bulwark server` keeps its instances and HAProxy on SIGTERM (a restarted
+ * server adopts them), which in a test is a leak: a ledger, its shim,
+ * network namespace and cgroup still running an hour later. So, while the
+ * server runs: delete every app and wait until the API lists no instance
+ * (the driver then has removed their processes, namespaces and cgroups),
+ * then SIGTERM. What still runs from the data dir after that (HAProxy, kept
+ * by design; shims and instances of a server that was SIGKILLed) is killed
+ * by pid, and the site's own cgroup (`bulwark/<scope>`, kept for re-adoption)
+ * is removed once empty: rmdir fails on a cgroup that still holds an
+ * instance, so a leaked one stays for the run's leftover check. Throws, after that clean-up, when the instances did not go away
+ * through the API: a removal that does not remove is a bug to see.
+ */
+export async function stopAndClean(cp: ControlPlaneProcess): Promise<void> {
+  let problem: string | undefined;
+  if (cp.child.exitCode === null && cp.child.signalCode === null) {
+    try {
+      const apps = await cp.api<{ items: { metadata: { project: string; name: string } }[] }>(
+        'GET',
+        '/api/v1/apps',
+      );
+      for (const a of apps.body.items)
+        await cp.api('DELETE', `/api/v1/projects/${a.metadata.project}/apps/${a.metadata.name}`);
+      let left: string[] = [];
+      await waitFor(
+        'every instance removed',
+        async () => {
+          const r = await cp.api<{ items: { id: string }[] }>('GET', '/api/v1/instances');
+          left = r.body.items.map((i) => i.id);
+          return left.length === 0;
+        },
+        { timeoutMs: 60_000, intervalMs: 300 },
+      ).catch(() => {
+        problem = `instances still listed 60 s after their apps were deleted: ${left.join(', ')}`;
+      });
+    } catch (err) {
+      problem = `could not delete the apps through the API: ${String(err)}`;
+    }
+    await cp.kill('SIGTERM');
+  }
+  const stray = [
+    ...new Set([...processesOf(cp.dataDir), ...instanceProcesses(cp.gatewayPort).map((p) => p.pid)]),
+  ];
+  for (const pid of stray) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+  await waitFor(
+    'stray processes gone',
+    () => stray.every((pid) => !fs.existsSync(`/proc/${pid}/cmdline`) || isZombie(pid)),
+    {
+      timeoutMs: 10_000,
+    },
+  ).catch(() => undefined);
+  removeEmptySiteCgroups(cp.dataDir);
+  if (problem) throw new Error(`stopping the control plane of ${cp.dataDir}: ${problem}`);
+}
+
+/** Removes the (empty) per-site cgroup of each local site under the data dir: `<hierarchy>/bulwark*\/<scope>`. */
+function removeEmptySiteCgroups(dataDir: string): void {
+  let sites: string[] = [];
+  try {
+    sites = fs.readdirSync(path.join(dataDir, 'sites'));
+  } catch {
+    return; // never started a site
+  }
+  const scopes = new Set(sites.map((s) => scopeOf(path.join(dataDir, 'sites', s, 'instances'))));
+  for (const cg of listCgroups())
+    if (scopes.has(path.basename(cg))) {
+      try {
+        fs.rmdirSync(cg);
+      } catch {
+        // not empty: an instance is still in it, which the leftover check reports
+      }
+    }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Processes whose command line or working directory is in `dir` (HAProxy's config, shims' state dirs). */
+export function processesOf(dir: string): number[] {
+  const abs = path.resolve(dir);
+  const found: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
+      let cwd = '';
+      try {
+        cwd = fs.readlinkSync(`/proc/${name}/cwd`);
+      } catch {
+        // not ours to read
+      }
+      if (cmdline.includes(`${abs}/`) || cwd === abs || cwd.startsWith(`${abs}/`)) found.push(Number(name));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
 }
 
 /** Processes whose environment says they are instances behind this gateway port. */

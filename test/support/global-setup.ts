@@ -55,6 +55,8 @@ export function formatLeftovers(found: readonly Leftover[]): string {
 
 export default function setup(): () => Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bwt-'));
+  // mkdtemp makes it 0700; instances that run as another user must still reach their dirs below it.
+  fs.chmodSync(root, 0o755);
   const st: RunState = { root, before: takeSnapshot(), watcher: new ScopeWatcher(root) };
   (globalThis as Record<symbol, RunState | undefined>)[KEY] = st;
   process.env.TMPDIR = root;

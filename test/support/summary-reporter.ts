@@ -17,6 +17,8 @@ import { checkLeftovers, formatLeftovers, runState } from './global-setup.ts';
 function skipReason(t: TestCase): string {
   const r = t.result();
   if (r.state === 'skipped' && r.note) return r.note;
+  if (t.module.state() === 'failed' && t.options.mode === 'run')
+    return 'not run: its file failed before it (a hook or the import; the error is above)';
   if (t.options.mode === 'todo') return 'todo';
   if (t.options.mode === 'skip') return 'static skip (skip/skipIf/runIf), no reason given';
   if (r.state === 'pending') return 'not run (the run was cut short, or another test has .only)';
@@ -36,7 +38,10 @@ export default class SummaryReporter implements Reporter {
     let failed = unhandledErrors.length;
     const skipped: string[] = [];
     for (const m of testModules) {
-      if (m.state() === 'failed' && [...m.children.allTests()].length === 0) failed++;
+      // A file that failed outside its tests (import, beforeAll/afterAll) counts as one failure:
+      // its tests show as skipped, and the closing line must not read "0 failed".
+      if (m.state() === 'failed' && ![...m.children.allTests()].some((t) => t.result().state === 'failed'))
+        failed++;
       const file = path.relative(process.cwd(), m.moduleId);
       for (const t of m.children.allTests()) {
         const s = t.result().state;
