@@ -14,6 +14,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { EXIT } from '../../src/cli/exit-codes.ts';
 import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { freePort } from '../../src/util/ports.ts';
@@ -306,6 +307,38 @@ describe('control plane API over TLS, with agent tokens', () => {
     // The admin sees the report the agent token posted.
     const agents = await get(server.url, '/api/v1/observability/agents', { ca, token: ADMIN });
     expect(JSON.stringify(agents.body)).toContain('node-a');
+  });
+
+  it('agent manifest --create-agent-token puts a new agent token and the pin in the DaemonSet, never the admin token', async () => {
+    const r = await cli(
+      [
+        'agent',
+        'manifest',
+        '--site',
+        'local',
+        '--image',
+        'registry.example/bulwark:t',
+        '--create-agent-token',
+      ],
+      pinned(server.fingerprint),
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).not.toContain(ADMIN);
+    const docs = parseAllDocuments(r.out).map((d) => d.toJSON() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const secret = docs[1]!.stringData.token as string;
+    expect(secret).toMatch(/^bwk_/);
+    const env = docs[2]!.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(env).toContainEqual({ name: 'BULWARK_TLS_FINGERPRINT', value: server.fingerprint });
+    expect(env).toContainEqual({ name: 'BULWARK_SERVER', value: server.url });
+    expect(r.err).toMatch(
+      /created agent token 'ds-local-\d{14}' \(.*\) for the DaemonSet; revoke it with: bulwark tokens revoke /,
+    );
+    const inv = await get(server.url, '/api/v1/observability/agents/inventory?site=local', {
+      ca,
+      token: secret,
+    });
+    expect(inv.status).toBe(200);
+    expect((await get(server.url, '/api/v1/apps', { ca, token: secret })).status).toBe(403);
   });
 
   it('a revoked agent token gets 401 with the revocation and its reason, and stops a running agent (exit 6)', async () => {
