@@ -32,6 +32,8 @@ export interface LaunchRequest {
   cgroupProcs?: string[];
   /** CPUs the child runs on (`taskset`); unset: the shim's own affinity. */
   cpus?: readonly number[];
+  /** Sandbox wrapper (setpriv + bwrap ... `--`), run after the netns and cgroups are joined. */
+  sandbox?: { prefix: string[]; seccompFile: string };
   logMaxBytes: number;
   logFiles: number;
   /** How long to wait for the shim to report the child. */
@@ -56,8 +58,10 @@ export function wrapArgv(
   netnsPath?: string,
   cgroupProcs: string[] = [],
   cpus?: readonly number[],
+  sandboxPrefix: string[] = [],
 ): string[] {
-  let out = argv;
+  // Innermost: joining the netns and cgroups needs root, which the sandbox gives up.
+  let out = [...sandboxPrefix, ...argv];
   if (cgroupProcs.length > 0) {
     const join = cgroupProcs.map((f) => `echo $$ > ${shQuote(f)}`).join(' && ');
     out = ['/bin/sh', '-c', `${join} && exec "$@"`, 'bulwark-join', ...out];
@@ -69,20 +73,22 @@ export function wrapArgv(
 
 export async function launch(req: LaunchRequest): Promise<LaunchResult> {
   const logDir = path.join(req.dir, 'logs');
-  mkdirSync(logDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
   rmSync(path.join(req.dir, FILES.child), { force: true });
   rmSync(path.join(req.dir, FILES.exit), { force: true });
   rmSync(path.join(req.dir, FILES.shim), { force: true });
   const lf: LaunchFile = {
-    argv: wrapArgv(req.argv, req.netnsPath, req.cgroupProcs, req.cpus),
+    argv: wrapArgv(req.argv, req.netnsPath, req.cgroupProcs, req.cpus, req.sandbox?.prefix),
     cwd: req.cwd,
     env: req.env,
     logDir,
     logMaxBytes: req.logMaxBytes,
     logFiles: req.logFiles,
+    ...(req.sandbox ? { sandbox: { seccompFile: req.sandbox.seccompFile } } : {}),
   };
+  // It holds the instance's env (secrets): root only.
   writeJsonAtomic(path.join(req.dir, FILES.launch), lf);
-  const shimLog = openSync(path.join(req.dir, FILES.shimLog), 'a');
+  const shimLog = openSync(path.join(req.dir, FILES.shimLog), 'a', 0o600);
   let proc;
   try {
     proc = spawn(process.execPath, [SHIM_PATH, req.dir], {

@@ -38,6 +38,7 @@ import {
 } from './cgroups.ts';
 import { resolveExecutable } from './executable.ts';
 import { launch } from './launcher.ts';
+import { Sandbox } from './sandbox/sandbox.ts';
 import { LogFollower } from './log-follower.ts';
 import { tailLogs } from './log-reader.ts';
 import { BridgeNetwork, type InstanceNet } from './network.ts';
@@ -132,6 +133,7 @@ export class LocalDriver implements RuntimeDriver {
   private readonly caps: DriverCapabilities;
   private readonly network: BridgeNetwork | undefined;
   private readonly cgroups: Cgroups | undefined;
+  private readonly sandbox: Sandbox | undefined;
   private readonly insts = new Map<string, Inst>();
   private readonly listeners = new Set<(ev: DriverEvent) => void>();
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -147,17 +149,20 @@ export class LocalDriver implements RuntimeDriver {
     caps: DriverCapabilities,
     network: BridgeNetwork | undefined,
     cgroups: Cgroups | undefined,
+    sandbox: Sandbox | undefined,
   ) {
     this.opts = opts;
     this.caps = caps;
     this.network = network;
     this.cgroups = cgroups;
+    this.sandbox = sandbox;
   }
 
   /** Detect capabilities, prepare the bridge, and re-adopt (or clean up) instances from the records. */
   static async create(options: LocalDriverOptions): Promise<LocalDriver> {
     const opts = compileOptions(options);
-    mkdirSync(path.join(opts.stateDir, 'instances'), { recursive: true });
+    // 0700: instance dirs hold launch files with the instances' env (their secrets).
+    mkdirSync(path.join(opts.stateDir, 'instances'), { recursive: true, mode: 0o700 });
     const root = process.getuid?.() === 0;
     const privileged = opts.privileged ?? root;
     const off = (what: string) => ({
@@ -173,12 +178,19 @@ export class LocalDriver implements RuntimeDriver {
       // The host's cgroup mode is reported even when limits are off.
       cgroups: { ...off('cgroup limits'), ...describeCgroupHost(detectCgroupHost()) },
     };
+    const sb = await Sandbox.detect(opts.stateDir, opts.sandbox);
+    caps.sandbox = sb.capability;
+    if (opts.sandbox.enabled === true && !sb.sandbox)
+      throw new Error(`LocalDriver option sandbox: true, but ${sb.capability.reason ?? 'it is unavailable'}`);
     if (privileged) {
       const net = new BridgeNetwork({
         bridge: opts.bridge,
         subnet: opts.subnet,
         owner: path.resolve(opts.stateDir),
         scope: opts.scope,
+        // Sandboxed instances reach each other only through the gateway, and bind as non-root.
+        isolatePorts: sb.sandbox !== undefined,
+        unprivilegedPorts: sb.sandbox !== undefined,
       });
       caps.networkNamespaces = net.detect();
       if (caps.networkNamespaces.available) {
@@ -189,7 +201,7 @@ export class LocalDriver implements RuntimeDriver {
       caps.cgroups = cg.capability;
       cgroups = cg.cgroups;
     }
-    const d = new LocalDriver(opts, caps, network, cgroups);
+    const d = new LocalDriver(opts, caps, network, cgroups, sb.sandbox);
     await d.adoptAll();
     d.monitor = setInterval(() => d.poll(), opts.pollIntervalMs);
     return d;
@@ -487,7 +499,7 @@ export class LocalDriver implements RuntimeDriver {
     if (net) data.net = net;
     if (cgroup) data.cgroup = cgroup;
     ports = data.ports;
-    mkdirSync(this.dirOf(spec.id), { recursive: true });
+    mkdirSync(this.dirOf(spec.id), { recursive: true, mode: 0o700 });
     const inst = this.newInst(data);
     this.insts.set(spec.id, inst);
     this.pendingIps.delete(ip);
@@ -525,6 +537,7 @@ export class LocalDriver implements RuntimeDriver {
       env[`BULWARK_PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(d.ports[p.name]);
     }
     env.BULWARK_INSTANCE_ID = d.spec.id;
+    if (this.sandbox) env.BULWARK_INSTANCE_DATA_DIR = this.sandbox.dataDirOf(d.spec);
     env.BULWARK_HOST_IP = this.hostIp;
     return env;
   }
@@ -587,9 +600,12 @@ export class LocalDriver implements RuntimeDriver {
   ): Promise<void> {
     const d = inst.data;
     const spec = d.spec;
+    const args = spec.command!.slice(1);
+    const sandbox = this.sandbox?.prepare(spec, cwd, exePath, args);
     const r = await launch({
       dir: this.dirOf(spec.id),
-      argv: [exePath, ...spec.command!.slice(1)],
+      argv: [exePath, ...args],
+      ...(sandbox ? { sandbox } : {}),
       cwd,
       env,
       ...(d.net && this.network ? { netnsPath: this.network.netnsPath(d.net.netns) } : {}),
@@ -750,6 +766,7 @@ export class LocalDriver implements RuntimeDriver {
       this.network.release(d.ip);
     }
     if (d.cgroup && this.cgroups) await this.cgroups.remove(d.cgroup);
+    this.sandbox?.release(d.spec);
     await inst.persistChain;
     await this.opts.records.deleteInstance(id);
     // Followers get the last lines (e.g. what the process said on SIGTERM) before the files go.

@@ -94,7 +94,7 @@ export class RotatingLog {
   }
 
   private open(): void {
-    this.fd = openSync(this.file, 'a');
+    this.fd = openSync(this.file, 'a', 0o600); // what an instance prints may hold secrets
     try {
       this.size = statSync(this.file).size;
     } catch {

@@ -42,6 +42,17 @@ export interface NetworkOptions {
   scope?: string;
   /** @default "/run/bulwark/leases/<bridge>" */
   leaseDir?: string;
+  /**
+   * Make every instance's bridge port an isolated port (`bridge link set ... isolated on`):
+   * the bridge forwards nothing between two isolated ports, so instances reach each other
+   * only through the host side (the gateway on `.1`). @default false
+   */
+  isolatePorts?: boolean;
+  /**
+   * Let unprivileged uids bind any port inside the instance's netns (it is the instance's
+   * own namespace: a sandboxed instance runs as an unprivileged uid). @default false
+   */
+  unprivilegedPorts?: boolean;
 }
 
 export interface InstanceNet {
@@ -71,10 +82,14 @@ export class BridgeNetwork {
   private readonly owner: string;
   private readonly scope: string;
   private readonly leaseDir: string;
+  private readonly isolatePorts: boolean;
+  private readonly unprivilegedPorts: boolean;
   private cursor = 2;
 
   constructor(opts: NetworkOptions = {}) {
     this.bridge = opts.bridge ?? 'bulwark0';
+    this.isolatePorts = opts.isolatePorts ?? false;
+    this.unprivilegedPorts = opts.unprivilegedPorts ?? false;
     const subnet = opts.subnet ?? '10.213.0.0/16';
     const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
     const prefix = m ? Number(m[2]) : NaN;
@@ -222,11 +237,14 @@ export class BridgeNetwork {
       await run('ip', ['link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPeer]);
       await run('ip', ['link', 'set', vethPeer, 'netns', netns]);
       await run('ip', ['link', 'set', vethHost, 'master', this.bridge, 'up']);
+      if (this.isolatePorts) await run('bridge', ['link', 'set', 'dev', vethHost, 'isolated', 'on']);
       await run('ip', ['-n', netns, 'link', 'set', vethPeer, 'name', 'eth0']);
       await run('ip', ['-n', netns, 'addr', 'add', `${ip}/${this.prefix}`, 'dev', 'eth0']);
       await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
       await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
       await run('ip', ['-n', netns, 'route', 'add', 'default', 'via', this.gateway]);
+      if (this.unprivilegedPorts)
+        await run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv4.ip_unprivileged_port_start=0']);
       // The address may have belonged to an instance removed moments ago: the host's ARP entry
       // still names the old veth's MAC and stays "reachable" for up to ~45 s, during which
       // nothing reaches the new instance. Forget it so the next packet asks again.

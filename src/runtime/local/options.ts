@@ -8,6 +8,7 @@ import { cpuCount } from '../../util/cpus.ts';
 import type { InstanceSpec } from '../driver.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import type { InstanceRecords } from './records.ts';
+import type { SandboxOptions } from './sandbox/sandbox.ts';
 
 export interface LocalDriverOptions {
   /** Directory for per-instance state and logs; must survive control-plane restarts. */
@@ -44,10 +45,19 @@ export interface LocalDriverOptions {
    * the scheduler puts them
    */
   cpus?: readonly number[];
+  /**
+   * The instance sandbox (sandbox/sandbox.ts): bubblewrap with an unprivileged uid, its own
+   * mount/PID/IPC/UTS namespaces, no capabilities and a seccomp filter; as root also
+   * isolated bridge ports. `true`/`false` or options. @default auto: on when bwrap works here
+   */
+  sandbox?: boolean | SandboxOptions;
 }
 
-export type CompiledOptions = Required<Omit<LocalDriverOptions, 'privileged' | 'backoff' | 'cpus'>> & {
+export type CompiledOptions = Required<
+  Omit<LocalDriverOptions, 'privileged' | 'backoff' | 'cpus' | 'sandbox'>
+> & {
   privileged: boolean | undefined;
+  sandbox: SandboxOptions;
   cpus: readonly number[] | undefined;
   backoff: BackoffOptions;
   /**
@@ -86,6 +96,7 @@ export function compileOptions(o: LocalDriverOptions): CompiledOptions {
     launchWaitMs: o.launchWaitMs ?? 5000,
     inheritEnv: o.inheritEnv ?? ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'],
     cpus: o.cpus,
+    sandbox: typeof o.sandbox === 'boolean' ? { enabled: o.sandbox } : { ...o.sandbox },
   };
 }
 

@@ -19,6 +19,13 @@ export interface LaunchFile {
   logMaxBytes: number;
   /** Number of files kept per stream, current one included. */
   logFiles: number;
+  /**
+   * Set when argv runs bwrap (sandbox/sandbox.ts): the shim opens the seccomp program
+   * as fd 3 and a pipe as fd 4 (bwrap's --info-fd), records the sandboxed program's
+   * host pid (not bwrap's) in child.json, and turns bwrap's exit code 128+N back into
+   * signal N.
+   */
+  sandbox?: { seccompFile: string };
 }
 
 /** Written by the shim once the child runs. */
@@ -56,7 +63,8 @@ export const FILES = {
 
 export function writeJsonAtomic(file: string, value: unknown): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(value));
+  // 0600: launch.json holds the instance's env (its secrets), and none of these is anyone else's business.
+  writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
   renameSync(tmp, file);
 }
 
@@ -78,7 +86,7 @@ export const RESERVED_BYTES = 1024;
  */
 export function reserveFile(file: string): number | undefined {
   try {
-    const fd = openSync(file, 'w');
+    const fd = openSync(file, 'w', 0o600);
     writeSync(fd, ' '.repeat(RESERVED_BYTES - 1) + '\n', 0);
     return fd;
   } catch {

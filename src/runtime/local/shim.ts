@@ -14,8 +14,11 @@
  * and only when cleaning up an instance whose child it already handled.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, renameSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { RotatingLog } from './log-writer.ts';
 import { processStartTime } from './proc.ts';
 import {
@@ -92,16 +95,22 @@ function main(): void {
   const statusTimer = setInterval(writeStatus, STATUS_EVERY_MS);
 
   const [file, ...args] = launch.argv as [string, ...string[]];
+  const sandbox = launch.sandbox ? openSandboxFds(launch.sandbox) : undefined;
   const child = spawn(file, args, {
     cwd: launch.cwd,
     env: launch.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // fd 3: the seccomp program bwrap loads; fd 4: bwrap's info pipe (its init's host pid).
+    stdio: sandbox ? ['ignore', 'pipe', 'pipe', sandbox.seccompFd, 'pipe'] : ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: the driver signals the whole group
   });
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stdout.on('data', (s: string) => logs.stdout.write(s));
-  child.stderr.on('data', (s: string) => logs.stderr.write(s));
+  if (sandbox) closeSync(sandbox.seccompFd);
+  // Both are pipes (stdio above); the stdio array's type loses that.
+  const out = child.stdout!;
+  const err = child.stderr!;
+  out.setEncoding('utf8');
+  err.setEncoding('utf8');
+  out.on('data', (s: string) => logs.stdout.write(s));
+  err.on('data', (s: string) => logs.stderr.write(s));
 
   let finished = false;
   const finish = (exit: ExitFile): void => {
@@ -138,10 +147,15 @@ function main(): void {
     process.exit(0);
   };
 
-  child.on('spawn', () => {
-    const pid = child.pid as number;
+  const recordChild = (pid: number): void => {
     const rec: ChildFile = { pid, startTime: processStartTime(pid) ?? 0, at: new Date().toISOString() };
     writeJsonAtomic(path.join(dir, FILES.child), rec);
+  };
+  child.on('spawn', () => {
+    // Sandboxed, the program is bwrap's grandchild (bwrap -> init, pid 1 inside -> program):
+    // probes, evidence and signals act on the program's host pid, found from bwrap's report.
+    if (!sandbox) recordChild(child.pid as number);
+    else void sandboxedPid(child.stdio[4] as Readable).then((pid) => pid !== undefined && recordChild(pid));
   });
   child.on('error', (err: NodeJS.ErrnoException) => {
     if (child.pid !== undefined) return; // errors after spawn (e.g. kill) are not start failures
@@ -152,8 +166,12 @@ function main(): void {
       spawnError: `${err.code ?? 'error'}: ${err.message}`,
     });
   });
-  child.on('exit', (code, signal) => {
+  child.on('exit', (rawCode, rawSignal) => {
     const at = new Date().toISOString();
+    // bwrap's init exits with 128+N when the program died of signal N.
+    const { code, signal } = sandbox
+      ? fromSandboxExit(rawCode, rawSignal)
+      : { code: rawCode, signal: rawSignal };
     // Like a container whose pid 1 exits: whatever the child left behind goes too.
     try {
       process.kill(-(child.pid as number), 'SIGKILL');
@@ -166,4 +184,48 @@ function main(): void {
   });
 }
 
-main();
+function openSandboxFds(sb: { seccompFile: string }): { seccompFd: number } {
+  return { seccompFd: openSync(sb.seccompFile, 'r') };
+}
+
+/**
+ * The sandboxed program's host pid: bwrap writes `{"child-pid": N}` (its init, pid 1
+ * inside) on the info fd once the namespaces exist; the init then forks the program,
+ * its only child.
+ */
+async function sandboxedPid(info: Readable): Promise<number | undefined> {
+  let text = '';
+  info.setEncoding('utf8');
+  for await (const chunk of info) text += chunk as string;
+  let init: number | undefined;
+  try {
+    init = (JSON.parse(text) as { 'child-pid'?: number })['child-pid'];
+  } catch {
+    return undefined; // bwrap failed before reporting: its exit says why
+  }
+  if (init === undefined) return undefined;
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    try {
+      const kids = readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim();
+      if (kids) return Number(kids.split(' ')[0]);
+    } catch {
+      return undefined; // the init is gone: so is the program
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return undefined;
+}
+
+export function fromSandboxExit(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): { code: number | null; signal: string | null } {
+  if (code !== null && code > 128 && code < 128 + 65) {
+    const name = Object.entries(osConstants.signals).find(([, n]) => n === code - 128)?.[0];
+    if (name) return { code: null, signal: name };
+  }
+  return { code, signal };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
