@@ -19,6 +19,7 @@ declare -A need=(
   # cluster processes from outliving a killed test.
   [openssl]=openssl
   [setpriv]=util-linux
+  [bwrap]=bubblewrap # the local instance sandbox (src/runtime/local/sandbox); setpriv drops to its uid
 )
 missing=()
 for bin in "${!need[@]}"; do

@@ -167,6 +167,8 @@ export class ControlPlane {
         records: store,
         ...(opts.privileged !== undefined ? { privileged: opts.privileged } : {}),
         ...(cpuPlan.instances ? { cpus: cpuPlan.instances } : {}),
+        // No instance sees the store, the gateway's sockets, evidence or other instances' state.
+        sandbox: { hide: [dataDir] },
       });
       cleanups.unshift(() => driver.close());
       const hostIp = driver.hostIp;
