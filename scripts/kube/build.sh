@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the Kubernetes test harness binaries from pinned upstream Go modules
 # with this machine's Go toolchain, into a cache outside the repo:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#   kubelet (the harness's real node, with Debian's containerd and runc) (k8s.io/kubernetes)
 #   kwok                                                               (sigs.k8s.io/kwok)
 #   etcd                                                               (go.etcd.io/etcd/server/v3)
 # plus kwok's default Stage definitions (share/kwok-stages.yaml).
@@ -31,7 +32,7 @@ KWOK_VERSION=v0.8.0
 ETCD_VERSION=v3.6.8 # what k8s.io/kubernetes v1.36.3 pins (build/dependencies.yaml)
 CACHE=${BULWARK_KUBE_CACHE:-/var/cache/bulwark/kube}
 BIN=$CACHE/bin
-KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 TAGS=selinux,notest,grpcnotrace # the tags upstream's hack/lib/golang.sh builds with
 
 t0=$(date +%s)
@@ -110,7 +111,7 @@ gen_module() { # dir module-path go.mod-body tools.go-imports...
 }
 
 # 1. Kubernetes: the module set k8s.io/kubernetes replaces to ./staging, read from its own go.mod.
-if needs kube-apiserver || needs kube-controller-manager || needs kube-scheduler || needs kubectl; then
+if needs kube-apiserver || needs kube-controller-manager || needs kube-scheduler || needs kubectl || needs kubelet; then
   log "resolving k8s.io/kubernetes@$KUBE_VERSION"
   kube_dir=$(mod_dir "k8s.io/kubernetes@$KUBE_VERSION")
   [ -f "$kube_dir/go.mod" ] || { log "could not download k8s.io/kubernetes@$KUBE_VERSION (is GOPROXY reachable?)"; exit 1; }

@@ -27,12 +27,15 @@ import { freePort } from '../../src/util/ports.ts';
 import { sleep } from '../../src/util/time.ts';
 import { kubeRequest } from './kube/http.ts';
 import type { KubeObject } from './kube/http.ts';
+import { pauseImage, type ImageSpec } from './kube/image.ts';
+import { nodeUnsupportedReason, startKubeletNode, type KubeletNode } from './kube/node.ts';
 import { createClusterPki, createSniCert } from './kube/pki.ts';
 import { describeFailure, startProcess } from './kube/process.ts';
 import type { ManagedProcess } from './kube/process.ts';
 
 export { kubeRequest } from './kube/http.ts';
 export type { KubeObject, KubeResponse, KubeRequestOptions, KubeTarget } from './kube/http.ts';
+export { APP_IMAGE, appImage, PAUSE_IMAGE, type ImageSpec } from './kube/image.ts';
 
 export interface KubeCluster {
   name: string;
@@ -74,6 +77,8 @@ export interface KubeCluster {
   compactEtcd(): Promise<number>;
   /** With `sniNames`: the CA of the SNI certificate and its names. */
   sni?: { caCertPem: string; names: string[] };
+  /** Names of the kubelet Nodes (`kubeletNodes`), all Ready when startKubeCluster resolves. */
+  kubeletNodeNames: string[];
 }
 
 export type KubeComponent = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
@@ -89,6 +94,14 @@ export interface StartKubeClusterOptions {
    * (no IP) from a CA of its own (`KubeCluster.sni`): tests of a kubeconfig's tls-server-name.
    */
   sniNames?: string[];
+  /**
+   * Real nodes besides the kwok ones: a kubelet with containerd and runc each
+   * (test/support/kube/node.ts), running `images` (the pause image is always there), so
+   * pods have containers that listen, log, exit and restart. @default 0
+   */
+  kubeletNodes?: number;
+  /** Images the kubelet nodes get (imported from tarballs made here; nothing is pulled). */
+  images?: ImageSpec[];
 }
 
 /** Annotation kwok is told to manage Nodes by (kwok's own convention). */
@@ -167,7 +180,7 @@ export async function startKubeCluster(opts: StartKubeClusterOptions): Promise<K
   // A clean retry is cheaper than a flaky suite.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(opts.name, nodes, opts.startTimeoutMs ?? 180_000, bins, opts.sniNames ?? []);
+      return await startOnce(opts, nodes, opts.startTimeoutMs ?? 180_000, bins);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (attempt >= 3 || !/address already in use/i.test(msg)) throw err;
@@ -189,22 +202,27 @@ export async function startKubeClusters(names: string[]): Promise<KubeCluster[]>
 }
 
 async function startOnce(
-  name: string,
+  opts: StartKubeClusterOptions,
   nodeCount: number,
   timeoutMs: number,
   bins: ReturnType<typeof kubeBinaries>,
-  sniNames: string[],
 ): Promise<KubeCluster> {
+  const { name } = opts;
+  const sniNames = opts.sniNames ?? [];
+  const kubeletCount = opts.kubeletNodes ?? 0;
   const seq = clusterSeq++;
   const deadline = Date.now() + timeoutMs;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `bulwark-kube-${name}-`));
   const logs = path.join(dir, 'logs');
   await fsp.mkdir(logs);
   const procs: ManagedProcess[] = [];
+  const kubelets: KubeletNode[] = [];
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    // Nodes first, while the apiserver still answers: their pods are deleted through it.
+    for (const k of kubelets) await k.stop();
     // Reverse start order: clients first, so they do not log storms of errors about a missing apiserver.
     for (const p of [...procs].reverse()) await p.stop();
     if (process.env.BULWARK_KUBE_KEEP !== '1') await fsp.rm(dir, { recursive: true, force: true });
@@ -261,6 +279,7 @@ async function startOnce(
       'kube-controller-manager': randomBytes(24).toString('hex'),
       'kube-scheduler': randomBytes(24).toString('hex'),
       kwok: randomBytes(24).toString('hex'),
+      kubelet: randomBytes(24).toString('hex'),
     };
     // Every identity is in system:masters: the harness tests Bulwark, not RBAC of the components.
     await fsp.writeFile(
@@ -270,6 +289,7 @@ async function startOnce(
         `${componentTokens['kube-controller-manager']},system:kube-controller-manager,uid-kcm,"system:masters"`,
         `${componentTokens['kube-scheduler']},system:kube-scheduler,uid-sched,"system:masters"`,
         `${componentTokens.kwok},kwok-controller,uid-kwok,"system:masters"`,
+        `${componentTokens.kubelet},system:node:kubelet,uid-kubelet,"system:masters"`,
         '',
       ].join('\n'),
       { mode: 0o600 },
@@ -304,6 +324,9 @@ async function startOnce(
       // No kubernetes-Service endpoints for a loopback address (it is not a valid endpoint IP).
       '--endpoint-reconciler-type=none',
       '--allow-privileged=true',
+      // Reach kubelets (logs) at their InternalIP: a node name resolves nowhere here, and a
+      // DNS lookup of it would leave the machine.
+      '--kubelet-preferred-address-types=InternalIP',
       '--profiling=false',
       `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
       ...(sni ? [`--tls-sni-cert-key=${sni.certPath},${sni.keyPath}:${sniNames.join(',')}`] : []),
@@ -420,10 +443,33 @@ async function startOnce(
       ),
     ]);
 
+    if (kubeletCount > 0) {
+      const why = nodeUnsupportedReason(path.join(bins.dir, 'kubelet'));
+      if (why) throw new Error(`kubelet nodes for ${name}: ${why}`);
+      // One at a time: each imports the images and registers; two kubelets on two cores at once
+      // only make both slower.
+      for (let i = 0; i < kubeletCount; i++) {
+        kubelets.push(
+          await startKubeletNode({
+            nodeName: `${name}-kubelet-${i}`,
+            dir: path.join(dir, `kubelet-${i}`),
+            index: (seq * 4 + i) % 250,
+            target: { server, token: componentTokens.kubelet, caCertPem: pki.caCertPem },
+            kubeletBin: path.join(bins.dir, 'kubelet'),
+            images: opts.images ?? [],
+            imageCache: path.join(cacheDir(), 'images'),
+            pauseImage: pauseImage(),
+            deadline,
+          }),
+        );
+      }
+    }
+
     return {
       name,
       server,
       kubeconfigPath,
+      kubeletNodeNames: kubelets.map((k) => k.nodeName),
       token,
       caCertPem: pki.caCertPem,
       dir,
