@@ -64,6 +64,9 @@ const appPids = (id: string): number[] =>
     .map((l) => Number(l.trim().split(/\s+/)[0]))
     .filter((pid) => {
       try {
+        // The sandbox's wrappers (bwrap and its init inside the PID namespace) carry the same
+        // argv and env; they are not the app and go with it.
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bwrap') return false;
         return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`BULWARK_INSTANCE_ID=${id}`);
       } catch {
         return false;
