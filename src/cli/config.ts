@@ -90,10 +90,12 @@ export function resolveConfig(flags: {
   config?: string;
   'ca-file'?: string;
   'tls-fingerprint'?: string;
+  /** false: flags and environment only (`config save` checks what it is about to write). */
+  readFile?: boolean;
 }): CliConfig {
   let fileCfg: CliConfigFile = {};
   let source = 'defaults';
-  for (const file of configCandidates(flags.config)) {
+  for (const file of flags.readFile === false ? [] : configCandidates(flags.config)) {
     if (!fs.existsSync(file)) {
       if (flags.config) throw new CliError(`config file ${file} does not exist`, EXIT.usage);
       continue;

@@ -21,6 +21,7 @@ import {
 } from './commands/resources.ts';
 import { runServer, tlsFlags } from './commands/server.ts';
 import { cmdTokens } from './commands/tokens.ts';
+import { cmdConfigSave } from './commands/config.ts';
 import { planCpus } from '../controlplane/cpu-plan.ts';
 import { cpuCount, parseCpuList } from '../util/cpus.ts';
 import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../observability/otlp/exporter.ts';
@@ -54,6 +55,8 @@ Usage:
                  Secret gets an agent-scoped token (never this CLI's own), and the CLI's TLS trust
   bulwark tokens create --scope agent --name NAME   agent token (reports + inventory only); secret shown once
   bulwark tokens list | revoke ID [--reason TEXT]   (admin token needed; a revoked token gets 401)
+  bulwark config save --server URL [--token T] [--tls-fingerprint sha256:... | --ca-file FILE]
+                 check the server with these settings, then store them in the config file (0600)
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
                  [--gateway-port 8080] [--gateway-cpus 1,2] [--control-plane-cpus 1] [--unprivileged]
                  (--gateway-cpus: HAProxy pinned to those CPUs, one thread each; --control-plane-cpus:
@@ -242,6 +245,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
         ...(process.env.BULWARK_LOG_LEVEL ? { logLevel: process.env.BULWARK_LOG_LEVEL as 'info' } : {}),
       });
       return await new Promise<number>(() => undefined); // runs until a signal
+    }
+    if (cmd === 'config') {
+      if (a1 !== 'save')
+        throw new CliError(`unknown config subcommand '${a1 ?? ''}' (only 'save')`, EXIT.usage);
+      await cmdConfigSave(io, f);
+      return EXIT.ok;
     }
     const api = new ApiClient(resolveConfig(f));
     switch (cmd) {

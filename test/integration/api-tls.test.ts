@@ -265,6 +265,46 @@ describe('control plane API over TLS, with agent tokens', () => {
     expect(r.err).toMatch(/--tls-fingerprint: 'sha256:nothex' is not a SHA-256 certificate fingerprint/);
   });
 
+  it('config save checks the server with the pin, then stores it (0600) so later commands need no flags', async () => {
+    const saved = path.join(root, 'saved.json');
+    const wrong = 'sha256:' + 'CD:'.repeat(31) + 'CD';
+    let r = await cli([
+      'config',
+      'save',
+      '--server',
+      server.url,
+      '--token',
+      ADMIN,
+      '--tls-fingerprint',
+      wrong,
+      '--config',
+      saved,
+    ]);
+    expect(r.code).toBe(EXIT.unauthorized);
+    expect(fs.existsSync(saved)).toBe(false);
+    r = await cli([
+      'config',
+      'save',
+      '--server',
+      server.url,
+      '--token',
+      ADMIN,
+      '--tls-fingerprint',
+      server.fingerprint,
+      '--config',
+      saved,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    expect((fs.statSync(saved).mode & 0o777).toString(8)).toBe('600');
+    expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({
+      server: server.url,
+      token: ADMIN,
+      tlsFingerprint: server.fingerprint,
+    });
+    r = await cli(['get', 'sites'], { BULWARK_CONFIG: saved });
+    expect(r.code, r.err).toBe(0);
+  });
+
   it('an agent token posts reports and reads the inventory, and gets 403 on apply and every other route', async () => {
     const created = await cli(
       ['tokens', 'create', '--scope', 'agent', '--name', 'node-a'],
