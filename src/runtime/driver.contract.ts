@@ -60,6 +60,12 @@ export interface DriverContractOptions {
   timeScale?: number;
   /** Tests to skip: test name -> the reason, reported as the skip's note. */
   skip?: Record<string, string>;
+  /**
+   * Capabilities this kind of driver lacks by design on every setup (gate -> why): the
+   * tests that need one are not registered at all, and the caller's docs say why. A gate
+   * for a capability the test setup merely lacks (kwok nodes) stays a reported skip.
+   */
+  never?: Partial<Record<Gate, string>>;
 }
 
 type Gate = 'processes' | 'logs' | 'quarantineSuspendsSupervision';
@@ -77,6 +83,7 @@ export function runDriverContract(o: DriverContractOptions): void {
   describe(`RuntimeDriver contract: ${o.name}`, () => {
     let driver: RuntimeDriver;
     const test = (name: string, fn: () => Promise<void>, needs: Gate[] = []): void => {
+      if (needs.some((g) => o.never?.[g] !== undefined)) return;
       it(name, async (ctx: TestContext) => {
         const skipped = o.skip?.[name];
         if (skipped !== undefined) ctx.skip(`skipped by the caller: ${skipped}`);
