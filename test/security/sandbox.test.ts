@@ -189,6 +189,32 @@ describe.skipIf(!isRoot)('instance sandbox: an attacker instance', () => {
     expect(existsSync(dataDirOf)).toBe(false);
   });
 
+  it('lets an instance write its data directory and its project directory; a stateful ordinal keeps both', async () => {
+    const d = drivers[0]!;
+    const projectDir = path.join(dataDir, 'sites', 'local', 'data', 'sec');
+    const writer = (n: number): InstanceSpec =>
+      spec(`writer-${n}`, {
+        workload: 'writer',
+        workloadType: 'stateful',
+        command: [
+          '/bin/sh',
+          '-c',
+          'echo $$ >> "$BULWARK_INSTANCE_DATA_DIR/runs" && echo hi > "$BULWARK_PROJECT_DATA_DIR/shared-$BULWARK_INSTANCE_ID" && exec sleep 30',
+        ],
+        env: { BULWARK_PROJECT_DATA_DIR: projectDir },
+        ports: [],
+        readiness: undefined,
+      });
+    for (const n of [1, 2]) {
+      await d.ensure(writer(n));
+      await waitFor('written', () => existsSync(path.join(projectDir, `shared-writer-${n}`)));
+      await d.remove(`writer-${n}`);
+    }
+    // The second instance of ordinal 0 found the first one's file and appended to it.
+    const volume = path.join(dataDir, 'sites', 'local', 'instances', 'volumes', 'sec.a.writer-0');
+    expect(readFileSync(path.join(volume, 'runs'), 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
   it('fails at every attempt from inside its sandbox', async () => {
     const d = drivers[0]!;
     const outside = path.join(dataDir, '..', 'pwned-sandboxed');

@@ -229,14 +229,23 @@ export class Sandbox {
     for (const f of MASKED_FILES) if (existsSync(f)) out.push('--ro-bind', '/dev/null', f);
     out.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/dev/shm');
     const code = visibleDirs(r.cwd, r.exe, r.args).filter((d) => !SYSTEM_DIRS.some((s) => isInside(d, s)));
-    const seen = [...SYSTEM_DIRS, ...code];
+    // Where a path already exists inside: bound host directories, except below a tmpfs mask
+    // (masks and /tmp start empty). Directories bwrap creates on the way to a mount point are
+    // 0700 root, so the ones missing are made first, traversable (0711).
+    const bound = [...SYSTEM_DIRS, ...code];
+    const masks = ['/tmp'];
+    const made = new Set<string>();
+    const exists = (a: string): boolean =>
+      masks.includes(a) ||
+      made.has(a) ||
+      (bound.some((v) => isInside(a, v)) && !masks.some((m) => isInside(a, m)));
     const parents = (dir: string): void => {
-      // Directories bwrap would create on the way are 0700 root: make them traversable.
       const up: string[] = [];
-      for (let a = path.dirname(dir); a !== '/' && !seen.some((v) => isInside(a, v)); a = path.dirname(a))
-        up.unshift(a);
-      for (const a of up) out.push('--perms', '0711', '--dir', a);
-      seen.push(...up);
+      for (let a = path.dirname(dir); a !== '/' && !exists(a); a = path.dirname(a)) up.unshift(a);
+      for (const a of up) {
+        out.push('--perms', '0711', '--dir', a);
+        made.add(a);
+      }
     };
     for (const d of code) {
       parents(d);
@@ -246,7 +255,7 @@ export class Sandbox {
       // Masked where it would be visible, unless the app's own code lives inside it.
       if (existsSync(h) && code.some((d) => isInside(h, d)) && !code.some((d) => isInside(d, h))) {
         out.push('--perms', '0711', '--tmpfs', h);
-        seen.push(h);
+        masks.push(h);
       }
     }
     for (const b of r.binds) {
