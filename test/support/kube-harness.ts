@@ -453,7 +453,8 @@ async function startOnce(
           await startKubeletNode({
             nodeName: `${name}-kubelet-${i}`,
             dir: path.join(dir, `kubelet-${i}`),
-            index: (seq * 4 + i) % 250,
+            // Spread by pid: another test process counts its clusters from 0 too.
+            index: (process.pid + seq * 4 + i) % 250,
             target: { server, token: componentTokens.kubelet, caCertPem: pki.caCertPem },
             kubeletBin: path.join(bins.dir, 'kubelet'),
             images: opts.images ?? [],

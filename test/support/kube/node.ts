@@ -35,7 +35,7 @@ export interface KubeletNodeOptions {
   nodeName: string;
   /** Directory the node lives in (removed by stop()). */
   dir: string;
-  /** 0..250: picks the bridge name and the pod subnet. */
+  /** 0..249: where to start looking for a free bridge `bwk<n>` (and so subnet 10.214.<n>). */
   index: number;
   /** The apiserver and a token with node rights (system:masters in the harness). */
   target: KubeTarget;
@@ -108,12 +108,10 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
   const d = (...p: string[]): string => path.join(o.dir, ...p);
   await fsp.mkdir(d('logs'), { recursive: true });
   const sock = d('containerd.sock');
-  const bridge = `bwk${o.index}`;
-  const podCidr = `10.214.${o.index}.0/24`;
-  // The node's IP is the bridge's own address: the kubelet rejects a loopback node IP (the
-  // Node then has no address and the apiserver cannot reach it for logs), and pods reach
-  // BULWARK_HOST_IP through their gateway. It is an address of this machine only.
-  const nodeIp = `10.214.${o.index}.1`;
+  // Claimed in the try below; stop() removes the bridge only once it is ours.
+  let bridge = '';
+  let podCidr = '';
+  let nodeIp = '';
   const cgroupRoot = `/bulwark-${o.nodeName}`;
   const procs: ManagedProcess[] = [];
   let stopped = false;
@@ -144,7 +142,7 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
     // 3. Mounts (rootfs overlays, shm), cgroups, the bridge, the dir.
     await unmountUnder(o.dir);
     await removeCgroupRoot(cgroupRoot);
-    await run('ip', ['link', 'del', bridge]).catch(() => {});
+    if (bridge) await run('ip', ['link', 'del', bridge]).catch(() => {});
     // BULWARK_KUBE_KEEP=1 keeps the logs (the mounts are gone by now, so rm is safe either way).
     if (process.env.BULWARK_KUBE_KEEP !== '1')
       await fsp.rm(o.dir, { recursive: true, force: true }).catch(() => {});
@@ -152,9 +150,13 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
   };
 
   try {
-    // A bridge left by a run that was SIGKILLed would hold the address: start clean.
-    await run('ip', ['link', 'del', bridge]).catch(() => {});
-    await run('ip', ['link', 'add', bridge, 'type', 'bridge']);
+    // The node's IP is its bridge's own address: the kubelet rejects a loopback node IP (the
+    // Node then has no address and the apiserver cannot reach it for logs), and pods reach
+    // BULWARK_HOST_IP through their gateway. It is an address of this machine only.
+    const n = await claimBridge(o.index);
+    bridge = `bwk${n}`;
+    podCidr = `10.214.${n}.0/24`;
+    nodeIp = `10.214.${n}.1`;
     await run('ip', ['addr', 'add', `${nodeIp}/24`, 'dev', bridge]);
     await run('ip', ['link', 'set', bridge, 'up']);
     // containerd, with the CRI plugin configured for this node only.
@@ -324,6 +326,24 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
     await stop();
     throw err;
   }
+}
+
+/**
+ * Create the first free bridge `bwk<n>` from `start` on: `ip link add` is atomic, so two
+ * test processes (each with its own cluster counter) never share one, and a bridge that
+ * exists (another run's, or one a SIGKILLed run left) is never touched.
+ */
+async function claimBridge(start: number): Promise<number> {
+  for (let k = 0; k < 250; k++) {
+    const n = (start + k) % 250;
+    try {
+      await run('ip', ['link', 'add', `bwk${n}`, 'type', 'bridge']);
+      return n;
+    } catch (err) {
+      if (!/exists/i.test((err as Error).message)) throw err;
+    }
+  }
+  throw new Error('no free bridge name bwk0..bwk249 (delete stale ones: ip link del bwk<n>)');
 }
 
 /** CAP_SYS_RESOURCE (24) in this process's effective set? Without it oom_score_adj cannot go below its current value. */
