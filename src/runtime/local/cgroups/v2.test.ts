@@ -1,8 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../util/time.ts';
 import { wrapArgv } from '../launcher.ts';
 import { detectCgroupHost } from './detect.ts';
@@ -149,7 +158,21 @@ const offered = host.v2Controllers;
 const limitsOffered = offered.includes('memory') && offered.includes('cpu');
 const realV2 = isRoot && v2Root !== undefined;
 
-describe.skipIf(!realV2)('cgroup v2 backend on the real cgroup2 mount', () => {
+/** Child cgroups of `dir`, deepest first (the order rmdir needs). */
+function cgroupsBelow(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isDirectory()) continue;
+    out.push(...cgroupsBelow(path.join(dir, e.name)), path.join(dir, e.name));
+  }
+  return out;
+}
+
+describe('cgroup v2 backend on the real cgroup2 mount', () => {
+  beforeEach((ctx) => {
+    if (!realV2) ctx.skip(isRoot ? 'no cgroup2 mount on this host' : 'needs root: creates cgroups');
+  });
   const parent = `bulwark-test-v2-${process.pid}`;
   const children: ChildProcess[] = [];
   let cg: CgroupsV2 | undefined;
@@ -160,10 +183,7 @@ describe.skipIf(!realV2)('cgroup v2 backend on the real cgroup2 mount', () => {
     if (!cg) return;
     // Everything this file created, deepest first; the real control plane's cgroups are never touched.
     const base = path.join(v2Root!, parent);
-    for (const d of [path.join(base, 'busy', 'child'), path.join(base, 'busy')]) {
-      await cg.remove({ unified: d });
-    }
-    cg.removeParentIfEmpty();
+    for (const d of cgroupsBelow(base)) await cg.remove({ unified: d });
     if (existsSync(base)) rmdirSync(base);
     cg = undefined;
     // The root's subtree_control is the host's: put hugetlb back as it was.
@@ -223,7 +243,8 @@ describe.skipIf(!realV2)('cgroup v2 backend on the real cgroup2 mount', () => {
     expect(existsSync(p.unified)).toBe(false);
   });
 
-  it.skipIf(!host.psi)('reads the per-cgroup pressure files the kernel keeps (PSI on)', async () => {
+  it('reads the per-cgroup pressure files the kernel keeps (PSI on)', async (ctx) => {
+    if (!host.psi) ctx.skip('PSI is off on this kernel (psi=0 or CONFIG_PSI unset): no pressure files');
     const c = open(delegated());
     expect(c.detect().available).toBe(true);
     const p = c.create('psi', {});
@@ -236,112 +257,111 @@ describe.skipIf(!realV2)('cgroup v2 backend on the real cgroup2 mount', () => {
     await c.remove(p);
   });
 
-  it.skipIf(!offered.includes('hugetlb'))(
-    'enables a controller the v2 root offers down the path, and the kernel refuses it in a cgroup with processes',
-    async () => {
-      // hugetlb is the one controller a hybrid host leaves to v2; the write path is the same as memory/cpu's.
-      const base = path.join(v2Root!, parent);
-      cg = new CgroupsV2({ root: v2Root!, parent });
-      rootHadHugetlb = readFileSync(path.join(v2Root!, 'cgroup.subtree_control'), 'utf8')
-        .trim()
-        .split(' ')
-        .includes('hugetlb');
-      // base's children (busy) get hugetlb; busy itself delegates nothing, so it may hold processes.
-      expect(enableControllers(v2Root!, base, ['hugetlb'])).toEqual(['hugetlb']);
-      expect(readFileSync(path.join(v2Root!, 'cgroup.subtree_control'), 'utf8')).toMatch(/\bhugetlb\b/);
-      mkdirSync(path.join(base, 'busy'));
-      expect(readFileSync(path.join(base, 'busy', 'cgroup.controllers'), 'utf8').trim()).toBe('hugetlb');
-      expect(existsSync(path.join(base, 'busy', 'hugetlb.2MB.max'))).toBe(true);
-      // No internal processes: a cgroup holding a process cannot delegate controllers to children.
-      launchInto([path.join(base, 'busy', 'cgroup.procs')], 'exec sleep 60');
-      await waitFor(
-        'process in busy',
-        () => readFileSync(path.join(base, 'busy', 'cgroup.procs'), 'utf8').trim() !== '',
-        {
-          timeoutMs: 5000,
-        },
+  it('enables a controller the v2 root offers down the path, and the kernel refuses it in a cgroup with processes', async (ctx) => {
+    if (!offered.includes('hugetlb'))
+      ctx.skip(`the v2 root offers no hugetlb (cgroup.controllers: '${offered.join(' ')}')`);
+    // hugetlb is the one controller a hybrid host leaves to v2; the write path is the same as memory/cpu's.
+    const base = path.join(v2Root!, parent);
+    cg = new CgroupsV2({ root: v2Root!, parent });
+    rootHadHugetlb = readFileSync(path.join(v2Root!, 'cgroup.subtree_control'), 'utf8')
+      .trim()
+      .split(' ')
+      .includes('hugetlb');
+    // base's children (busy) get hugetlb; busy itself delegates nothing, so it may hold processes.
+    expect(enableControllers(v2Root!, base, ['hugetlb'])).toEqual(['hugetlb']);
+    expect(readFileSync(path.join(v2Root!, 'cgroup.subtree_control'), 'utf8')).toMatch(/\bhugetlb\b/);
+    mkdirSync(path.join(base, 'busy'));
+    expect(readFileSync(path.join(base, 'busy', 'cgroup.controllers'), 'utf8').trim()).toBe('hugetlb');
+    expect(existsSync(path.join(base, 'busy', 'hugetlb.2MB.max'))).toBe(true);
+    // No internal processes: a cgroup holding a process cannot delegate controllers to children.
+    launchInto([path.join(base, 'busy', 'cgroup.procs')], 'exec sleep 60');
+    await waitFor(
+      'process in busy',
+      () => readFileSync(path.join(base, 'busy', 'cgroup.procs'), 'utf8').trim() !== '',
+      {
+        timeoutMs: 5000,
+      },
+    );
+    expect(() => enableControllers(v2Root!, path.join(base, 'busy', 'child'), ['hugetlb'])).toThrow(
+      /holds processes \(v2 allows controllers only above process-free cgroups\): move them out/,
+    );
+    await cg.remove({ unified: path.join(base, 'busy', 'child') });
+    await cg.remove({ unified: path.join(base, 'busy') });
+  });
+
+  it('hybrid host: detect() with memory and cpu says they are not offered by the v2 root', (ctx) => {
+    if (limitsOffered) ctx.skip('the v2 root offers memory and cpu: this host is not hybrid');
+    const c = open(['memory', 'cpu']);
+    const cap = c.detect();
+    expect(cap.available).toBe(false);
+    expect(cap.reason).toMatch(new RegExp(`cgroup ${v2Root} does not offer 'memory', 'cpu'`));
+    // and the kernel's own answer to enabling one: ENOENT, turned into the reason
+    expect(() => writeFileSync(path.join(v2Root!, 'cgroup.subtree_control'), '+memory')).toThrow(/ENOENT/);
+  });
+
+  it('writes memory.max, memory.high, cpu.max the kernel accepts and reads them back', async (ctx) => {
+    if (!limitsOffered)
+      ctx.skip(
+        `memory and cpu are not offered by the v2 root ${v2Root} (hybrid host: bound to v1); run scripts/cgroup-v2-vm.sh`,
       );
-      expect(() => enableControllers(v2Root!, path.join(base, 'busy', 'child'), ['hugetlb'])).toThrow(
-        /holds processes \(v2 allows controllers only above process-free cgroups\): move them out/,
+    const c = open(['memory', 'cpu']);
+    expect(c.detect()).toEqual({ available: true });
+    const p = c.create('limits', { cpu: 0.5, memoryBytes: 64 << 20 });
+    expect(c.limits(p)).toEqual({
+      memoryMax: 64 << 20,
+      memoryHigh: 'max',
+      cpuMax: { quotaUs: 50000, periodUs: 100000 },
+    });
+    c.setCpuLimit(p, 0.05);
+    c.setMemoryLimit(p, 128 << 20);
+    expect(c.limits(p)).toMatchObject({
+      memoryMax: 128 << 20,
+      cpuMax: { quotaUs: 5000, periodUs: 100000 },
+    });
+    c.setMemoryLimit(p, undefined);
+    c.setCpuLimit(p, undefined);
+    expect(c.limits(p)).toMatchObject({ memoryMax: 'max', cpuMax: { quotaUs: 'max' } });
+    await c.remove(p);
+  });
+
+  it('a process over memory.max is OOM-killed and memory.events counts it; stats report it', async (ctx) => {
+    if (!limitsOffered)
+      ctx.skip(
+        `memory and cpu are not offered by the v2 root ${v2Root} (hybrid host: bound to v1); run scripts/cgroup-v2-vm.sh`,
       );
-      await cg.remove({ unified: path.join(base, 'busy', 'child') });
-      await cg.remove({ unified: path.join(base, 'busy') });
-    },
-  );
+    const c = open(['memory', 'cpu']);
+    expect(c.detect().available).toBe(true);
+    const p = c.create('oom', { memoryBytes: 32 << 20 });
+    expect(c.oomKills(p)).toBe(0);
+    // A real allocation: node fills a buffer larger than the limit.
+    const hog = launchInto(
+      c.procsFiles(p),
+      `exec ${process.execPath} -e "const a=[];for(;;){a.push(Buffer.alloc(4<<20,1))}"`,
+    );
+    const code = await new Promise<string | null>((resolve) => hog.once('exit', (_c, sig) => resolve(sig)));
+    expect(code).toBe('SIGKILL');
+    expect(c.oomKills(p)).toBeGreaterThanOrEqual(1);
+    expect(c.stats(p)?.oomKills).toBeGreaterThanOrEqual(1);
+    await c.remove(p);
+  }, 20_000);
 
-  it.skipIf(limitsOffered)(
-    'hybrid host: detect() with memory and cpu says they are not offered by the v2 root',
-    () => {
-      const c = open(['memory', 'cpu']);
-      const cap = c.detect();
-      expect(cap.available).toBe(false);
-      expect(cap.reason).toMatch(new RegExp(`cgroup ${v2Root} does not offer 'memory', 'cpu'`));
-      // and the kernel's own answer to enabling one: ENOENT, turned into the reason
-      expect(() => writeFileSync(path.join(v2Root!, 'cgroup.subtree_control'), '+memory')).toThrow(/ENOENT/);
-    },
-  );
-
-  it.skipIf(!limitsOffered)(
-    'writes memory.max, memory.high, cpu.max the kernel accepts and reads them back',
-    () => {
-      const c = open(['memory', 'cpu']);
-      expect(c.detect()).toEqual({ available: true });
-      const p = c.create('limits', { cpu: 0.5, memoryBytes: 64 << 20 });
-      expect(c.limits(p)).toEqual({
-        memoryMax: 64 << 20,
-        memoryHigh: 'max',
-        cpuMax: { quotaUs: 50000, periodUs: 100000 },
-      });
-      c.setCpuLimit(p, 0.05);
-      c.setMemoryLimit(p, 128 << 20);
-      expect(c.limits(p)).toMatchObject({
-        memoryMax: 128 << 20,
-        cpuMax: { quotaUs: 5000, periodUs: 100000 },
-      });
-      c.setMemoryLimit(p, undefined);
-      c.setCpuLimit(p, undefined);
-      expect(c.limits(p)).toMatchObject({ memoryMax: 'max', cpuMax: { quotaUs: 'max' } });
-    },
-  );
-
-  it.skipIf(!limitsOffered)(
-    'a process over memory.max is OOM-killed and memory.events counts it; stats report it',
-    async () => {
-      const c = open(['memory', 'cpu']);
-      expect(c.detect().available).toBe(true);
-      const p = c.create('oom', { memoryBytes: 32 << 20 });
-      expect(c.oomKills(p)).toBe(0);
-      // A real allocation: node fills a buffer larger than the limit.
-      const hog = launchInto(
-        c.procsFiles(p),
-        `exec ${process.execPath} -e "const a=[];for(;;){a.push(Buffer.alloc(4<<20,1))}"`,
+  it('a busy process under cpu.max is throttled: cpu.stat nr_throttled grows and stats carry it', async (ctx) => {
+    if (!limitsOffered)
+      ctx.skip(
+        `memory and cpu are not offered by the v2 root ${v2Root} (hybrid host: bound to v1); run scripts/cgroup-v2-vm.sh`,
       );
-      const code = await new Promise<string | null>((resolve) => hog.once('exit', (_c, sig) => resolve(sig)));
-      expect(code).toBe('SIGKILL');
-      expect(c.oomKills(p)).toBeGreaterThanOrEqual(1);
-      expect(c.stats(p)?.oomKills).toBeGreaterThanOrEqual(1);
-      await c.remove(p);
-    },
-    20_000,
-  );
-
-  it.skipIf(!limitsOffered)(
-    'a busy process under cpu.max is throttled: cpu.stat nr_throttled grows and stats carry it',
-    async () => {
-      const c = open(['memory', 'cpu']);
-      expect(c.detect().available).toBe(true);
-      const p = c.create('thr', { cpu: 0.05, memoryBytes: 256 << 20 });
-      launchInto(c.procsFiles(p), 'while :; do :; done');
-      await waitFor('3 throttled periods', () => (c.stats(p)?.cpuThrottledPeriods ?? 0) >= 3, {
-        timeoutMs: 10_000,
-      });
-      const s = c.stats(p)!;
-      expect(s.cpuPeriods).toBeGreaterThanOrEqual(s.cpuThrottledPeriods!);
-      expect(s.cpuUsageNs).toBeGreaterThan(0);
-      expect(s.memoryBytes).toBeGreaterThan(0);
-      expect(s.memoryLimitBytes).toBe(256 << 20);
-      await c.remove(p);
-    },
-    20_000,
-  );
+    const c = open(['memory', 'cpu']);
+    expect(c.detect().available).toBe(true);
+    const p = c.create('thr', { cpu: 0.05, memoryBytes: 256 << 20 });
+    launchInto(c.procsFiles(p), 'while :; do :; done');
+    await waitFor('3 throttled periods', () => (c.stats(p)?.cpuThrottledPeriods ?? 0) >= 3, {
+      timeoutMs: 10_000,
+    });
+    const s = c.stats(p)!;
+    expect(s.cpuPeriods).toBeGreaterThanOrEqual(s.cpuThrottledPeriods!);
+    expect(s.cpuUsageNs).toBeGreaterThan(0);
+    expect(s.memoryBytes).toBeGreaterThan(0);
+    expect(s.memoryLimitBytes).toBe(256 << 20);
+    await c.remove(p);
+  }, 20_000);
 });
