@@ -12,11 +12,14 @@
  *
  * Never skips: a machine without the node's parts fails with what to install.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDriverContract } from '../../src/runtime/driver.contract.ts';
 import { KubernetesDriver } from '../../src/runtime/kubernetes/kubernetes-driver.ts';
+import { waitFor } from '../../src/util/time.ts';
 import {
   APP_IMAGE,
   appImage,
@@ -27,6 +30,7 @@ import {
   type KubeCluster,
 } from '../support/kube-harness.ts';
 
+const execFileP = promisify(execFile);
 let cluster: KubeCluster;
 const drivers: KubernetesDriver[] = [];
 const root = path.resolve(import.meta.dirname, '../..');
@@ -93,6 +97,44 @@ describe('the kubelet node', () => {
     const r = await kubeRequest(cluster, `/api/v1/nodes/${cluster.kubeletNodeNames[0]}`);
     const addrs = (r.body.status.addresses ?? []) as { type: string; address: string }[];
     expect(addrs.find((a) => a.type === 'InternalIP')?.address).toMatch(/^10\.214\.\d+\.1$/);
-    expect(fs.existsSync(cluster.dir)).toBe(true);
   });
+
+  // Last in the file: it stops the cluster (stop() is idempotent, afterAll's call is a no-op).
+  it('stop() leaves no container, mount, cgroup, bridge, process or file behind, even with a pod running', async () => {
+    const nodeName = cluster.kubeletNodeNames[0]!;
+    const node = await kubeRequest(cluster, `/api/v1/nodes/${nodeName}`);
+    const nodeIp = (node.body.status.addresses as { type: string; address: string }[]).find(
+      (a) => a.type === 'InternalIP',
+    )!.address;
+    const created = await kubeRequest(cluster, '/api/v1/namespaces/default/pods', {
+      body: {
+        metadata: { name: 'left-running' },
+        spec: { containers: [{ name: 'app', image: APP_IMAGE, env: [{ name: 'PORT', value: '8080' }] }] },
+      },
+    });
+    expect(created.status).toBe(201);
+    await waitFor(
+      'pod running',
+      async () =>
+        (await kubeRequest(cluster, '/api/v1/namespaces/default/pods/left-running')).body.status?.phase ===
+        'Running',
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await cluster.stop();
+
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(cluster.dir));
+    expect(mounts).toEqual([]);
+    const procs = await execFileP('pgrep', ['-af', cluster.dir]).catch((e: { stdout?: string }) => e);
+    expect(procs.stdout ?? '').toBe('');
+    const cgroups = fs
+      .readdirSync('/sys/fs/cgroup')
+      .filter((h) => fs.existsSync(path.join('/sys/fs/cgroup', h, `bulwark-${nodeName}`)));
+    expect(cgroups).toEqual([]);
+    const addrs = (await execFileP('ip', ['-4', '-o', 'addr'])).stdout;
+    expect(addrs).not.toContain(` ${nodeIp}/`);
+    expect(fs.existsSync(cluster.dir)).toBe(false);
+  }, 120_000);
 });

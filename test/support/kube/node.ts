@@ -95,6 +95,12 @@ function cgroupHierarchies(): string[] {
   return V1_CONTROLLERS.map((c) => `/sys/fs/cgroup/${c}`).filter((d) => fs.existsSync(path.join(d, 'tasks')));
 }
 
+/** Those plus the hybrid layout's cgroup2 mount, where runc also makes each container's cgroup. */
+function allCgroupHierarchies(): string[] {
+  const unified = '/sys/fs/cgroup/unified';
+  return [...cgroupHierarchies(), ...(fs.existsSync(path.join(unified, 'cgroup.procs')) ? [unified] : [])];
+}
+
 async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
   try {
     return (await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 2 ** 20 })).stdout;
@@ -447,7 +453,7 @@ async function removeCgroupRoot(root: string): Promise<void> {
       }
     }
   };
-  for (const h of cgroupHierarchies()) await rmTree(path.join(h, root));
+  for (const h of allCgroupHierarchies()) await rmTree(path.join(h, root));
 }
 
 async function waitUntil(
