@@ -271,6 +271,8 @@ export function instanceProcesses(
       const cmdline = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
       // The per-instance shim carries the same environment; count only the workload itself.
       if (cmdline.includes('shim')) continue;
+      // So do the sandbox's bwrap and its init (pid 1 inside the instance's PID namespace).
+      if (fs.readFileSync(`/proc/${name}/comm`, 'utf8').trim() === 'bwrap') continue;
       found.push({ pid: Number(name), instanceId: id.slice('BULWARK_INSTANCE_ID='.length), cmdline });
     } catch {
       // Process exited while we looked, or is not ours to read.
