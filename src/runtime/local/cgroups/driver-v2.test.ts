@@ -134,3 +134,45 @@ describe('local driver on cgroup v2', () => {
     });
   }, 120_000);
 });
+
+describe('local driver cgroup capability', () => {
+  it('reports the host mode, controllers and PSI even with privileged mode off, and the version used when on', async (ctx) => {
+    const expected = {
+      mode: host.mode,
+      controllers: { v1: Object.keys(host.v1).sort(), v2: [...host.v2Controllers].sort() },
+      psi: choice.version === 2 && host.psi,
+    };
+    const off = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      privileged: false,
+    });
+    try {
+      expect(off.capabilities().cgroups).toEqual({
+        available: false,
+        reason: expect.stringMatching(/privileged|root/),
+        ...expected,
+      });
+      expect(off.status().capabilities.cgroups.mode).toBe(host.mode);
+    } finally {
+      await off.close();
+    }
+    if (!isRoot) ctx.skip('needs root for the privileged half');
+    const on = await LocalDriver.create({
+      stateDir: newDir(),
+      site: 'test',
+      records: new MemoryInstanceRecords(),
+      ...privilegedOpts,
+    });
+    try {
+      const cap = on.capabilities().cgroups;
+      expect(cap).toMatchObject(expected);
+      if (choice.version === undefined)
+        expect(cap).toMatchObject({ available: false, reason: choice.reason });
+      else expect(cap).toMatchObject({ available: true, version: choice.version });
+    } finally {
+      await on.close();
+    }
+  });
+});
