@@ -106,6 +106,9 @@ describe('the kubelet node', () => {
     const nodeIp = (node.body.status.addresses as { type: string; address: string }[]).find(
       (a) => a.type === 'InternalIP',
     )!.address;
+    // CRI names sandbox netns cni-<uuid>; only this node's containerd makes them here.
+    const cniNetns = (): string[] => fs.readdirSync('/run/netns').filter((n) => n.startsWith('cni-'));
+    const netnsBefore = cniNetns();
     const created = await kubeRequest(cluster, '/api/v1/namespaces/default/pods', {
       body: {
         metadata: { name: 'left-running' },
@@ -136,5 +139,9 @@ describe('the kubelet node', () => {
     const addrs = (await execFileP('ip', ['-4', '-o', 'addr'])).stdout;
     expect(addrs).not.toContain(` ${nodeIp}/`);
     expect(fs.existsSync(cluster.dir)).toBe(false);
+    expect(cniNetns().filter((n) => !netnsBefore.includes(n))).toEqual([]);
+    expect(
+      fs.readdirSync('/var/lib/cni/results').filter((f) => f.startsWith(`bulwark-${nodeName}-`)),
+    ).toEqual([]);
   }, 120_000);
 });

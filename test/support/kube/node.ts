@@ -131,10 +131,32 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
     const kubelet = procs.find((p) => p.name === 'kubelet');
     const containerd = procs.find((p) => p.name === 'containerd');
     // 1. Pods go through the kubelet, so sandboxes are stopped and CNI releases addresses.
-    if (kubelet && !kubelet.exited()) await drainPods(o.target, o.nodeName).catch(() => {});
+    const live = containerd && !containerd.exited();
+    if (kubelet && !kubelet.exited()) {
+      await drainPods(o.target, o.nodeName).catch(() => {});
+      // A pod object is gone once its containers are; the sandbox stops (CNI DEL, netns
+      // removed) a moment later. Wait for that while the kubelet can still do it.
+      const until = Date.now() + 20_000;
+      while (live && Date.now() < until && (await ctr('tasks', 'ls', '-q').catch(() => '')).trim())
+        await sleep(250);
+    }
     await kubelet?.stop();
+    // What a sandbox that did not stop cleanly would leave: its netns mount and CNI cache.
+    const ids: string[] = [];
+    const netns = new Set<string>();
+    if (live) {
+      ids.push(...(await ctr('containers', 'ls', '-q').catch(() => '')).split('\n').filter(Boolean));
+      for (const id of ids) {
+        const info = JSON.parse(await ctr('containers', 'info', id).catch(() => '{}')) as {
+          Spec?: { linux?: { namespaces?: { type: string; path?: string }[] } };
+        };
+        for (const ns of info.Spec?.linux?.namespaces ?? [])
+          if (ns.type === 'network' && ns.path && /^\/(var\/)?run\/netns\/cni-/.test(ns.path))
+            netns.add(ns.path);
+      }
+    }
     // 2. Whatever is left in containerd: kill the tasks, then the shims exit.
-    if (containerd && !containerd.exited()) {
+    if (live) {
       const tasks = await ctr('tasks', 'ls', '-q').catch(() => '');
       for (const id of tasks.split('\n').filter(Boolean)) {
         await ctr('tasks', 'kill', '-s', 'SIGKILL', id).catch(() => {});
@@ -147,6 +169,11 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
     await killShims(o.dir);
     // 3. Mounts (rootfs overlays, shm), cgroups, the bridge, the dir.
     await unmountUnder(o.dir);
+    for (const ns of netns) {
+      await run('umount', [ns]).catch(() => {});
+      await fsp.rm(ns, { force: true }).catch(() => {});
+    }
+    await removeCniResults(`bulwark-${o.nodeName}`, ids);
     await removeCgroupRoot(cgroupRoot);
     if (bridge) await run('ip', ['link', 'del', bridge]).catch(() => {});
     // BULWARK_KUBE_KEEP=1 keeps the logs (the mounts are gone by now, so rm is safe either way).
@@ -422,6 +449,15 @@ async function killShims(dir: string): Promise<void> {
         // gone
       }
     }
+  }
+}
+
+/** CNI's cache of this node's network (`<network>-<container>-<if>`) and of its loopbacks. */
+async function removeCniResults(network: string, ids: string[]): Promise<void> {
+  const dir = '/var/lib/cni/results';
+  for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if (f.startsWith(`${network}-`) || ids.some((id) => f === `cni-loopback-${id}-lo`))
+      await fsp.rm(path.join(dir, f), { force: true }).catch(() => {});
   }
 }
 
