@@ -96,7 +96,12 @@ export function compileOptions(o: LocalDriverOptions): CompiledOptions {
     launchWaitMs: o.launchWaitMs ?? 5000,
     inheritEnv: o.inheritEnv ?? ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'],
     cpus: o.cpus,
-    sandbox: typeof o.sandbox === 'boolean' ? { enabled: o.sandbox } : { ...o.sandbox },
+    sandbox: {
+      ...(typeof o.sandbox === 'boolean' ? { enabled: o.sandbox } : o.sandbox),
+      // The operator's switch for a host where the sandbox gets in the way (and for same-run
+      // comparisons): BULWARK_SANDBOX=off runs plain processes whatever the caller asked.
+      ...(process.env.BULWARK_SANDBOX === 'off' ? { enabled: false } : {}),
+    },
   };
 }
 

@@ -104,7 +104,8 @@ export class Sandbox {
       return {
         capability: {
           available: false,
-          reason: 'sandbox disabled by option (sandbox: false): instances run as plain processes',
+          reason:
+            'sandbox disabled (option sandbox: false, or BULWARK_SANDBOX=off): instances run as plain processes',
         },
       };
     const root = process.getuid?.() === 0;
