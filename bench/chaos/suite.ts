@@ -13,12 +13,7 @@ import path from 'node:path';
 import type { Incident } from '../../src/isolation/incidents/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
-import {
-  instanceProcesses,
-  startControlPlane,
-  type ControlPlaneProcess,
-} from '../../test/support/control-plane-process.ts';
-import { pidsWithArg } from '../isolation/bulwark.ts';
+import { startControlPlane, type ControlPlaneProcess } from '../../test/support/control-plane-process.ts';
 import { LoadGenerator, now, percentile } from '../isolation/harness.ts';
 import type { Fault } from './faults.ts';
 import { manifestOf, type ChaosWorkload } from './workloads.ts';
@@ -263,7 +258,7 @@ export async function runSuite(
   }
 }
 
-/** Delete the app and wait for its instances to be gone, then stop the control plane (it keeps instances on SIGTERM). */
+/** Resume stopped instances (they could not act on their removal), then the harness's full stop and clean-up. */
 async function stop(cp: ControlPlaneProcess, app: string): Promise<void> {
   for (const q of await instances(cp, app).catch(() => [])) {
     if (q.pid) {
@@ -274,20 +269,5 @@ async function stop(cp: ControlPlaneProcess, app: string): Promise<void> {
       }
     }
   }
-  await cp.api('DELETE', `/api/v1/projects/${PROJECT}/apps/${app}`).catch(() => undefined);
-  await waitFor('chaos instances removed', async () => (await instances(cp, app)).length === 0, {
-    timeoutMs: 40_000,
-    intervalMs: 250,
-  }).catch(() => undefined);
-  await cp.kill('SIGTERM');
-  // Whatever is left (instances of a failed delete, shims, the gateway) carries the gateway port
-  // in its environment or the unique data dir on its command line.
-  const left = [...instanceProcesses(cp.gatewayPort).map((p) => p.pid), ...pidsWithArg(cp.dataDir)];
-  for (const pid of left) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  await cp.stop();
 }
