@@ -96,10 +96,12 @@ async function incidentsSince(cp: ControlPlaneProcess, app: string, since: numbe
 
 /** Ready, in traffic and nothing quarantined: the workload is whole again. */
 async function settle(cp: ControlPlaneProcess, app: string, replicas: number): Promise<void> {
+  let seen: InstanceStatus[] = [];
   await waitFor(
     `${replicas} ready instances of ${PROJECT}/${app} and none quarantined`,
     async () => {
       const list = await instances(cp, app);
+      seen = list;
       for (const q of list.filter((i) => i.phase === 'quarantined')) {
         if (q.pid) {
           try {
@@ -114,7 +116,12 @@ async function settle(cp: ControlPlaneProcess, app: string, replicas: number): P
       return ready.length === replicas && list.length === replicas;
     },
     { timeoutMs: 60_000, intervalMs: 250 },
-  );
+  ).catch((err: unknown) => {
+    const what = seen.map(
+      (i) => `${i.id} ${i.phase}${i.ready ? ' ready' : ''}${i.message ? ` (${i.message})` : ''}`,
+    );
+    throw new Error(`${(err as Error).message}; instances: ${what.join('; ') || 'none'}`);
+  });
 }
 
 /** Judge one injection by the incidents it produced. */

@@ -83,8 +83,7 @@ async function stopControlPlane(cp: ControlPlaneProcess): Promise<void> {
   }
 }
 
-/** Processes whose command line contains `needle` (a benchmark's unique data dir). */
-export function pidsWithArg(needle: string): number[] {
+function pidsWithArg(needle: string): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;

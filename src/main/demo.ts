@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole product on one machine. Starts the control plane
- * with the embedded store, the local site with its HAProxy gateway, applies
- * the demo bank (examples/bank/bank.yaml) through the API like a user would,
+ * with the embedded store, the local site with its HAProxy gateway, creates
+ * the demo bank (examples/bank/bank.yaml) through the API like a user would
+ * (only what is missing: see demo-apply.ts),
  * waits until it is ready (printing progress) and prints where to send
  * traffic. Ctrl-C stops the instances and the gateway too.
  */
@@ -10,13 +11,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiClient } from '../cli/client.ts';
-import { cmdApply } from '../cli/commands/apply.ts';
+import { readManifestFiles } from '../cli/commands/apply.ts';
 import type { Io } from '../cli/commands/resources.ts';
 import { runServer } from '../cli/commands/server.ts';
 import { writeConfig } from '../cli/config.ts';
 import { CliError } from '../cli/exit-codes.ts';
 import { hashToken, newTokenSecret, verifyToken } from '../controlplane/auth.ts';
 import { ensureHaproxy } from '../dataplane/haproxy/process.ts';
+import { applyDemo } from './demo-apply.ts';
 
 const io: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
 
@@ -75,8 +77,8 @@ async function main(): Promise<void> {
   writeConfig(cfgFile, { server: cp.url, token });
 
   const api = new ApiClient({ server: cp.url, token, source: cfgFile });
-  io.err(`bulwark: applying ${values.manifest} and waiting for every instance to be ready...`);
-  await cmdApply(api, io, 'table', [values.manifest], { dryRun: false, wait: true, timeoutMs: 180_000 });
+  // Only what is missing is created: an operator's scale or edit survives a restart of the demo.
+  await applyDemo(api, io, values.manifest, readManifestFiles([values.manifest]), 180_000);
 
   const caps = cp.site.driver.capabilities();
   const gw = cp.site.dataplane.gatewayUrl;

@@ -412,15 +412,19 @@ export class SqlStore implements Store {
         `state must be one of ${INCIDENT_STATES.join(', ')}, got ${JSON.stringify(query.state)}`,
       );
     }
+    // "open" means one thing everywhere (API, CLI, console): not resolved yet, whatever stage
+    // (detected, isolated, mitigated); the other states filter exactly.
+    const open = query.state === 'open';
     const { where, params } = equalities([
       ['project', query.project],
       ['app', query.app],
-      ['state', query.state],
+      ['state', open ? undefined : query.state],
       ['instance_id', query.instanceId],
     ]);
+    const filter = open ? (where ? `${where} AND state <> 'resolved'` : `WHERE state <> 'resolved'`) : where;
     params.push(limit);
     const { rows } = await this.executor.query<{ doc: Incident }>(
-      `SELECT doc FROM incidents ${where}
+      `SELECT doc FROM incidents ${filter}
        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );

@@ -491,7 +491,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       expect(ids(await store.listIncidents({ project: p }))).toEqual(['d', 'b', 'c', 'a']);
       expect(ids(await store.listIncidents({ project: p, app: 'pay' }))).toEqual(['d', 'b', 'a']);
       expect(ids(await store.listIncidents({ project: p, instanceId: 'pay-0' }))).toEqual(['d', 'a']);
-      expect(ids(await store.listIncidents({ project: p, state: 'open' }))).toEqual(['d']);
+      // 'open' is every incident not resolved yet (the isolated and mitigated ones too).
+      expect(ids(await store.listIncidents({ project: p, state: 'open' }))).toEqual(['d', 'b', 'c', 'a']);
+      await store.putIncident({ ...incs[1]!, state: 'resolved' });
+      expect(ids(await store.listIncidents({ project: p, state: 'open' }))).toEqual(['d', 'c', 'a']);
+      expect(ids(await store.listIncidents({ project: p, state: 'resolved' }))).toEqual(['b']);
+      await store.putIncident(incs[1]!);
       expect(ids(await store.listIncidents({ project: p, app: 'pay', state: 'isolated' }))).toEqual([
         'b',
         'a',

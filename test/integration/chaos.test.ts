@@ -26,7 +26,7 @@ describe.skipIf(!root)('adversarial faults on third-party workloads (root: netns
       `${name}: every fault handled, no healthy instance isolated`,
       async () => {
         const lines: string[] = [];
-        const { results } = await runSuite({
+        const run = runSuite({
           dir: mkdtempSync(path.join(os.tmpdir(), `bw-chaos-${name}-`)),
           workload: w,
           faults: faults.map(faultNamed),
@@ -36,6 +36,9 @@ describe.skipIf(!root)('adversarial faults on third-party workloads (root: netns
           pauseMs: [500, 1500],
           watchMs: 4000,
           log: (l) => lines.push(l),
+        });
+        const { results } = await run.catch((err: unknown) => {
+          throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
         });
         const log = lines.join('\n');
         expect(results).toHaveLength(faults.length);

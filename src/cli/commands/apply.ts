@@ -7,7 +7,7 @@ import { render, table, type OutputFormat } from '../output.ts';
 import type { Io } from './resources.ts';
 import { waitForApps } from './wait.ts';
 
-interface ApplyResponse {
+export interface ApplyResponse {
   dryRun: boolean;
   results: {
     kind: string;

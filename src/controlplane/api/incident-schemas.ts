@@ -41,7 +41,12 @@ export const incidentSchema = {
     signature: { type: 'string', description: 'Rule that matched, e.g. http-5xx-burst' },
     severity: { type: 'string', enum: ['critical', 'major', 'minor'] },
     evidenceSummary: { type: 'string', description: "The engine's explanation with the numbers" },
-    state: { type: 'string', enum: [...INCIDENT_STATES] },
+    state: {
+      type: 'string',
+      enum: [...INCIDENT_STATES],
+      description:
+        'open (detected, action under way), isolated, mitigated, resolved; every state but resolved counts as open',
+    },
     action: {
       type: 'object',
       additionalProperties: true,
@@ -52,6 +57,8 @@ export const incidentSchema = {
       },
     },
     replacementId: { type: 'string' },
+    occurrences: { type: 'integer', description: 'Times this failure was seen while open (repeats grouped)' },
+    lastSeenAt: time,
     evidenceDir: { type: 'string', description: 'Evidence bundle directory on the control plane host' },
     onsetAt: time,
     detectedAt: time,

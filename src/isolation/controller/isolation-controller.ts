@@ -301,13 +301,28 @@ export class IsolationController {
   private onRemoved(id: string): void {
     this.engine.forget(id);
     const inc = this.active.get(id);
-    if (inc && inc.action.kind === 'isolate' && inc.state !== 'resolved') {
-      addEvent(inc, 'deleted', Date.now(), 'the instance was removed (app deleted or scaled)');
+    if (inc && inc.state !== 'resolved') {
+      addEvent(
+        inc,
+        inc.action.kind === 'isolate' ? 'deleted' : 'resolved',
+        Date.now(),
+        'the instance was removed (app deleted or scaled)',
+      );
       this.finish(inc);
     } else if (inc) {
       this.active.delete(id);
     }
+    // Earlier incidents of the instance that are still open (alerts, start failures) end with it.
+    this.background(this.resolveStored(id, inc?.id, 'the instance was removed (app deleted or scaled)'));
     this.o.reconciler.holdOut(id, false);
+  }
+
+  private async resolveStored(instanceId: string, except: string | undefined, why: string): Promise<void> {
+    for (const old of await this.o.store.listIncidents({ instanceId, state: 'open', limit: 100 })) {
+      if (old.id === except || old.site !== this.o.site) continue;
+      addEvent(old, old.action.kind === 'isolate' ? 'deleted' : 'resolved', Date.now(), why);
+      this.persist(old);
+    }
   }
 
   private onChanged(inst: InstanceStatus): void {
@@ -331,7 +346,10 @@ export class IsolationController {
     const exitAt = inst.lastExit ? Date.parse(inst.lastExit.at) : NaN;
     if (!inst.startedAt || !(Date.parse(inst.startedAt) >= exitAt)) return;
     if (exitAt < Date.parse(inc.detectedAt) - 10_000) return;
-    addEvent(inc, 'replacement-ready', Date.now(), `restarted process ${inst.pid} is ready`);
+    const now = Date.now();
+    addEvent(inc, 'replacement-ready', now, `restarted process ${inst.pid} is ready`);
+    // Nothing is kept of a crash (the process is gone): once its successor serves, it is over.
+    addEvent(inc, 'resolved', now, `recovered: the restarted process ${inst.pid} is ready and in traffic`);
     this.engine.reset(inst.id);
     this.active.delete(inst.id);
     this.persist(inc);
@@ -363,24 +381,33 @@ export class IsolationController {
     for (const inst of this.o.driver.list()) {
       if (inst.site === this.o.site && inst.phase === 'quarantined') this.o.reconciler.holdOut(inst.id, true);
     }
-    for (const state of ['open', 'isolated', 'mitigated'] as const) {
-      for (const inc of await this.o.store.listIncidents({ state, limit: 1000 })) {
-        if (inc.site !== this.o.site) continue;
-        const inst = this.o.driver.get(inc.instanceId);
-        if (inc.action.kind === 'isolate' && inst?.phase === 'quarantined') {
-          this.active.set(inc.instanceId, inc);
-          if (!inc.replacementReadyAt) this.awaitingReplacement.set(inc.id, inc);
-        } else if (inc.action.kind === 'isolate' && !inst) {
-          addEvent(
-            inc,
-            'deleted',
-            Date.now(),
-            'the quarantined instance was gone after a control-plane restart',
-          );
-          this.persist(inc);
-        } else if (inc.action.kind === 'restart' && !inc.replacementReadyAt && inst) {
-          this.active.set(inc.instanceId, inc);
-        }
+    for (const inc of await this.o.store.listIncidents({ state: 'open', limit: 1000 })) {
+      if (inc.site !== this.o.site) continue;
+      const inst = this.o.driver.get(inc.instanceId);
+      if (inc.action.kind === 'isolate' && inst?.phase === 'quarantined') {
+        this.active.set(inc.instanceId, inc);
+        if (!inc.replacementReadyAt) this.awaitingReplacement.set(inc.id, inc);
+      } else if (!inst) {
+        // Its instance is gone (deleted with its app, scaled away, or never came back): nothing
+        // is left to act on, so the incident ends, saying why.
+        addEvent(
+          inc,
+          inc.action.kind === 'isolate' ? 'deleted' : 'resolved',
+          Date.now(),
+          'the instance was gone after a control-plane restart',
+        );
+        this.persist(inc);
+      } else if (inc.action.kind === 'restart' && !inc.replacementReadyAt) {
+        this.active.set(inc.instanceId, inc);
+      } else if (inc.action.kind !== 'isolate') {
+        // A restart that recovered, or an alert, whose end a previous process did not record.
+        addEvent(
+          inc,
+          'resolved',
+          Date.now(),
+          'ended before a control-plane restart (the instance is running)',
+        );
+        this.persist(inc);
       }
     }
   }
@@ -411,7 +438,17 @@ export class IsolationController {
     // One episode at a time per instance: a crashed process also stops answering probes,
     // which must not turn its restart into an isolation.
     this.closeIfRestarted(inst);
-    if (this.active.has(inst.id)) return;
+    const ongoing = this.active.get(inst.id);
+    if (ongoing) {
+      // The same failure again (a start failure or crash retried with backoff): one incident
+      // with a count, not one per attempt.
+      if (ongoing.signature === m.rule) {
+        ongoing.occurrences = (ongoing.occurrences ?? 1) + 1;
+        ongoing.lastSeenAt = new Date(m.detectedAt).toISOString();
+        this.persist(ongoing);
+      }
+      return;
+    }
     // A crash whose exit is not reported yet: the local driver notices exits on its 200 ms poll,
     // while HAProxy's failed attempts on the dead server (server-stats) can complete a 5xx streak
     // sooner. Isolating then would "quarantine" a dead process and file the crash as a 5xx burst

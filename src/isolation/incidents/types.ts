@@ -6,6 +6,10 @@
  */
 import type { Action, Severity } from '../signatures/types.ts';
 
+/**
+ * Stages of an incident. Every stage but `resolved` is "open": a query for state `open` (API,
+ * `bulwark incidents --state open`) returns all of them, and the console counts them as open.
+ */
 export type IncidentState =
   /** Detected; the action is under way (isolation, restart or alert). */
   | 'open'
@@ -77,6 +81,10 @@ export interface Incident {
     mttrMs?: number;
   };
   timeline: TimelineEntry[];
+  /** How often this failure was seen while the incident was open (repeats are grouped). @default 1 */
+  occurrences?: number;
+  /** When it was last seen, for a grouped incident. */
+  lastSeenAt?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -102,7 +102,7 @@ export interface ProbeSignal {
   error?: string;
 }
 
-export type ExitSignalReason = 'exited' | 'signaled' | 'oom-killed' | 'liveness-failed';
+export type ExitSignalReason = 'exited' | 'signaled' | 'oom-killed' | 'liveness-failed' | 'start-failed';
 
 export interface ExitSignal {
   type: 'exit';

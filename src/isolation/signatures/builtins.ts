@@ -8,10 +8,18 @@ import type { Rule } from './types.ts';
 
 export const BUILTIN_RULES: readonly Rule[] = Object.freeze([
   {
+    name: 'start-failure',
+    description:
+      'The process could not start (no such executable, no permission; a shell exit of 127 or 126): a configuration error, not a crash. The runtime retries with backoff; repeats are one incident with a count.',
+    when: { exited: { reasons: ['start-failed'] } },
+    severity: 'major',
+    action: 'restart',
+  },
+  {
     name: 'crash',
     description:
       'The process exited (crash, SIGKILL, OOM kill, liveness failure). It cannot be kept alive: replace it, and record the incident.',
-    when: { exited: {} },
+    when: { exited: { reasons: ['exited', 'signaled', 'oom-killed', 'liveness-failed'] } },
     severity: 'critical',
     action: 'restart',
   },

@@ -32,6 +32,7 @@ const rule = (when: unknown, over: Record<string, unknown> = {}) => ({
 describe('built-in library', () => {
   it('has the documented, stable names', () => {
     expect(BUILTIN_RULES.map((r) => r.name)).toEqual([
+      'start-failure',
       'crash',
       'hang',
       'stopped',
@@ -237,7 +238,7 @@ describe('resolveRules', () => {
 
   it('refuses to disable a rule that does not exist, so a typo cannot leave a built-in on', () => {
     expect(() => resolveRules([{ name: 'http-5xx-brust', enabled: false }])).toThrow(
-      /'http-5xx-brust' is disabled but there is no such rule; built-ins are crash, hang/,
+      /'http-5xx-brust' is disabled but there is no such rule; built-ins are start-failure, crash, hang/,
     );
   });
 

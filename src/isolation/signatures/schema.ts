@@ -95,7 +95,7 @@ const CONDITIONS: Record<(typeof CONDITION_KINDS)[number], Json> = {
       type: 'array',
       minItems: 1,
       uniqueItems: true,
-      items: { enum: ['exited', 'signaled', 'oom-killed', 'liveness-failed'] },
+      items: { enum: ['exited', 'signaled', 'oom-killed', 'liveness-failed', 'start-failed'] },
       description: 'Only these exit reasons; omit for any.',
     },
   }),

@@ -27,8 +27,11 @@ const exit = (
 });
 
 describe('DriverEventSource', () => {
-  it('maps start-failed to exited and keeps the other reasons', () => {
-    expect(exitSignalReason('start-failed')).toBe('exited');
+  it('keeps start-failed (and a shell 127/126) apart from exits of running code', () => {
+    expect(exitSignalReason('start-failed')).toBe('start-failed');
+    expect(exitSignalReason('exited', 127)).toBe('start-failed');
+    expect(exitSignalReason('exited', 126)).toBe('start-failed');
+    expect(exitSignalReason('exited', 1)).toBe('exited');
     expect(exitSignalReason('oom-killed')).toBe('oom-killed');
     expect(exitSignalReason('liveness-failed')).toBe('liveness-failed');
   });
@@ -79,7 +82,7 @@ describe('DriverEventSource', () => {
     expect(sink.of('b-0', 'exit')).toEqual([]);
     view.set(fresh);
     driver.changed({ ...fresh, lastExit: exit('2030-01-01T00:00:09.000Z', 'start-failed', 1) });
-    expect(sink.of('b-0', 'exit')).toMatchObject([{ reason: 'exited', code: 1 }]);
+    expect(sink.of('b-0', 'exit')).toMatchObject([{ reason: 'start-failed', code: 1 }]);
   });
 
   it('unsubscribes on stop', async () => {

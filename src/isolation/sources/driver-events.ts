@@ -20,9 +20,15 @@ export interface DriverEventSourceOptions extends SourceOptions {
   driver: Pick<RuntimeDriver, 'watch'>;
 }
 
-/** A process that could not even start is, for fault signatures, one that exited. */
-export function exitSignalReason(reason: ExitReason): ExitSignalReason {
-  return reason === 'start-failed' ? 'exited' : reason;
+/**
+ * The exit as fault signatures see it. A process that could not start (no such executable, no
+ * permission: the driver's `start-failed`, or a shell's 127/126 "not found"/"cannot execute")
+ * is a configuration error, its own kind (`start-failure`), not a crash of running code.
+ */
+export function exitSignalReason(reason: ExitReason, code: number | null = null): ExitSignalReason {
+  if (reason === 'start-failed') return 'start-failed';
+  if (reason === 'exited' && (code === 127 || code === 126)) return 'start-failed';
+  return reason;
 }
 
 interface Seen {
@@ -80,7 +86,7 @@ export class DriverEventSource extends BaseSource {
       this.emit(inst.id, {
         type: 'exit',
         at: Number.isFinite(at) ? at : Date.now(),
-        reason: exitSignalReason(inst.lastExit.reason),
+        reason: exitSignalReason(inst.lastExit.reason, inst.lastExit.code),
         code: inst.lastExit.code,
         signal: inst.lastExit.signal,
       });
