@@ -26,6 +26,7 @@ declare -A need=(
   [/usr/lib/cni/bridge]=containernetworking-plugins
   [busybox]=busybox-static
   [bwrap]=bubblewrap # the local instance sandbox (src/runtime/local/sandbox); setpriv drops to its uid
+  [/usr/sbin/nginx]=nginx-light # a third-party workload of the adversarial fault suite (test/integration/chaos.test.ts)
 )
 missing=()
 for bin in "${!need[@]}"; do
