@@ -93,23 +93,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (cp) {
-    // Graceful stop keeps instances (by design); delete the apps first so nothing outlives the test.
-    for (const a of APPS) await cp.api('DELETE', `/api/v1/projects/bank/apps/${a}`).catch(() => undefined);
-    await waitFor('instances gone', () => instanceProcesses(cp.gatewayPort).length === 0, {
-      timeoutMs: 30_000,
-    }).catch(() => undefined);
-    await cp.kill('SIGTERM');
-    await sleep(300);
-    for (const p of instanceProcesses(cp.gatewayPort)) process.kill(p.pid, 'SIGKILL');
-    try {
-      // Anything still carrying our data dir on its command line (shims, HAProxy) is a leak of this test.
-      execFileSync('pkill', ['-KILL', '-f', dataDir], { stdio: 'ignore' });
-    } catch {
-      // pkill exits 1 when nothing matched: the clean case.
-    }
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
+  // A graceful stop keeps instances and HAProxy (by design): stop() deletes every app (ledger2
+  // of the scaling test too), waits for their instances to go, then stops the server and HAProxy.
+  await cp?.stop();
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
 
 describe('foundation: demo bank end to end', () => {

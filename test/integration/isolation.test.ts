@@ -10,16 +10,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/isolation/incidents/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
-import {
-  instanceProcesses,
-  startControlPlane,
-  type ControlPlaneProcess,
-} from '../support/control-plane-process.ts';
+import { startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
 import { httpRequest } from '../support/http.ts';
 
 const REPLICAS = 4;
@@ -237,21 +232,9 @@ afterAll(async () => {
   await load?.stop();
   if (!cp) return;
   if (process.env.BULWARK_KEEP_TEST_DATA === 'running') return; // post-mortem on the live system
-  for (const app of ['accounts', 'ledger'])
-    await cp.api('DELETE', `/api/v1/projects/bank/apps/${app}`).catch(() => undefined);
-  await waitFor('instances gone', () => instanceProcesses(cp.gatewayPort).length === 0, {
-    timeoutMs: 30_000,
-  }).catch(() => undefined);
-  await cp.kill('SIGTERM');
-  for (const p of instanceProcesses(cp.gatewayPort)) {
-    process.kill(p.pid, 'SIGCONT');
-    process.kill(p.pid, 'SIGKILL');
-  }
-  try {
-    execFileSync('pkill', ['-KILL', '-f', dataDir], { stdio: 'ignore' });
-  } catch {
-    // nothing left: the clean case
-  }
+  // Deletes the apps, waits for their instances to go (stopped ones get SIGCONT first), then stops
+  // the server, HAProxy and the site's cgroup: SIGTERM alone keeps instances and HAProxy running.
+  await cp.stop();
   // BULWARK_KEEP_TEST_DATA=1 keeps instance logs and evidence for a post-mortem.
   if (!process.env.BULWARK_KEEP_TEST_DATA) fs.rmSync(dataDir, { recursive: true, force: true });
   else console.log(`kept ${dataDir}`);

@@ -161,6 +161,14 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
  */
 export async function stopAndClean(cp: ControlPlaneProcess): Promise<void> {
   let problem: string | undefined;
+  // A stopped (SIGSTOPped) instance cannot act on the SIGTERM of its removal: let it run first.
+  for (const p of instanceProcesses(cp.gatewayPort)) {
+    try {
+      process.kill(p.pid, 'SIGCONT');
+    } catch {
+      // exited meanwhile
+    }
+  }
   if (cp.child.exitCode === null && cp.child.signalCode === null) {
     try {
       const apps = await cp.api<{ items: { metadata: { project: string; name: string } }[] }>(
