@@ -329,3 +329,142 @@ describe('change stream (SSE)', () => {
     expect(replay).toContain(`id: ${received[1]!.id}`);
   });
 });
+
+describe('authentication on the matched route', () => {
+  it('401 for an encoded spelling of a protected route, which the router still matches (issue 15)', async () => {
+    const anon = await app.inject({ method: 'GET', url: '/%61pi/v1/status' });
+    expect(anon.statusCode).toBe(401);
+    const authed = await app.inject({ method: 'GET', url: '/%61pi/v1/status', headers: auth });
+    expect(authed.statusCode).toBe(200);
+    expect(authed.json()).toHaveProperty('store');
+  });
+  it('unmatched paths need the token too: 401 without, 404 with', async () => {
+    expect((await app.inject({ method: 'GET', url: '/api/v1/nope' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/elsewhere' })).statusCode).toBe(401);
+    const res = await app.inject({ method: 'GET', url: '/api/v1/nope', headers: auth });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.code).toBe('NotFound');
+  });
+  it('405 with Allow for a known path and another method, before auth and whatever the body', async () => {
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/apps',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+    });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+    expect(res.json().error.code).toBe('MethodNotAllowed');
+    const del = await app.inject({ method: 'PATCH', url: '/api/v1/projects/bank/apps/payments' });
+    expect(del.headers.allow).toBe('DELETE, GET, HEAD');
+  });
+  it('the document declares the standard errors: 401/403 on protected routes, 415/413 with a body, none public', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json();
+    const scale = doc.paths['/api/v1/projects/{project}/apps/{name}/scale'].post;
+    expect(Object.keys(scale.responses).sort()).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '404', '413', '414', '415', '500']),
+    );
+    const health = doc.paths['/api/v1/healthz'].get;
+    expect(health.security).toEqual([]);
+    expect(Object.keys(health.responses)).not.toContain('401');
+    expect(Object.keys(doc.paths['/api/v1/apply'].post.requestBody.content).sort()).toEqual([
+      'application/json',
+      'application/x-yaml',
+      'application/yaml',
+      'text/yaml',
+    ]);
+  });
+});
+
+describe('strict request content types (no state change from a browser simple request)', () => {
+  const simple = [
+    ['text/plain', 'apiVersion: bulwark.io/v1'],
+    ['application/x-www-form-urlencoded', 'a=b'],
+    [
+      'multipart/form-data; boundary=x',
+      '--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--x--\r\n',
+    ],
+  ] as const;
+  it('415 naming the accepted types for every simple-request type on apply, and nothing is written', async () => {
+    for (const [type, payload] of simple) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/apply',
+        headers: { ...auth, 'content-type': type },
+        payload: type === 'text/plain' ? `${PROJECT}---\n${appYaml(1, 'csrf')}` : payload,
+      });
+      expect(res.statusCode, type).toBe(415);
+      expect(res.json().error.code).toBe('UnsupportedMediaType');
+      expect(res.json().error.message).toMatch(/accepted: application\/json, application\/yaml/);
+      expect(res.json().error.details[0].path).toBe('headers.content-type');
+    }
+    expect(await store.get({ kind: 'App', project: 'bank', name: 'csrf' })).toBeUndefined();
+  });
+  it('415 for YAML or a simple-request type on a JSON route (scale, quarantine release)', async () => {
+    await applyYaml(`${PROJECT}---\n${appYaml(2)}`);
+    for (const type of ['application/yaml', ...simple.map(([t]) => t)]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/projects/bank/apps/payments/scale',
+        headers: { ...auth, 'content-type': type },
+        payload: 'replicas=5',
+      });
+      expect(res.statusCode, type).toBe(415);
+      expect(res.json().error.details[0].fix).toBe('send Content-Type: application/json');
+    }
+    const form = await app.inject({
+      method: 'POST',
+      url: '/api/v1/instances/x/quarantine/release',
+      headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: '',
+    });
+    expect(form.statusCode).toBe(415);
+    const app1 = (await store.get({ kind: 'App', project: 'bank', name: 'payments' })) as AppResource;
+    expect(app1.spec.workloads[0]?.replicas).toBe(2);
+  });
+  it('authentication comes first: 401, not 415, without a token', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/apply',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+    });
+    expect(res.statusCode).toBe(401);
+  });
+});
+
+describe('JSON bodies are checked as sent (no type coercion)', () => {
+  it('400 for replicas true, null or "5" (once coerced to 1, 0 and 5)', async () => {
+    await applyYaml(`${PROJECT}---\n${appYaml(2)}`);
+    for (const replicas of [true, null, '5']) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/projects/bank/apps/payments/scale',
+        headers: auth,
+        payload: { replicas },
+      });
+      expect(res.statusCode, JSON.stringify(replicas)).toBe(400);
+      expect(res.json().error.details[0].path).toBe('body.replicas');
+    }
+    const app1 = (await store.get({ kind: 'App', project: 'bank', name: 'payments' })) as AppResource;
+    expect(app1.spec.workloads[0]?.replicas).toBe(2);
+  });
+  it('query strings are still coerced (?dryRun=true is a boolean)', async () => {
+    const res = await applyYaml(`${PROJECT}---\n${appYaml(3)}`, true);
+    expect(res.statusCode).toBe(200);
+    expect(res.json().dryRun).toBe(true);
+  });
+  it('400 naming the field for a NUL character in a query value or a JSON string', async () => {
+    const q = await app.inject({ method: 'GET', url: '/api/v1/actions?project=a%00b', headers: auth });
+    expect(q.statusCode).toBe(400);
+    expect(q.json().error.details[0].path).toMatch(/^querystring/);
+    const b = await app.inject({
+      method: 'POST',
+      url: '/api/v1/validate',
+      headers: auth,
+      payload: { apiVersion: 'bulwark.io/v1', kind: 'Project', metadata: { name: 'a\u0000' }, spec: {} },
+    });
+    expect(b.statusCode).toBe(400);
+    expect(b.json().error.details[0].path).toBe('body.metadata.name');
+  });
+});

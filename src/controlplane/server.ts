@@ -10,7 +10,7 @@
  * except the public routes and the 405 answers (see docs/security.md).
  */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { PinoLogger } from './logger.ts';
 import { registerApplyRoutes } from './api/apply-routes.ts';
 import { registerConsoleRoutes } from './api/console-routes.ts';
@@ -21,6 +21,7 @@ import { registerIncidentRoutes } from './api/incident-routes.ts';
 import { actionSchemas, registerActionRoutes } from './api/action-routes.ts';
 import { incidentSchemas } from './api/incident-schemas.ts';
 import { methodNotAllowed } from './api/method-not-allowed.ts';
+import { rejectNul } from './api/no-nul.ts';
 import { registerMetricsRoutes } from './api/metrics-routes.ts';
 import { registerResourceRoutes } from './api/resource-routes.ts';
 import { sharedSchemas } from './api/schemas.ts';
@@ -57,6 +58,23 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     // pino's Logger is a FastifyBaseLogger; the cast only erases pino's extra generics.
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimitBytes ?? 4 * 1024 * 1024,
+    // Longer than any parameter's maxLength, so an over-long id reaches validation (400 naming the
+    // field) instead of the router's bare 414.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors the router raises before any route or hook (a malformed percent-encoding, a path
+    // parameter past maxParamLength) get the Error shape too.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
+      const known = FASTIFY_ERRORS[err.code];
+      // (Typed for any route generic; this reply belongs to no route.)
+      void (reply as FastifyReply).status(status).send({
+        error: {
+          code: status === 414 ? 'UriTooLong' : 'BadRequest',
+          message: err.message,
+          details: [{ path: 'url', message: err.message, fix: known?.fix ?? 'shorten the path parameter' }],
+        },
+      });
+    },
     // Text inputs coerced to their types, JSON bodies checked as sent (see api/validator.ts).
     // (Fastify's type for the factory describes a bare Ajv compile; at run time it is called with the
     // route part, which is the point here.)
@@ -106,6 +124,7 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     );
   });
   app.addHook('preParsing', enforceContentType);
+  app.addHook('preValidation', rejectNul);
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof ApiError) return reply.status(err.statusCode).send(err.toBody());

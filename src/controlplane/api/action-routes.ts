@@ -8,9 +8,9 @@ import { actionFeed } from '../actions/feed.ts';
 import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT, type ActionQuery } from '../actions/types.ts';
 import type { ApiDeps } from './deps.ts';
 import { rejectInvalid } from './incident-routes.ts';
-import { errorResponses } from './schemas.ts';
+import { errorResponses, idString } from './schemas.ts';
 
-const filterName = { type: 'string', minLength: 1, maxLength: 253 } as const;
+const filterName = idString;
 
 const FIXES: Record<string, string> = {
   limit: `an integer from 1 to ${MAX_ACTION_LIMIT} (default ${DEFAULT_ACTION_LIMIT})`,

@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ObservabilityApi } from '../../observability/api.ts';
 import { AgentReportError, validateAgentReport } from '../../observability/agent/report.ts';
 import { ApiError, badRequest } from '../errors.ts';
-import { errorResponses } from './schemas.ts';
+import { errorResponses, idString } from './schemas.ts';
 import { mapObservabilityError } from './topology-routes.ts';
 
 const unavailable = (): ApiError =>
@@ -55,7 +55,7 @@ export function registerAgentRoutes(app: FastifyInstance, obs: () => Observabili
         type: 'object',
         additionalProperties: false,
         required: ['site'],
-        properties: { site: { type: 'string', minLength: 1, maxLength: 63 } },
+        properties: { site: { ...idString, maxLength: 63 } },
       },
       response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
     },
@@ -138,7 +138,7 @@ export function registerAgentRoutes(app: FastifyInstance, obs: () => Observabili
       querystring: {
         type: 'object',
         additionalProperties: false,
-        properties: { site: { type: 'string', maxLength: 63 } },
+        properties: { site: { ...idString, maxLength: 63 } },
       },
       response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
     },

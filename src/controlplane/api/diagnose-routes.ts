@@ -10,7 +10,7 @@ import type { ObservabilityApi } from '../../observability/api.ts';
 import { MAX_PROFILE_SECONDS, ProfileBusyError, ProfileTargetError } from '../../observability/profile.ts';
 import { ApiError, badRequest } from '../errors.ts';
 import type { ApiDeps } from './deps.ts';
-import { errorResponses, nameParam } from './schemas.ts';
+import { errorResponses, idString, nameParam } from './schemas.ts';
 import { parseWindow } from './topology-routes.ts';
 
 const unavailable = (): ApiError =>
@@ -69,11 +69,11 @@ export function registerDiagnoseRoutes(
         tags: ['observability'],
         summary:
           'CPU profile and heap statistics of a running Node.js instance without restarting it (audited)',
-        params: { type: 'object', properties: { id: { type: 'string', maxLength: 200 } }, required: ['id'] },
+        params: { type: 'object', properties: { id: { ...idString, maxLength: 200 } }, required: ['id'] },
         body: {
           type: 'object',
           additionalProperties: false,
-          properties: { durationSeconds: { type: 'number' } },
+          properties: { durationSeconds: { type: 'integer', minimum: 1, maximum: MAX_PROFILE_SECONDS } },
         },
         response: { 201: { type: 'object', additionalProperties: true }, ...errorResponses },
       },

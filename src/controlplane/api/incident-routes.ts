@@ -11,7 +11,7 @@ import type { Incident, IncidentQuery, IncidentState } from '../../isolation/inc
 import { DEFAULT_INCIDENT_LIMIT, INCIDENT_STATES, MAX_INCIDENT_LIMIT } from '../../store/store.ts';
 import { ApiError, notFound, type ErrorDetail } from '../errors.ts';
 import type { ApiDeps, IsolationApi } from './deps.ts';
-import { errorResponses } from './schemas.ts';
+import { errorResponses, idString } from './schemas.ts';
 
 const withUnavailable = { ...errorResponses, 503: { $ref: 'Error#' } } as const;
 
@@ -30,7 +30,7 @@ const idParam = (what: string) =>
     },
   }) as const;
 
-const filterName = { type: 'string', minLength: 1, maxLength: 253 } as const;
+const filterName = idString;
 
 /** How to fix each query field; appended to validation errors so the caller knows what is accepted. */
 const QUERY_FIXES: Record<string, string> = {

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppResource, Kind, ResourceKey } from '../../model/types.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { allInstances, findInstance, type ApiDeps } from './deps.ts';
-import { errorResponses, nameParam } from './schemas.ts';
+import { errorResponses, idString, nameParam } from './schemas.ts';
 
 const ok = (ref: string) => ({ 200: { $ref: `${ref}#` }, ...errorResponses });
 
@@ -198,7 +198,7 @@ export function registerResourceRoutes(app: FastifyInstance, deps: ApiDeps): voi
       schema: {
         tags: ['instances'],
         summary: "Last lines of an instance's stdout/stderr",
-        params: { type: 'object', properties: { id: { type: 'string', maxLength: 300 } }, required: ['id'] },
+        params: { type: 'object', properties: { id: { ...idString, maxLength: 300 } }, required: ['id'] },
         querystring: {
           type: 'object',
           additionalProperties: false,

@@ -138,6 +138,19 @@ export const errorResponses = {
   500: { $ref: 'Error#' },
 } as const;
 
+/**
+ * An identifier in a path or a query (instance, incident, site or app name):
+ * letters, digits, '.', '_' and '-'. No stored id has anything else, and a
+ * control character (a NUL above all, which PostgreSQL cannot hold in text)
+ * is refused here with a 400 instead of failing in the store.
+ */
+export const idString = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 253,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+} as const;
+
 export const nameParam = {
   type: 'string',
   pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',

@@ -6,7 +6,7 @@
  *   500  any route (an unhandled error)
  *   401, 403  every route that is not `config: { auth: 'public' }`
  *   400  a route with path, query, header or body input
- *   404  a route with path parameters (the thing named may not exist)
+ *   404, 414  a route with path parameters (the thing named may not exist; too long for the router)
  *   413, 415  a route whose method carries a body (too large, wrong Content-Type)
  * A route's own declaration of a status wins; hidden routes are not documented.
  * Public routes get `security: []` in the document.
@@ -39,7 +39,8 @@ export function standardErrorStatuses(route: Pick<RouteOptions, 'method' | 'conf
   const codes = [500];
   if (routeAuthOf(route.config) !== 'public') codes.push(401, 403);
   if (s.params || s.querystring || s.headers || s.body || withBody) codes.push(400);
-  if (s.params) codes.push(404);
+  // A path parameter past the router's maxParamLength is a 414 before any route runs.
+  if (s.params) codes.push(404, 414);
   if (withBody) codes.push(413, 415);
   return codes.sort((a, b) => a - b);
 }

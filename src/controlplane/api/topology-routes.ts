@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { ObservabilityNotFoundError, type ObservabilityApi } from '../../observability/api.ts';
 import { MAX_WINDOW_SECONDS } from '../../observability/topology/service.ts';
 import { ApiError, badRequest } from '../errors.ts';
-import { errorResponses } from './schemas.ts';
+import { errorResponses, idString } from './schemas.ts';
 
 const unavailable = (): ApiError =>
   new ApiError(503, 'Unavailable', 'observability is not running in this control plane');
@@ -46,8 +46,8 @@ export function registerTopologyRoutes(app: FastifyInstance, obs: () => Observab
         type: 'object',
         additionalProperties: false,
         properties: {
-          project: { type: 'string', maxLength: 63 },
-          site: { type: 'string', maxLength: 63 },
+          project: { ...idString, maxLength: 63 },
+          site: { ...idString, maxLength: 63 },
           window: { type: 'string', description: 'Duration, e.g. 60s or 5m (1s..60m). Default 60s.' },
         },
       },
@@ -79,7 +79,7 @@ export function registerTopologyRoutes(app: FastifyInstance, obs: () => Observab
         additionalProperties: false,
         properties: {
           minutes: { type: 'integer', minimum: 1, maximum: 60, default: 60 },
-          site: { type: 'string', maxLength: 63 },
+          site: { ...idString, maxLength: 63 },
         },
       },
       response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
