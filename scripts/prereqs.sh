@@ -37,6 +37,8 @@ for bin in "${!need[@]}"; do
     command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")
   fi
 done
+# schemathesis for test/integration/schemathesis.test.ts (a pinned venv; a no-op once installed).
+bash "$(dirname "$0")/schemathesis/install.sh"
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
