@@ -71,8 +71,6 @@ runDriverContract({
   skip: {
     'the instance sees its env, PORT, BULWARK_PORT_<NAME> and BULWARK_HOST_IP':
       'driver gap: BULWARK_INSTANCE_ID is not in the pod env (pods of a Deployment share one template, and the instance id is bound after the pod exists)',
-    'liveness failure restarts the instance with reason liveness-failed':
-      'driver gap: the kubelet restarts the container, but its terminated state says only Completed/Error; the reason is in the Killing event, which the driver does not read, so it reports exited',
     'liveness does not kill an instance that has not been ready yet (slow start)':
       'driver gap: no pid on Kubernetes (the API does not expose container PIDs); the no-restart part of the case holds',
     'followLogs delivers each new line of both streams once, across a restart, until unsubscribed':

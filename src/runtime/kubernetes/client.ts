@@ -42,6 +42,7 @@ export const RESOURCES = {
   Job: { apiVersion: 'batch/v1', plural: 'jobs', namespaced: true },
   PodDisruptionBudget: { apiVersion: 'policy/v1', plural: 'poddisruptionbudgets', namespaced: true },
   EndpointSlice: { apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', namespaced: true },
+  Event: { apiVersion: 'v1', plural: 'events', namespaced: true },
 } satisfies Record<string, ResourceInfo>;
 export type KindName = keyof typeof RESOURCES;
 

@@ -23,7 +23,8 @@
  * - deletion goes through the garbage collector (propagationPolicy Background).
  *
  * Status flows back through informers (LIST + WATCH, 410 relist, periodic resync) on pods and
- * the three workload kinds, all filtered to `app.kubernetes.io/managed-by=bulwark` and this site.
+ * the three workload kinds, all filtered to `app.kubernetes.io/managed-by=bulwark` and this site,
+ * and on the kubelet's `Killing` events (a liveness kill is only said there).
  */
 import type {
   DriverCapabilities,
@@ -120,6 +121,9 @@ export class KubernetesDriver implements RuntimeDriver {
   private readonly pendingBinds = new Map<string, { id: string; done: Promise<unknown> }>();
   private readonly followers = new Set<AbortController>();
   private pods: Informer<Pod> | undefined;
+  /** The kubelet's "failed liveness probe" kills by pod uid (epoch ms), from Killing events. */
+  private readonly livenessKills = new Map<string, number[]>();
+  private events: Informer<KubeObject> | undefined;
   private workloadInformers = new Map<WorkloadKind, Informer<WorkloadObject>>();
   private starting: Promise<void> | undefined;
   private caps: DriverCapabilities = {
@@ -222,6 +226,64 @@ export class KubernetesDriver implements RuntimeDriver {
     await Promise.all([...this.workloadInformers.values()].map((i) => i.start()));
     await this.pods.start();
     for (const k of this.workloads.keys()) this.refresh(k);
+    await this.startEvents(opts);
+  }
+
+  /**
+   * Why a container restarted is not in its status: a liveness kill ends as Completed or
+   * Error like any exit. The kubelet says it in a `Killing` event ("... failed liveness
+   * probe, will be restarted"), recorded before the restart, so an informer on those events
+   * lets the status say liveness-failed. Optional: without permission to read events
+   * cluster-wide, such restarts are reported as exits.
+   */
+  private async startEvents(opts: { resyncMs: number; onError?: (err: Error) => void }): Promise<void> {
+    const fieldSelector = 'involvedObject.kind=Pod,reason=Killing';
+    try {
+      await this.client.list<KubeObject>('Event', undefined, { fieldSelector, limit: 1 });
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 403) return;
+      throw err;
+    }
+    this.events = new Informer<KubeObject>(
+      {
+        list: () => this.client.list<KubeObject>('Event', undefined, { fieldSelector }),
+        watch: (resourceVersion, onEvent, signal) =>
+          this.client.watch<KubeObject>(
+            'Event',
+            undefined,
+            { fieldSelector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
+            onEvent,
+            signal,
+          ),
+      },
+      (ev) => this.onKillEvent(ev.object),
+      opts,
+    );
+    await this.events.start();
+  }
+
+  private onKillEvent(ev: KubeObject): void {
+    const e = ev as KubeObject & {
+      involvedObject?: { uid?: string; namespace?: string };
+      message?: string;
+      lastTimestamp?: string;
+      eventTime?: string;
+      firstTimestamp?: string;
+    };
+    const uid = e.involvedObject?.uid;
+    if (!uid || !/liveness probe/i.test(e.message ?? '')) return;
+    if (!(e.involvedObject?.namespace ?? '').startsWith(this.o.namespacePrefix)) return;
+    const at = Date.parse(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? '');
+    if (Number.isNaN(at)) return;
+    const now = Date.now();
+    // Events live an hour in the apiserver; so do these.
+    for (const [k, v] of this.livenessKills)
+      if (v.every((t) => now - t > 3_600_000)) this.livenessKills.delete(k);
+    const list = this.livenessKills.get(uid) ?? [];
+    if (!list.includes(at)) list.push(at);
+    this.livenessKills.set(uid, list.slice(-20));
+    const pod = this.pods?.list().find((p) => p.metadata.uid === uid);
+    if (pod) this.onPod(pod);
   }
 
   /** Simulated (kwok) nodes have no containers: say so instead of failing later. */
@@ -370,7 +432,8 @@ export class KubernetesDriver implements RuntimeDriver {
       w.instances = w.instances.filter((i) => i.id !== e.id);
       this.forget(e.id);
     }
-    for (const e of w.instances) this.emitIfChanged(instanceStatus(w, e, bound.get(e.id)));
+    for (const e of w.instances)
+      this.emitIfChanged(instanceStatus(w, e, bound.get(e.id), this.livenessKills));
     for (const p of patches) {
       const pod = pods.find((x) => x.metadata.name === p.pod);
       const k = `${w.namespace}/${p.pod}`;
@@ -560,7 +623,7 @@ export class KubernetesDriver implements RuntimeDriver {
     const w = this.workloads.get(key)!;
     const e = w.instances.find((i) => i.id === id)!;
     const { bound } = bindPods(w.kind, w.instances, this.podsOf(w), w.name);
-    return instanceStatus(w, e, bound.get(id));
+    return instanceStatus(w, e, bound.get(id), this.livenessKills);
   }
 
   private find(
@@ -659,7 +722,7 @@ export class KubernetesDriver implements RuntimeDriver {
     const out: InstanceStatus[] = [];
     for (const w of this.workloads.values()) {
       const { bound } = bindPods(w.kind, w.instances, this.podsOf(w), w.name);
-      for (const e of w.instances) out.push(instanceStatus(w, e, bound.get(e.id)));
+      for (const e of w.instances) out.push(instanceStatus(w, e, bound.get(e.id), this.livenessKills));
     }
     return out;
   }
@@ -793,7 +856,11 @@ export class KubernetesDriver implements RuntimeDriver {
     // Bindings in flight must land: a restarted driver reads them from the pods.
     await Promise.all([...this.pendingBinds.values()].map((b) => b.done));
     for (const f of this.followers) f.abort();
-    await Promise.all([this.pods?.stop(), ...[...this.workloadInformers.values()].map((i) => i.stop())]);
+    await Promise.all([
+      this.pods?.stop(),
+      this.events?.stop(),
+      ...[...this.workloadInformers.values()].map((i) => i.stop()),
+    ]);
     this.client.close();
   }
 }

@@ -318,4 +318,40 @@ describe('instanceStatus', () => {
       message: expect.stringContaining('nope:1'),
     });
   });
+
+  it('says liveness-failed when a Killing event for a failed liveness probe falls within the ended run', () => {
+    const p = pod('p');
+    p.metadata.uid = 'uid-1';
+    p.status!.containerStatuses = [
+      {
+        name: 'api',
+        ready: true,
+        restartCount: 1,
+        state: { running: { startedAt: '2026-01-01T00:00:12Z' } },
+        lastState: {
+          terminated: {
+            exitCode: 0,
+            reason: 'Completed',
+            startedAt: '2026-01-01T00:00:00Z',
+            finishedAt: '2026-01-01T00:00:10Z',
+          },
+        },
+      },
+    ];
+    const at = (t: string): number => Date.parse(t);
+    expect(instanceStatus(w, e, p).lastExit?.reason).toBe('exited');
+    expect(
+      instanceStatus(w, e, p, new Map([['uid-1', [at('2026-01-01T00:00:09Z')]]])).lastExit,
+    ).toMatchObject({
+      reason: 'liveness-failed',
+      code: 0,
+    });
+    // A kill of an earlier run, or of another pod, says nothing about this exit.
+    expect(instanceStatus(w, e, p, new Map([['uid-1', [at('2025-12-31T23:59:00Z')]]])).lastExit?.reason).toBe(
+      'exited',
+    );
+    expect(instanceStatus(w, e, p, new Map([['uid-2', [at('2026-01-01T00:00:09Z')]]])).lastExit?.reason).toBe(
+      'exited',
+    );
+  });
 });

@@ -50,7 +50,27 @@ export function kubeletBackoffMs(restarts: number): number {
   return Math.min(300_000, 10_000 * 2 ** Math.max(0, restarts - 1));
 }
 
-export function instanceStatus(w: WorkloadState, e: InstanceEntry, pod: Pod | undefined): InstanceStatus {
+/**
+ * When the kubelet killed containers of a pod for a failed liveness probe (epoch ms of its
+ * `Killing` events, by pod uid): the container's terminated state does not say why.
+ */
+export type LivenessKills = ReadonlyMap<string, readonly number[]>;
+
+/** Was the run that ended in `t` killed for liveness (a kill event between its start and end)? */
+function killedForLiveness(t: ContainerStateTerminated, kills: readonly number[] | undefined): boolean {
+  if (!kills?.length || !t.finishedAt) return false;
+  // Event and state times have one-second resolution: allow a second either side.
+  const start = t.startedAt ? Date.parse(t.startedAt) - 1000 : -Infinity;
+  const end = Date.parse(t.finishedAt) + 1000;
+  return kills.some((k) => k >= start && k <= end);
+}
+
+export function instanceStatus(
+  w: WorkloadState,
+  e: InstanceEntry,
+  pod: Pod | undefined,
+  livenessKills?: LivenessKills,
+): InstanceStatus {
   const base = {
     id: e.id,
     site: w.site,
@@ -80,8 +100,19 @@ export function instanceStatus(w: WorkloadState, e: InstanceEntry, pod: Pod | un
   const waiting = cs?.state?.waiting;
   const terminated = cs?.state?.terminated;
   let lastExit: ExitInfo | undefined;
-  if (terminated) lastExit = exitOf(terminated);
-  else if (cs?.lastState?.terminated) lastExit = exitOf(cs.lastState.terminated);
+  const ended = terminated ?? cs?.lastState?.terminated;
+  if (ended) {
+    lastExit = exitOf(ended);
+    if (
+      lastExit.reason !== 'oom-killed' &&
+      killedForLiveness(ended, livenessKills?.get(pod.metadata.uid ?? ''))
+    )
+      lastExit = {
+        ...lastExit,
+        reason: 'liveness-failed',
+        message: `liveness probe failed; ${lastExit.message}`,
+      };
+  }
   if (waiting?.reason && START_FAILURES.has(waiting.reason)) {
     const image = pod.spec?.containers?.[0]?.image ?? '';
     lastExit = {
