@@ -12,7 +12,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import type { ApiClient } from '../cli/client.ts';
-import type { ApplyResponse } from '../cli/commands/apply.ts';
+import { fmtValue, type ApplyResponse } from '../cli/commands/apply.ts';
 import type { Io } from '../cli/commands/resources.ts';
 import { waitForApps } from '../cli/commands/wait.ts';
 import type { AppResource } from '../model/types.ts';
@@ -49,8 +49,6 @@ export function selectDocuments(yaml: string, keys: ReadonlySet<string>): string
   return out.join('---\n');
 }
 
-const show = (v: unknown): string => (v === undefined ? '∅' : JSON.stringify(v));
-
 /** Apply the demo manifest the hands-off way (see the module comment), then wait for its apps. */
 export async function applyDemo(
   api: ApiClient,
@@ -68,7 +66,8 @@ export async function applyDemo(
   }
   for (const r of plan.kept) {
     io.err(`bulwark: ${keyOf(r)} differs from ${file}; kept as it is (your changes stay):`);
-    for (const c of r.changes) io.err(`  ${c.path}: now ${show(c.from)}, the manifest says ${show(c.to)}`);
+    for (const c of r.changes)
+      io.err(`  ${c.path}: now ${fmtValue(c.from)}, the manifest says ${fmtValue(c.to)}`);
   }
   if (plan.kept.length > 0) io.err(`  to reset the demo to the manifest: ./bin/bulwark apply -f ${file}`);
   const apps = dry.results.filter((r) => r.kind === 'App' && r.project);

@@ -41,7 +41,8 @@ export function readManifestFiles(files: string[]): string {
   return docs.join('\n---\n');
 }
 
-const fmtValue = (v: unknown): string => (v === undefined ? '∅' : JSON.stringify(v));
+/** A changed value as diffs print it (`∅` for absent). */
+export const fmtValue = (v: unknown): string => (v === undefined ? '∅' : JSON.stringify(v));
 
 export async function cmdApply(
   api: ApiClient,

@@ -167,46 +167,55 @@ function growthOnset(at: readonly number[], usage: readonly number[], from: numb
   return onset;
 }
 
+/**
+ * `count` in a row whose first and last are at most `withinMs` apart, checked on each request:
+ * the 5xx-answer streak and the connection-failure streak differ only in which streak of the
+ * window they read and how they explain a match.
+ */
+function streakCondition(
+  kind: ConditionKind,
+  count: number,
+  withinMs: number,
+  streak: (win: InstanceWindow) => [length: number, newest: RequestSample[]],
+  explain: (spanMs: number, last: RequestSample[]) => string,
+): CompiledCondition {
+  return {
+    kind,
+    signals: ['request'],
+    timed: false,
+    newState: () => undefined,
+    check(win) {
+      const [length, last] = streak(win);
+      if (length < count || last.length < count) return undefined;
+      const span = last[last.length - 1]!.at - last[0]!.at;
+      if (span > withinMs) return undefined;
+      return { onsetAt: last[0]!.startedAt, evidence: explain(span, last) };
+    },
+  };
+}
+
 export function compileCondition(when: Condition): CompiledCondition {
   if ('consecutive5xx' in when) {
     const { count, withinMs } = when.consecutive5xx;
-    return {
-      kind: 'consecutive5xx',
-      signals: ['request'],
-      timed: false,
-      newState: () => undefined,
-      check(win) {
-        if (win.consecutiveFaults < count) return undefined;
-        const last = win.lastStreakFaults(count);
-        if (last.length < count) return undefined;
-        const span = last[last.length - 1]!.at - last[0]!.at;
-        if (span > withinMs) return undefined;
-        return {
-          onsetAt: last[0]!.startedAt,
-          evidence: `${count} consecutive 5xx within ${ms(span)} (${last.map(statusText).join(', ')}); rule: ${count} within ${ms(withinMs)}`,
-        };
-      },
-    };
+    return streakCondition(
+      'consecutive5xx',
+      count,
+      withinMs,
+      (win) => [win.consecutiveFaults, win.lastStreakFaults(count)],
+      (span, last) =>
+        `${count} consecutive 5xx within ${ms(span)} (${last.map(statusText).join(', ')}); rule: ${count} within ${ms(withinMs)}`,
+    );
   }
   if ('connectFailures' in when) {
     const { count, withinMs } = when.connectFailures;
-    return {
-      kind: 'connectFailures',
-      signals: ['request'],
-      timed: false,
-      newState: () => undefined,
-      check(win) {
-        if (win.consecutiveConnectFailures < count) return undefined;
-        const last = win.lastConnectFailures(count);
-        if (last.length < count) return undefined;
-        const span = last[last.length - 1]!.at - last[0]!.at;
-        if (span > withinMs) return undefined;
-        return {
-          onsetAt: last[0]!.startedAt,
-          evidence: `${count} connection failures in a row within ${ms(span)} (refused or timed out, no answer between them); rule: ${count} within ${ms(withinMs)}`,
-        };
-      },
-    };
+    return streakCondition(
+      'connectFailures',
+      count,
+      withinMs,
+      (win) => [win.consecutiveConnectFailures, win.lastConnectFailures(count)],
+      (span) =>
+        `${count} connection failures in a row within ${ms(span)} (refused or timed out, no answer between them); rule: ${count} within ${ms(withinMs)}`,
+    );
   }
   if ('errorRate' in when) {
     const { above, windowMs, minRequests } = when.errorRate;
