@@ -260,27 +260,17 @@ export async function runSuite(
     return { summaries, results };
   } finally {
     await load?.stop();
-    await stop(cp, o.workload.name);
+    await stop(cp);
     rmSync(o.dir, { recursive: true, force: true });
   }
 }
 
 /**
- * Stop the control plane with everything it started (`ControlPlaneProcess.stop()`: delete the
- * apps, wait for their instances to go, SIGTERM, then HAProxy and the site's cgroup; the server
- * keeps instances on SIGTERM). Stopped instances get SIGCONT first: a stopped process cannot act
- * on the SIGTERM of its removal. A failed stop is logged, not thrown, so it does not hide the
- * suite's own error; what it left fails the run's leftover check.
+ * Stop the control plane with everything it started (`ControlPlaneProcess.stop()`: resume stopped
+ * instances, delete the apps, wait for their instances to go, SIGTERM, then HAProxy and the site's
+ * cgroup). A failed stop is logged, not thrown, so it does not hide the suite's own error; what it
+ * left fails the run's leftover check.
  */
-async function stop(cp: ControlPlaneProcess, app: string): Promise<void> {
-  for (const q of await instances(cp, app).catch(() => [])) {
-    if (q.pid) {
-      try {
-        process.kill(q.pid, 'SIGCONT');
-      } catch {
-        // gone
-      }
-    }
-  }
+async function stop(cp: ControlPlaneProcess): Promise<void> {
   await cp.stop().catch((err: unknown) => console.error(`chaos: ${String(err)}`));
 }
