@@ -3,7 +3,7 @@
  * log lines through followLogs, a SIGSTOP through /proc, a SIGKILL through
  * the driver's change stream.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ import { SignalHub, defaultSources } from './hub.ts';
 import { RecordingSink } from './testing.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-sources-local-'));
+// The app's directory as apps have it: readable by the sandboxed instance's own uid.
+chmodSync(dir, 0o755);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SCRIPT = `

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IdLeases } from './ids.ts';
-import { isInside, visibleDirs } from './sandbox.ts';
+import { isInside, visibleDirs } from './paths.ts';
 import { compileSeccompFilter, DENIED_SYSCALLS_X86_64 } from './seccomp.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bulwark-sandbox-'));

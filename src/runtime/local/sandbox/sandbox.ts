@@ -31,6 +31,8 @@ import {
 import path from 'node:path';
 import type { Capability, InstanceSpec } from '../../driver.ts';
 import { IdLeases } from './ids.ts';
+import { isInside, visibleDirs } from './paths.ts';
+import { firstDenied, type Want } from './reach.ts';
 import { compileSeccompFilter } from './seccomp.ts';
 
 export interface SandboxOptions {
@@ -150,6 +152,7 @@ export class Sandbox {
   prepare(spec: InstanceSpec, cwd: string, exe: string, args: string[]): SandboxRun {
     const uid = this.uids?.acquire(uidKey(spec));
     const gid = this.gids?.acquire(`project:${spec.project}`);
+    if (uid !== undefined && gid !== undefined) this.checkReach(cwd, exe, args, uid, gid);
     const binds: string[] = [this.dataDirOf(spec)];
     this.ensureOwnedDir(this.dataDirOf(spec), 0o700, uid, gid);
     const projectDir = spec.env.BULWARK_PROJECT_DATA_DIR;
@@ -165,6 +168,33 @@ export class Sandbox {
       ...(uid !== undefined ? { uid } : {}),
       ...(gid !== undefined ? { gid } : {}),
     };
+  }
+
+  /**
+   * Throws, naming the path and the fix, when the instance's uid cannot reach its working
+   * directory, executable or absolute file arguments: bound directories keep host modes.
+   */
+  private checkReach(cwd: string, exe: string, args: string[], uid: number, gid: number): void {
+    const roots = visibleDirs(cwd, exe, args);
+    const targets: [string, Want][] = [
+      [cwd, 'search'],
+      [exe, 'exec'],
+      ...args
+        .filter((a) => path.isAbsolute(a) && a !== cwd)
+        .map((a): [string, Want] => [path.resolve(a), 'read']),
+    ];
+    for (const [t, want] of targets) {
+      const root = roots.find((r) => isInside(t, r));
+      if (!root || SYSTEM_DIRS.some((s) => isInside(root, s))) continue;
+      const d = firstDenied(t, root, uid, gid, want);
+      if (!d) continue;
+      const verb = d.want === 'search' ? 'enter' : d.want === 'exec' ? 'execute' : 'read';
+      throw new Error(
+        `the sandboxed instance runs as uid ${uid} (gid ${gid}) and cannot ${verb} ${d.path} ` +
+          `(mode ${d.mode}, owner ${d.owner}), needed for ${t}: make the app's files readable by others ` +
+          `(chmod o+rX on the path), or turn the sandbox off (BULWARK_SANDBOX=off)`,
+      );
+    }
   }
 
   /** The instance's private data directory (BULWARK_INSTANCE_DATA_DIR), same path inside and out. */
@@ -289,28 +319,4 @@ function isUsrSymlink(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-export function isInside(p: string, dir: string): boolean {
-  const rel = path.relative(dir, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/**
- * The directories the program needs to see: its working directory, its
- * executable's directory, and the directory of each absolute file argument
- * (`node /srv/app/main.ts`). Nested ones are folded into their parent.
- */
-export function visibleDirs(cwd: string, exe: string, args: string[]): string[] {
-  const dirs = [cwd, path.dirname(exe)];
-  for (const a of args) {
-    if (!path.isAbsolute(a)) continue;
-    try {
-      dirs.push(statSync(a).isDirectory() ? a : path.dirname(a));
-    } catch {
-      // not a file: an ordinary argument
-    }
-  }
-  const sorted = [...new Set(dirs.map((d) => path.resolve(d)))].sort((a, b) => a.length - b.length);
-  return sorted.filter((d, i) => !sorted.slice(0, i).some((p) => isInside(d, p)));
 }
