@@ -10,7 +10,7 @@ import path from 'node:path';
 import { SERVER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { freePort } from '../../src/util/ports.ts';
 import { waitFor } from '../../src/util/time.ts';
-import { listCgroups, scopeOf } from './leftovers.ts';
+import { removeEmptyScopeCgroups, scopeOf } from './leftovers.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -223,15 +223,7 @@ function removeEmptySiteCgroups(dataDir: string): void {
   } catch {
     return; // never started a site
   }
-  const scopes = new Set(sites.map((s) => scopeOf(path.join(dataDir, 'sites', s, 'instances'))));
-  for (const cg of listCgroups())
-    if (scopes.has(path.basename(cg))) {
-      try {
-        fs.rmdirSync(cg);
-      } catch {
-        // not empty: an instance is still in it, which the leftover check reports
-      }
-    }
+  removeEmptyScopeCgroups(new Set(sites.map((s) => scopeOf(path.join(dataDir, 'sites', s, 'instances')))));
 }
 
 function isZombie(pid: number): boolean {

@@ -43,7 +43,7 @@ describe('the leftover check', () => {
     const before = takeSnapshot();
     const ours = sleeper({ TMPDIR: root });
     const other = sleeper({ TMPDIR: '/tmp' });
-    const find = () => findLeftovers({ root, before, scopes: new Set(), exclude: runnerPids() });
+    const find = () => findLeftovers({ root, before, scopes: new Map(), exclude: runnerPids() });
     const found = await waitFor('the process seen', () => {
       const f = find();
       return f.length > 0 ? f : undefined;
@@ -81,10 +81,16 @@ describe('the leftover check', () => {
       });
     }
     const found = findLeftovers({ root, before, scopes: watcher.scopes, exclude: runnerPids() });
-    expect(found).toContainEqual({ kind: 'netns', what: `${ns} (empty)` });
-    if (hasMemoryCgroup) expect(found).toContainEqual({ kind: 'cgroup', what: cg });
+    expect(found).toContainEqual({ kind: 'netns', what: `${ns} (empty) (scope of ${stateDir})` });
+    if (hasMemoryCgroup)
+      expect(found).toContainEqual({ kind: 'cgroup', what: `${cg} (scope of ${stateDir})` });
     // The same names under a scope the run never had are someone else's.
-    const unrelated = findLeftovers({ root, before, scopes: new Set(['000000']), exclude: runnerPids() });
+    const unrelated = findLeftovers({
+      root,
+      before,
+      scopes: new Map([['000000', '/elsewhere']]),
+      exclude: runnerPids(),
+    });
     expect(unrelated.filter((f) => f.kind === 'netns' || f.kind === 'cgroup')).toEqual([]);
   });
 });

@@ -80,6 +80,29 @@ export function listNetns(): string[] {
 }
 
 /** Every cgroup directory under a `bulwark*` parent of any hierarchy (v1 controllers and v2). */
+/**
+ * Removes every empty cgroup below a scope (`<hierarchy>/bulwark*\/<scope>[/<id>]`), deepest
+ * first, for the state dirs of a test that are gone: rmdir fails on a cgroup that still holds a
+ * process, so a leaked instance stays for the leftover check to report.
+ */
+export function removeEmptyScopeCgroups(scopes: ReadonlySet<string>): void {
+  const mine = listCgroups()
+    .filter((cg) =>
+      path
+        .relative(CGROUP_ROOT, cg)
+        .split('/')
+        .some((seg) => scopes.has(seg)),
+    )
+    .sort((a, b) => b.length - a.length);
+  for (const cg of mine) {
+    try {
+      fs.rmdirSync(cg);
+    } catch {
+      // not empty (or gone)
+    }
+  }
+}
+
 export function listCgroups(root = CGROUP_ROOT): string[] {
   const out: string[] = [];
   const walk = (dir: string, depth: number): void => {
@@ -173,7 +196,8 @@ export function takeSnapshot(): Snapshot {
  * gone by the end, their namespaces and cgroups may not be.
  */
 export class ScopeWatcher {
-  readonly scopes = new Set<string>();
+  /** scope -> the directory it was derived from (named in leftover reports). */
+  readonly scopes = new Map<string, string>();
   private readonly root: string;
   private readonly depth: number;
   private readonly timer: NodeJS.Timeout;
@@ -196,7 +220,8 @@ export class ScopeWatcher {
       for (const e of entries) {
         if (!e.isDirectory()) continue;
         const p = path.join(dir, e.name);
-        this.scopes.add(scopeOf(p));
+        const sc = scopeOf(p);
+        if (!this.scopes.has(sc)) this.scopes.set(sc, p);
         if (depth < this.depth) walk(p, depth + 1);
       }
     };
@@ -212,7 +237,7 @@ export class ScopeWatcher {
 export interface FindOptions {
   root: string;
   before: Snapshot;
-  scopes: ReadonlySet<string>;
+  scopes: ReadonlyMap<string, string>;
   /** Processes never reported: the test runner itself and its workers. */
   exclude: ReadonlySet<number>;
 }
@@ -260,7 +285,11 @@ export function findLeftovers(o: FindOptions): Leftover[] {
     const s = scopeOfName(ns);
     if (pids.some((p) => ours.has(p)) || leasedNetns.has(ns) || (s !== undefined && o.scopes.has(s))) {
       ourNetns.add(ns);
-      found.push({ kind: 'netns', what: `${ns}${pids.length ? ` (pids ${pids.join(' ')})` : ' (empty)'}` });
+      const from = s !== undefined && o.scopes.has(s) ? ` (scope of ${o.scopes.get(s)})` : '';
+      found.push({
+        kind: 'netns',
+        what: `${ns}${pids.length ? ` (pids ${pids.join(' ')})` : ' (empty)'}${from}`,
+      });
     }
   }
 
@@ -273,8 +302,11 @@ export function findLeftovers(o: FindOptions): Leftover[] {
     if (o.before.cgroups.has(cg)) continue;
     const procs = readOr(path.join(cg, 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
     const segs = path.relative(CGROUP_ROOT, cg).split('/');
-    if (procs.some((p) => ours.has(p)) || segs.some((s) => o.scopes.has(s)))
-      found.push({ kind: 'cgroup', what: `${cg}${procs.length ? ` (pids ${procs.join(' ')})` : ''}` });
+    const scope = segs.find((s) => o.scopes.has(s));
+    if (procs.some((p) => ours.has(p)) || scope !== undefined) {
+      const from = scope !== undefined ? ` (scope of ${o.scopes.get(scope)})` : '';
+      found.push({ kind: 'cgroup', what: `${cg}${procs.length ? ` (pids ${procs.join(' ')})` : ''}${from}` });
+    }
   }
   return found;
 }

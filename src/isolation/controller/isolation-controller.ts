@@ -32,7 +32,13 @@ import { SignatureEngine } from '../signatures/engine.ts';
 import type { Match } from '../signatures/types.ts';
 import { addEvent, newIncident } from './incident-record.ts';
 import { effectivePolicy, RuleCache, type EffectivePolicy } from './policy.ts';
-import { decide, MASS_FAULT_WINDOW_MS, PEER_SLOW_FACTOR, type Decision } from './safety.ts';
+import {
+  decide,
+  MASS_FAULT_WINDOW_MS,
+  PEER_SLOW_FACTOR,
+  type Decision,
+  type SafetyContext,
+} from './safety.ts';
 
 /** Where signals come from (see src/isolation/sources). */
 
@@ -120,6 +126,8 @@ export class IsolationController {
   /** Incidents waiting for a replacement instance, by incident id. */
   private readonly awaitingReplacement = new Map<string, Incident>();
   private readonly isolations = new Map<string, number[]>();
+  /** When an instance of the workload last left traffic (isolated, or out while restarted), by workload. */
+  private readonly leftTraffic = new Map<string, number>();
   private readonly recentFaults = new Map<string, Map<string, number>>();
   private readonly alerted = new Map<string, number>();
   private readonly writes = new Map<string, Promise<void>>();
@@ -546,6 +554,7 @@ export class IsolationController {
     detail: string,
     unresponsive = false,
   ): Promise<void> {
+    this.leftTraffic.set(workloadKey(inst), Date.now());
     const backend = serviceName(inst.project, inst.app, inst.workload);
     try {
       await this.o.dataplane.setServerState(backend, inst.id, 'maint');
@@ -569,11 +578,14 @@ export class IsolationController {
     inst: InstanceStatus,
     siblings: InstanceStatus[],
     now: number,
-  ): { peersSlow: { slow: number; judged: number }; throttledRatio?: number } {
+  ): Pick<SafetyContext, 'peersSlow' | 'throttledRatio' | 'loadShift'> {
     const throttled = this.engine.window(inst.id)?.throttledRatio(2000, now);
+    const left = this.leftTraffic.get(workloadKey(inst));
+    const notReady = siblings.filter((s) => s.id !== inst.id && (!s.ready || this.active.has(s.id))).length;
     return {
       peersSlow: this.peersSlow(inst, siblings, now),
       ...(throttled !== undefined ? { throttledRatio: throttled } : {}),
+      ...(left !== undefined && notReady > 0 ? { loadShift: { notReady, msAgo: now - left } } : {}),
     };
   }
 

@@ -61,4 +61,15 @@ describe('decide', () => {
     expect(d.reason).toMatch(/^throttled in 60% of its CPU periods over the last 2 s: overloaded/);
     expect(decide({ ...base, throttledRatio: 0.1 }).action).toBe('isolate');
   });
+
+  it('does not isolate a slow instance while a peer that just left traffic is not replaced yet', () => {
+    const d = decide({ ...base, loadShift: { notReady: 1, msAgo: 1200 } });
+    expect(d.action).toBe('alert');
+    expect(d.reason).toMatch(
+      /^1 other instance\(s\) out of traffic \(the last left 1\.2 s ago\): its slowness is the load/,
+    );
+    // Capacity back (every peer serving), or the loss long past: judged on its own.
+    expect(decide({ ...base, loadShift: { notReady: 0, msAgo: 1200 } }).action).toBe('isolate');
+    expect(decide({ ...base, loadShift: { notReady: 1, msAgo: 31_000 } }).action).toBe('isolate');
+  });
 });

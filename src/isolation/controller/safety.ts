@@ -27,7 +27,15 @@ export interface SafetyContext {
   peersSlow?: { slow: number; judged: number };
   /** For a latency match: share of the instance's CPU periods throttled by its cgroup in the last 2 s. */
   throttledRatio?: number;
+  /**
+   * For a latency match: peers of the workload not serving now (starting replacements,
+   * restarting, taken out), and how long ago the last one left traffic.
+   */
+  loadShift?: { notReady: number; msAgo: number };
 }
+
+/** A latency match this soon after a peer left traffic, while capacity is still short, is the load it shed. */
+export const LOAD_SHIFT_WINDOW_MS = 30_000;
 
 /** A slow instance throttled in this share of its CPU periods is at its limit: overloaded, not faulty. */
 export const OVERLOAD_THROTTLE_RATIO = 0.25;
@@ -70,6 +78,15 @@ export function decide(c: SafetyContext): Decision {
     return {
       action: 'alert',
       reason: `throttled in ${Math.round(c.throttledRatio * 100)}% of its CPU periods over the last 2 s: overloaded at its CPU limit, not faulty; not isolating (add replicas or CPU)`,
+    };
+  }
+  // Slow right after a peer left traffic, before its replacement serves: this instance took the
+  // peer's share (a small accept backlog overflows, SYNs wait for their 1 s retransmission).
+  // Isolating it would shed that load onto fewer instances still: the cascade again.
+  if (c.loadShift && c.loadShift.notReady > 0 && c.loadShift.msAgo <= LOAD_SHIFT_WINDOW_MS) {
+    return {
+      action: 'alert',
+      reason: `${c.loadShift.notReady} other instance(s) out of traffic (the last left ${(c.loadShift.msAgo / 1000).toFixed(1)} s ago): its slowness is the load they shed, not a fault of its own; not isolating while capacity is short`,
     };
   }
   // Slow everywhere at once is the host or a dependency (CPU starvation, a slow database), not

@@ -13,6 +13,7 @@ import { identify, isAlive } from './proc.ts';
 import { FileInstanceRecords, MemoryInstanceRecords } from './records.ts';
 import { FILES, readJson, writeJsonAtomic, type ChildFile } from './shim-protocol.ts';
 import { APP, DRIVER_A, isRoot, localTestEnv } from './testdata/test-env.ts';
+import { removeEmptyScopeCgroups, scopeOf } from '../../../test/support/leftovers.ts';
 
 // Privileged tests use their own bridge, subnet and cgroup parent so they never touch a real control plane's.
 const BRIDGE = 'bwtest0';
@@ -344,6 +345,9 @@ describe.skipIf(!isRoot)('local driver, privileged: network namespaces and cgrou
     expect(isAlive(identify(s1.pid!))).toBe(false);
     const env = JSON.parse(await get(s2.ip, 8080, '/env')) as Record<string, string>;
     expect(env.BULWARK_INSTANCE_ID).toBe(y.id);
+    // The dead driver's cgroups (its scope, the killed instance's) are left as a deleted data
+    // dir leaves them; this test made them, so it removes them.
+    removeEmptyScopeCgroups(new Set([scopeOf(goneDir)]));
   });
 
   it('keeps two drivers on one bridge apart: distinct addresses and namespaces for the same instance id', async () => {
