@@ -40,7 +40,12 @@ function nginxConf(dir: string): string {
         'events { worker_connections 1024; }',
         'http {',
         '  access_log off;',
+        // Every temp path: Debian's defaults are under /var/lib/nginx, which the sandbox does not show.
         '  client_body_temp_path /tmp;',
+        '  proxy_temp_path /tmp;',
+        '  fastcgi_temp_path /tmp;',
+        '  uwsgi_temp_path /tmp;',
+        '  scgi_temp_path /tmp;',
         '  server {',
         '    listen 8080 backlog=511;',
         '    location / { return 200 "ok\\n"; }',

@@ -189,7 +189,7 @@ describe.skipIf(!isRoot)('instance sandbox: an attacker instance', () => {
     expect(existsSync(dataDirOf)).toBe(false);
   });
 
-  it('lets an instance write its data directory and its project directory; a stateful ordinal keeps both', async () => {
+  it('lets an instance write its private /tmp and /dev/shm, its data directory and its project directory; a stateful ordinal keeps both', async () => {
     const d = drivers[0]!;
     const projectDir = path.join(dataDir, 'sites', 'local', 'data', 'sec');
     const writer = (n: number): InstanceSpec =>
@@ -199,7 +199,8 @@ describe.skipIf(!isRoot)('instance sandbox: an attacker instance', () => {
         command: [
           '/bin/sh',
           '-c',
-          'echo $$ >> "$BULWARK_INSTANCE_DATA_DIR/runs" && echo hi > "$BULWARK_PROJECT_DATA_DIR/shared-$BULWARK_INSTANCE_ID" && exec sleep 30',
+          // /tmp first: nginx, Python's tempfile and most runtimes fail without a writable one.
+          'echo t > /tmp/scratch && echo t > /dev/shm/scratch && echo $$ >> "$BULWARK_INSTANCE_DATA_DIR/runs" && echo hi > "$BULWARK_PROJECT_DATA_DIR/shared-$BULWARK_INSTANCE_ID" && exec sleep 30',
         ],
         env: { BULWARK_PROJECT_DATA_DIR: projectDir },
         ports: [],

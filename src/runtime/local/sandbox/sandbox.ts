@@ -258,7 +258,21 @@ export class Sandbox {
       out.push(...(isUsrSymlink(p) ? ['--symlink', `usr/${l}`, p] : ['--ro-bind', p, p]));
     }
     for (const f of MASKED_FILES) if (existsSync(f)) out.push('--ro-bind', '/dev/null', f);
-    out.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/dev/shm');
+    // A private /tmp and /dev/shm the instance's uid can write (bwrap's tmpfs is 0755 root otherwise).
+    out.push(
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--perms',
+      '1777',
+      '--tmpfs',
+      '/tmp',
+      '--perms',
+      '1777',
+      '--tmpfs',
+      '/dev/shm',
+    );
     const code = visibleDirs(r.cwd, r.exe, r.args).filter((d) => !SYSTEM_DIRS.some((s) => isInside(d, s)));
     // Where a path already exists inside: bound host directories, except below a tmpfs mask
     // (masks and /tmp start empty). Directories bwrap creates on the way to a mount point are
