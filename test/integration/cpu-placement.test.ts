@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppResource } from '../../src/model/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { affinityOf } from '../../src/util/cpus.ts';
-import { sleep, waitFor } from '../../src/util/time.ts';
+import { waitFor } from '../../src/util/time.ts';
 import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
 import { httpRequest } from '../support/http.ts';
 
@@ -37,9 +37,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!cp) return;
-  await cp.api('DELETE', '/api/v1/projects/bank/apps/ledger').catch(() => undefined);
-  await sleep(1000);
-  await cp.kill('SIGTERM');
+  // Deletes the apps and waits for their instances, then stops the server, HAProxy and the site's cgroup.
+  await cp.stop();
   try {
     execFileSync('pkill', ['-KILL', '-f', dataDir], { stdio: 'ignore' });
   } catch {

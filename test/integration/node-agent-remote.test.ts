@@ -23,7 +23,7 @@ import type { RemoteAgentStatus } from '../../src/observability/agent/remote-age
 import type { Topology } from '../../src/observability/topology/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
-import { removeBankDemo, waitBankReady } from '../support/bank.ts';
+import { waitBankReady } from '../support/bank.ts';
 import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
 
 const cap = await checkAgentCapability();
@@ -83,8 +83,7 @@ describe.skipIf(why !== undefined)(`bulwark agent on another node (${why ?? 'roo
       if (agent.exitCode === null) agent.kill('SIGKILL');
     }
     if (!cp) return;
-    await removeBankDemo(cp);
-    await cp.kill('SIGTERM');
+    await cp.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 

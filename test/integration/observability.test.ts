@@ -29,7 +29,7 @@ import { listeningSocketsOf } from '../../src/profiling/proc-net.ts';
 import type { Topology } from '../../src/observability/topology/types.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
-import { removeBankDemo, waitBankReady } from '../support/bank.ts';
+import { waitBankReady } from '../support/bank.ts';
 import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';
 import { httpRequest } from '../support/http.ts';
 
@@ -107,8 +107,7 @@ describe.skipIf(why !== undefined)(`observability on the demo bank (${why ?? 'ro
 
   afterAll(async () => {
     if (!cp) return;
-    await removeBankDemo(cp);
-    await cp.kill('SIGTERM');
+    await cp.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 

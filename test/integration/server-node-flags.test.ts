@@ -14,7 +14,7 @@ import { REPO_ROOT, startControlPlane, type ControlPlaneProcess } from '../suppo
 const started: ControlPlaneProcess[] = [];
 const dirs: string[] = [];
 afterAll(async () => {
-  for (const cp of started) await cp.kill('SIGTERM');
+  for (const cp of started) await cp.stop();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
