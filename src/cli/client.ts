@@ -1,5 +1,5 @@
 /** Thin HTTP client for the control plane API, mapping failures to CLI exit codes. */
-import { CliError, EXIT, exitCodeForStatus } from './exit-codes.ts';
+import { CliError, EXIT, exitCodeForStatus, type ApiErrorDetail } from './exit-codes.ts';
 import type { CliConfig } from './config.ts';
 import { httpRequest, TlsTrustError, type HttpAnswer } from './transport.ts';
 
@@ -7,7 +7,7 @@ export interface ApiErrorBody {
   error?: {
     code?: string;
     message?: string;
-    details?: { path: string; message: string; fix?: string; line?: number }[];
+    details?: ApiErrorDetail[];
   };
 }
 
@@ -98,14 +98,25 @@ export class ApiClient {
       data = text;
     }
     const e = (data as ApiErrorBody | undefined)?.error;
-    const lines = [`${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim()];
-    for (const d of e?.details ?? []) {
+    const details = e?.details ?? [];
+    // With details the message's own list repeats them: its first line is the summary.
+    const summary =
+      (details.length > 0 ? (e?.message ?? '').split('\n')[0]!.replace(/:$/, '') : undefined) ?? '';
+    const lines = [
+      `${res.status} ${e?.code ?? ''}: ${details.length > 0 ? summary : (e?.message ?? text)}`.trim(),
+    ];
+    for (const d of details) {
       lines.push(
         `  ${d.path}${d.line ? ` (line ${d.line})` : ''}: ${d.message}${d.fix ? `\n    fix: ${d.fix}` : ''}`,
       );
     }
     if (res.status === 401 && !this.cfg.token)
       lines.push('  no token configured: pass --token or set BULWARK_TOKEN');
-    throw new CliError(lines.join('\n'), exitCodeForStatus(res.status));
+    throw new CliError(lines.join('\n'), exitCodeForStatus(res.status), {
+      status: res.status,
+      ...(e?.code ? { code: e.code } : {}),
+      summary,
+      details,
+    });
   }
 }

@@ -11,11 +11,22 @@ export const EXIT = {
   timeout: 8,
 } as const;
 
+/** One problem the API reported with its answer (e.g. a manifest error and its line in the request body). */
+export interface ApiErrorDetail {
+  path: string;
+  message: string;
+  fix?: string;
+  line?: number;
+}
+
 export class CliError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode: number = EXIT.error) {
+  /** The API's error answer this came from, so a command can restate it in its own terms (file names). */
+  readonly api: { status: number; code?: string; summary: string; details: ApiErrorDetail[] } | undefined;
+  constructor(message: string, exitCode: number = EXIT.error, api?: CliError['api']) {
     super(message);
     this.exitCode = exitCode;
+    this.api = api;
   }
 }
 

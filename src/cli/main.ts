@@ -3,7 +3,7 @@
  * `bulwark` command line. Parses flags, resolves the server and token, runs
  * one command and exits with a meaningful code (see exit-codes.ts).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ApiClient } from './client.ts';
 import { cmdAgent, cmdAgentManifest } from './commands/agent.ts';
 import { cmdApply } from './commands/apply.ts';
@@ -147,62 +147,102 @@ function otlpFlags(endpoint: string | undefined, ratio: string | undefined): Otl
   }
 }
 
+const OPTIONS = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  config: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  file: { type: 'string', short: 'f', multiple: true },
+  project: { type: 'string', short: 'p' },
+  'dry-run': { type: 'boolean' },
+  wait: { type: 'boolean' },
+  timeout: { type: 'string' },
+  replicas: { type: 'string' },
+  workload: { type: 'string' },
+  app: { type: 'string' },
+  state: { type: 'string' },
+  limit: { type: 'string' },
+  tail: { type: 'string' },
+  stream: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'store-url': { type: 'string' },
+  'gateway-port': { type: 'string' },
+  'gateway-cpus': { type: 'string' },
+  'control-plane-cpus': { type: 'string' },
+  unprivileged: { type: 'boolean' },
+  'otlp-endpoint': { type: 'string' },
+  'otlp-sample-ratio': { type: 'string' },
+  window: { type: 'string' },
+  duration: { type: 'string' },
+  site: { type: 'string' },
+  node: { type: 'string' },
+  'interval-ms': { type: 'string' },
+  image: { type: 'string' },
+  namespace: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-self-signed': { type: 'boolean' },
+  'ca-file': { type: 'string' },
+  'tls-fingerprint': { type: 'string' },
+  scope: { type: 'string' },
+  name: { type: 'string' },
+  reason: { type: 'string' },
+  'agent-token': { type: 'string' },
+  'create-agent-token': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/**
+ * `--replicas -1` means the value -1 (parseArgs would call it ambiguous): a
+ * negative number after a flag that takes a value is that value, so the
+ * flag's own check answers it.
+ */
+export function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    const next = argv[i + 1];
+    const opt = name !== undefined ? (OPTIONS as Record<string, { type: string }>)[name] : undefined;
+    if (opt?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** parseArgs' complaints in Bulwark's words: which flag, what is wrong, what to type. */
+export function parseErrorMessage(err: Error & { code?: string }, argv: string[]): string {
+  const flag = /Option '(-[^' ]+)|Unknown option '([^']+)'/.exec(err.message);
+  const name = flag?.[1] ?? flag?.[2];
+  const help = "; run 'bulwark help' for the commands and their flags";
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && name) return `unknown flag ${name}${help}`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && name) {
+    if (/argument missing/.test(err.message)) return `${name} needs a value, e.g. ${name} VALUE${help}`;
+    if (/does not take an argument/.test(err.message))
+      return `${name} is a switch and takes no value; write ${name} alone`;
+    if (/ambiguous/.test(err.message)) {
+      const next = argv[argv.indexOf(name) + 1];
+      return `${name} needs a value, but '${next ?? ''}' after it is a flag; give the value (write ${name}=VALUE for a value starting with '-')`;
+    }
+  }
+  return `${err.message.split('\n')[0]}${help}`;
+}
+
 export async function main(argv: string[], io: Io): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinDashValues(argv),
       allowPositionals: true,
       strict: true,
-      options: {
-        server: { type: 'string' },
-        token: { type: 'string' },
-        config: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        file: { type: 'string', short: 'f', multiple: true },
-        project: { type: 'string', short: 'p' },
-        'dry-run': { type: 'boolean' },
-        wait: { type: 'boolean' },
-        timeout: { type: 'string' },
-        replicas: { type: 'string' },
-        workload: { type: 'string' },
-        app: { type: 'string' },
-        state: { type: 'string' },
-        limit: { type: 'string' },
-        tail: { type: 'string' },
-        stream: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'data-dir': { type: 'string' },
-        'store-url': { type: 'string' },
-        'gateway-port': { type: 'string' },
-        'gateway-cpus': { type: 'string' },
-        'control-plane-cpus': { type: 'string' },
-        unprivileged: { type: 'boolean' },
-        'otlp-endpoint': { type: 'string' },
-        'otlp-sample-ratio': { type: 'string' },
-        window: { type: 'string' },
-        duration: { type: 'string' },
-        site: { type: 'string' },
-        node: { type: 'string' },
-        'interval-ms': { type: 'string' },
-        image: { type: 'string' },
-        namespace: { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-self-signed': { type: 'boolean' },
-        'ca-file': { type: 'string' },
-        'tls-fingerprint': { type: 'string' },
-        scope: { type: 'string' },
-        name: { type: 'string' },
-        reason: { type: 'string' },
-        'agent-token': { type: 'string' },
-        'create-agent-token': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: OPTIONS,
     });
   } catch (err) {
-    io.err(`${(err as Error).message}\n\n${USAGE}`);
+    io.err(`error: ${parseErrorMessage(err as Error & { code?: string }, argv)}`);
     return EXIT.usage;
   }
   const { values: f, positionals } = parsed;

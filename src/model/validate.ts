@@ -29,6 +29,7 @@ import { translateAjvErrors } from './schema-errors.ts';
 import { semanticIssues } from './semantic.ts';
 import { ManifestError, toIssue, type RawIssue, type ValidationIssue } from './issues.ts';
 import type { PathSegment } from './paths.ts';
+import { yamlSyntaxHint } from './yaml-hints.ts';
 
 export { ManifestError, formatIssue, type ValidationIssue } from './issues.ts';
 export { MANIFEST_LIMITS, TEXT_LIMITS } from './input-limits.ts';
@@ -238,17 +239,26 @@ class ManifestCollector {
       });
     }
     if (doc.errors.length > 0) {
-      for (const e of doc.errors.slice(0, MANIFEST_LIMITS.maxIssuesPerDocument)) {
-        const first = e.message.split('\n')[0] ?? '';
+      // One mistake makes yaml report a cascade of errors after it (the next lines no longer
+      // parse as intended): the first says what to fix, the rest are its consequences.
+      for (const e of doc.errors.slice(0, 1)) {
+        const first = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
         // yaml catches its own stack overflow on hostile nesting; say what it means.
         const overflow = /call stack/i.test(first);
+        // Where the mistake is (yaml reports where it gave up) and how to fix it.
+        const hint = overflow ? undefined : yamlSyntaxHint(this.text, e.code, first, e.pos[0]);
+        const where = this.at(document, hint?.offset ?? e.pos[0]);
         this.errors.push({
           path: '',
           message: overflow
             ? `nesting is deeper than ${MANIFEST_LIMITS.maxDepth} levels`
-            : `invalid YAML: ${first.replace(/ at line \d+, column \d+:?$/, '')}`,
-          ...(overflow ? { fix: 'flatten the document; no Bulwark manifest nests that deep' } : {}),
-          ...this.at(document, e.pos[0]),
+            : `invalid YAML: ${first}`,
+          ...(overflow
+            ? { fix: 'flatten the document; no Bulwark manifest nests that deep' }
+            : hint
+              ? { fix: hint.fix }
+              : {}),
+          ...where,
         });
       }
       return;
