@@ -8,7 +8,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig, writeConfig } from './config.ts';
+import {
+  configCandidates,
+  localDemoConfigFile,
+  resolveConfig,
+  userConfigFile,
+  writeConfig,
+} from './config.ts';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const FP = 'sha256:' + Array(32).fill('0A').join(':');
@@ -65,5 +71,53 @@ describe('CLI TLS trust', () => {
     expect(() => resolveConfig({ config: cfgFile })).toThrow(
       /^caFile in .*cli\.json .*missing\.pem: cannot read it \(ENOENT\)/,
     );
+  });
+});
+
+describe('where the CLI finds its config', () => {
+  const saved = { xdg: process.env.XDG_CONFIG_HOME, cfg: process.env.BULWARK_CONFIG };
+  afterEach(() => {
+    if (saved.xdg === undefined) delete process.env.XDG_CONFIG_HOME;
+    else process.env.XDG_CONFIG_HOME = saved.xdg;
+    if (saved.cfg === undefined) delete process.env.BULWARK_CONFIG;
+    else process.env.BULWARK_CONFIG = saved.cfg;
+  });
+
+  it("finds a checkout's .bulwark/cli.json from a subdirectory, like git finds .git", () => {
+    delete process.env.BULWARK_CONFIG;
+    const root = fs.mkdtempSync(path.join(dir, 'checkout-'));
+    writeConfig(path.join(root, '.bulwark/cli.json'), { server: 'http://127.0.0.1:7071' });
+    const deep = path.join(root, 'a/b/c');
+    fs.mkdirSync(deep, { recursive: true });
+    expect(configCandidates(undefined, deep)[0]).toBe(path.join(root, '.bulwark/cli.json'));
+  });
+
+  it('from any other directory: the saved user config, then the one npm start recorded, under XDG_CONFIG_HOME', () => {
+    delete process.env.BULWARK_CONFIG;
+    const xdg = fs.mkdtempSync(path.join(dir, 'xdg-'));
+    process.env.XDG_CONFIG_HOME = xdg;
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-elsewhere-'));
+    try {
+      expect(configCandidates(undefined, elsewhere)).toEqual([
+        path.join(xdg, 'bulwark/config.json'),
+        path.join(xdg, 'bulwark/local.json'),
+      ]);
+      writeConfig(localDemoConfigFile(), { server: 'http://127.0.0.1:7072', token: 'bwk_local' });
+      expect((fs.statSync(path.join(xdg, 'bulwark')).mode & 0o777).toString(8)).toBe('700');
+      const prev = process.cwd();
+      process.chdir(elsewhere);
+      try {
+        expect(resolveConfig({})).toMatchObject({ server: 'http://127.0.0.1:7072', token: 'bwk_local' });
+        writeConfig(userConfigFile(), { server: 'http://127.0.0.1:7073' });
+        expect(resolveConfig({}).server).toBe('http://127.0.0.1:7073');
+      } finally {
+        process.chdir(prev);
+      }
+      // A relative XDG_CONFIG_HOME is ignored, as the XDG spec says.
+      process.env.XDG_CONFIG_HOME = 'relative/dir';
+      expect(userConfigFile()).toBe(path.join(os.homedir(), '.config/bulwark/config.json'));
+    } finally {
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });

@@ -2,8 +2,10 @@
  * Where the CLI finds the server, the token and whom to trust over TLS:
  * flags, then environment (BULWARK_SERVER, BULWARK_TOKEN, BULWARK_CA_FILE,
  * BULWARK_TLS_FINGERPRINT), then a config file (--config, BULWARK_CONFIG,
- * ./.bulwark/cli.json written by `npm start`, then
- * ~/.config/bulwark/config.json; keys server, token, caFile, tlsFingerprint).
+ * .bulwark/cli.json written by `npm start` in this directory or a parent,
+ * then $XDG_CONFIG_HOME/bulwark/config.json from `bulwark config save`, then
+ * $XDG_CONFIG_HOME/bulwark/local.json from `npm start`; keys server, token,
+ * caFile, tlsFingerprint).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -78,10 +80,41 @@ function resolveTrust(layers: TrustLayer[]): TrustOptions | undefined {
   return undefined;
 }
 
-export function configCandidates(explicit?: string): string[] {
+/** `$XDG_CONFIG_HOME/bulwark` (default `~/.config/bulwark`): the CLI's config from any directory. */
+export function userConfigDir(): string {
+  const xdg = process.env.XDG_CONFIG_HOME;
+  // The XDG spec says a relative value is to be ignored.
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.config'), 'bulwark');
+}
+
+/** Where `bulwark config save` writes. */
+export function userConfigFile(): string {
+  return path.join(userConfigDir(), 'config.json');
+}
+
+/** Where `npm start` records the local control plane it started last, for a CLI run from anywhere. */
+export function localDemoConfigFile(): string {
+  return path.join(userConfigDir(), 'local.json');
+}
+
+/**
+ * The config files to try, first found wins: a checkout's `.bulwark/cli.json`
+ * in this directory or any parent (like git finds `.git`), then the user's
+ * saved config, then the local control plane `npm start` recorded.
+ */
+export function configCandidates(explicit?: string, cwd: string = process.cwd()): string[] {
   if (explicit) return [explicit];
   if (process.env.BULWARK_CONFIG) return [process.env.BULWARK_CONFIG];
-  return [path.resolve('.bulwark/cli.json'), path.join(os.homedir(), '.config/bulwark/config.json')];
+  const found: string[] = [];
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    const f = path.join(dir, '.bulwark/cli.json');
+    if (fs.existsSync(f)) {
+      found.push(f);
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  return [...found, userConfigFile(), localDemoConfigFile()];
 }
 
 export function resolveConfig(flags: {
@@ -143,7 +176,8 @@ export function resolveConfig(flags: {
 
 /** Write a client config readable only by its owner (it holds a credential). */
 export function writeConfig(file: string, cfg: CliConfigFile & { server: string }): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // The file holds a token: its directory is the user's alone too.
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   fs.writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
   fs.chmodSync(file, 0o600);
 }

@@ -28,6 +28,7 @@ import { otlpOptionsFromEnv, validateOtlpOptions, type OtlpOptions } from '../ob
 import { resolveConfig } from './config.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { parseFormat } from './output.ts';
+import { processIo } from './terminal-io.ts';
 
 export const USAGE = `bulwark — financial-grade container cloud control plane
 
@@ -71,7 +72,7 @@ Usage:
 Global flags:
   --server URL   control plane URL (env BULWARK_SERVER; default http://127.0.0.1:7070)
   --token TOKEN  API token (env BULWARK_TOKEN)
-  --config FILE  client config (env BULWARK_CONFIG; default ./.bulwark/cli.json, ~/.config/bulwark/config.json)
+  --config FILE  client config (env BULWARK_CONFIG; default: .bulwark/cli.json here or in a parent dir, then $XDG_CONFIG_HOME/bulwark/config.json (bulwark config save), then $XDG_CONFIG_HOME/bulwark/local.json (npm start); XDG_CONFIG_HOME defaults to ~/.config)
   --ca-file FILE trust this CA (or the server's own certificate) for https:// (env BULWARK_CA_FILE; config caFile)
   --tls-fingerprint sha256:...  trust exactly the server certificate with this SHA-256 fingerprint
                  (env BULWARK_TLS_FINGERPRINT; config tlsFingerprint)
@@ -390,7 +391,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/bin/bulwark')) {
-  const io: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+  const io: Io = processIo();
   main(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

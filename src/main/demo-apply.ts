@@ -78,5 +78,4 @@ export async function applyDemo(
   }
   io.err(`bulwark: waiting for every instance of ${refs.length} app(s) to be ready...`);
   await waitForApps(api, io, refs, timeoutMs);
-  io.err(`all ${refs.length} app(s) ready`);
 }

@@ -14,13 +14,14 @@ import { ApiClient } from '../cli/client.ts';
 import { readManifestFiles } from '../cli/commands/apply.ts';
 import type { Io } from '../cli/commands/resources.ts';
 import { runServer } from '../cli/commands/server.ts';
-import { writeConfig } from '../cli/config.ts';
+import { localDemoConfigFile, writeConfig } from '../cli/config.ts';
 import { CliError } from '../cli/exit-codes.ts';
 import { hashToken, newTokenSecret, verifyToken } from '../controlplane/auth.ts';
 import { ensureHaproxy } from '../dataplane/haproxy/process.ts';
 import { applyDemo } from './demo-apply.ts';
+import { processIo } from '../cli/terminal-io.ts';
 
-const io: Io = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+const io: Io = processIo();
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -75,6 +76,15 @@ async function main(): Promise<void> {
     io.err(`bulwark: created a new CLI token (saved in ${cfgFile}, mode 0600)`);
   }
   writeConfig(cfgFile, { server: cp.url, token });
+  // So `bulwark` finds this control plane from any directory, not only the checkout.
+  const userCfg = localDemoConfigFile();
+  try {
+    writeConfig(userCfg, { server: cp.url, token });
+  } catch (err) {
+    io.err(
+      `bulwark: could not record the control plane in ${userCfg} (${(err as Error).message}); outside this checkout pass --config ${cfgFile}`,
+    );
+  }
 
   const api = new ApiClient({ server: cp.url, token, source: cfgFile });
   // Only what is missing is created: an operator's scale or edit survives a restart of the demo.

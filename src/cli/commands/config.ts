@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { ApiClient } from '../client.ts';
-import { configCandidates, resolveConfig, writeConfig, type CliConfigFile } from '../config.ts';
+import { resolveConfig, userConfigFile, writeConfig, type CliConfigFile } from '../config.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import type { Io } from './resources.ts';
 
@@ -33,7 +33,7 @@ export async function cmdConfigSave(
     ...(f['tls-fingerprint'] ? { 'tls-fingerprint': f['tls-fingerprint'] } : {}),
   });
   await new ApiClient(cfg).request('GET', '/api/v1/healthz', undefined, { timeoutMs: 10_000 });
-  const file = configCandidates(f.config).at(-1)!;
+  const file = f.config ?? process.env.BULWARK_CONFIG ?? userConfigFile();
   const saved: CliConfigFile & { server: string } = {
     server: cfg.server,
     ...(token ? { token } : {}),

@@ -9,6 +9,11 @@ import { waitForApps } from './wait.ts';
 export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
+  /**
+   * Present on a terminal: replace the one status line (progress) with this text;
+   * undefined ends it, leaving the last text on screen. Absent: print lines instead.
+   */
+  status?: (s: string | undefined) => void;
 }
 
 const KINDS: Record<string, 'sites' | 'projects' | 'apps' | 'instances'> = {
