@@ -35,7 +35,14 @@ export function chromiumMissing(): string | undefined {
     : `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; scripts/prereqs.sh does it)`;
 }
 
-export async function launchBrowser(opts: { width?: number; height?: number } = {}): Promise<Browser> {
+export async function launchBrowser(
+  opts: {
+    width?: number;
+    height?: number;
+    /** The browser's time zone (IANA name); default: the machine's. */
+    timezoneId?: string;
+  } = {},
+): Promise<Browser> {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -44,6 +51,7 @@ export async function launchBrowser(opts: { width?: number; height?: number } = 
     viewport: { width: opts.width ?? 1440, height: opts.height ?? 900 },
     deviceScaleFactor: 1,
     locale: 'en-US',
+    ...(opts.timezoneId ? { timezoneId: opts.timezoneId } : {}),
     timeout: 60_000,
   });
   const page = context.pages()[0] ?? (await context.newPage());

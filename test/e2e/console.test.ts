@@ -6,7 +6,12 @@
  * without a reload, the incident's timeline and quarantine delete, an invalid
  * manifest whose error is shown at its line, a dry-run diff and apply,
  * scaling from the app page with each instance's charts plotting samples,
- * and reconnecting after the control plane is SIGKILLed and restarted.
+ * a workload that cannot start explained in words (the original under
+ * "Technical details"), and reconnecting after the control plane is
+ * SIGKILLed and restarted. On every page: no internal error strings in view,
+ * every time with its zone (the browser runs in Asia/Kolkata, so a zone
+ * the machine's UTC would not give), each timeline step once, every
+ * topology node explained, no "Degraded" without its reason.
  *
  * Screenshots of each page go to a temporary directory (removed afterwards):
  * a test run never rewrites tracked files. `scripts/refresh-screenshots.sh`
@@ -72,6 +77,34 @@ async function allReady(): Promise<boolean> {
   );
 }
 
+/** The browser's zone: not the machine's (UTC), so a time shown without its zone would be caught. */
+const TIMEZONE = 'Asia/Kolkata';
+const ZONE_NAME = 'GMT+5:30';
+
+/** The machinery's own words, which no page may show as its message (closed details are not in view). */
+const INTERNAL_TEXT =
+  /start-failed:|\bE(?:CONNREFUSED|NOENT|ACCES|ADDRINUSE)\b|fetch failed|Failed to fetch|TypeError|SyntaxError|\bHTTP\d{3}\b|\{"|\bat \S+ \(|\d{4}-\d\d-\d\dT\d\d:\d\d|Request failed \(|\b(?:NotFound|BadRequest|Unreachable|Internal|Unprocessable): /;
+
+/**
+ * What the main area shows a person (innerText: closed <details> and hidden text left out), less the
+ * log tail and the manifest editor, which show the workload's own text verbatim.
+ */
+async function visibleText(): Promise<string> {
+  let text = await page.locator('main').innerText();
+  for (const verbatim of await page.locator('main pre.logs, main textarea').allInnerTexts())
+    text = text.replace(verbatim, '');
+  return text;
+}
+
+/** The page's visible text has no internal error string and every <time> names its zone. */
+async function checkPageWords(where: string): Promise<void> {
+  const text = await visibleText();
+  expect(INTERNAL_TEXT.exec(text)?.[0], `${where} shows an internal string`).toBeUndefined();
+  const times = await page.locator('main time').allInnerTexts();
+  for (const t of times)
+    expect(t, `${where}: a time without its zone`).toMatch(new RegExp(`${ZONE_NAME.replace('+', '\\+')}$`));
+}
+
 const missing = chromiumMissing();
 
 // A static skip carries no note: the reason goes in the suite's name, which the skipped list prints.
@@ -91,7 +124,7 @@ describe.skipIf(missing !== undefined)(
       expect(applied.status, JSON.stringify(applied.body)).toBe(200);
       await waitFor('demo bank ready', allReady, { timeoutMs: 120_000, intervalMs: 500 });
       load = new DemoLoad(cp.gatewayUrl);
-      browser = await launchBrowser();
+      browser = await launchBrowser({ timezoneId: TIMEZONE });
       page = browser.page;
     }, 240_000);
 
@@ -117,6 +150,7 @@ describe.skipIf(missing !== undefined)(
       await apps.waitFor();
       for (const a of BANK_APPS) await apps.getByText(`bank/${a}`, { exact: true }).waitFor();
       await page.locator('[data-testid=live-state][data-state=live]').waitFor();
+      await checkPageWords('overview');
       await shot('overview');
     }, 60_000);
 
@@ -140,6 +174,23 @@ describe.skipIf(missing !== undefined)(
       const tip = page.getByRole('tooltip');
       await tip.waitFor();
       expect(await tip.textContent()).toMatch(/req\/s/);
+      // Every node says what it is: the load's loopback caller is "clients on this host", not a bare IP.
+      const local = page.locator('[data-node-id="external:127.0.0.1"]');
+      await local.waitFor({ timeout: 30_000 });
+      expect(await local.getAttribute('data-role')).toBe('local-clients');
+      expect(await local.locator('text.node-label').textContent()).toBe('Clients on this host');
+      expect(await local.locator('text.node-sub').textContent()).toBe('127.0.0.1');
+      await local.hover();
+      await tip.getByText('Clients on this host (127.0.0.1)').waitFor();
+      expect(await tip.textContent()).toMatch(/outside the platform/);
+      for (const n of await page.locator('[data-node-id]').all()) {
+        const id = await n.getAttribute('data-node-id');
+        expect(await n.locator('title').textContent(), `node ${id} explained`).toMatch(/\w{3,}.*\./);
+      }
+      const kinds = page.getByTestId('node-kinds');
+      for (const k of ['Service', 'Site gateway', 'Clients on this host', 'External service'])
+        await kinds.getByText(k, { exact: true }).waitFor();
+      await checkPageWords('topology');
       await shot('topology');
       // Click-through opens the service.
       await page.locator('[data-node-id="app:bank/accounts"]').click();
@@ -168,6 +219,7 @@ describe.skipIf(missing !== undefined)(
         { timeoutMs: 60_000 },
       );
       await page.getByTestId('scale-status').getByText('3 of 3 ready').waitFor({ timeout: 30_000 });
+      await checkPageWords('app page');
       // Every ready instance charts its request rate from several samples, and the traffic shows:
       // some instance has a rate above zero and plots its latency (p50 and p99).
       const ids = (await instances('accounts'))
@@ -235,6 +287,11 @@ describe.skipIf(missing !== undefined)(
       await page.evaluate(() =>
         (globalThis as unknown as { scrollTo: (x: number, y: number) => void }).scrollTo(0, 0),
       );
+      // Degraded (the quarantined instance) beside "N of N ready" carries its reason.
+      const payments = page.getByTestId('apps-by-health').locator('li[data-app="bank/payments"]');
+      await page.locator('li[data-app="bank/payments"][data-health=degraded]').waitFor({ timeout: 30_000 });
+      await payments.getByText(/kept out of traffic for diagnosis \(hang\)/).waitFor({ timeout: 30_000 });
+      await checkPageWords('overview with an incident');
       await shot('overview-incident');
 
       // The incident's page: timeline, signature, evidence, then delete the quarantined instance.
@@ -246,6 +303,17 @@ describe.skipIf(missing !== undefined)(
       await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).click();
       const file = await (await download).path();
       expect(fs.statSync(file).size).toBeGreaterThan(100);
+      // Each timeline step once: no two rows with the same event and text.
+      const rows = await page
+        .getByTestId('timeline')
+        .locator(':scope > li')
+        .evaluateAll((lis: { getAttribute: (n: string) => string | null; textContent: string | null }[]) =>
+          lis.map((li) => `${li.getAttribute('data-event')}|${li.textContent ?? ''}`),
+        );
+      expect(rows.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(rows).size, rows.join('\n')).toBe(rows.length);
+      expect(new Set(rows.map((r) => r.split('|')[0])).size, rows.join('\n')).toBe(rows.length);
+      await checkPageWords('incident');
       await shot('incident');
       await page.getByRole('button', { name: 'Delete', exact: true }).click();
       await page.getByRole('alertdialog').getByRole('button', { name: 'Delete' }).click();
@@ -294,6 +362,65 @@ describe.skipIf(missing !== undefined)(
       );
       const ledger = await cp.api<AppResource>('GET', '/api/v1/projects/bank/apps/ledger');
       expect(ledger.body.spec.workloads[0]!.replicas).toBe(3);
+    }, 180_000);
+
+    it('a workload whose command does not exist: the app page and the overview say what happened and what to do', async () => {
+      const broken = [
+        'apiVersion: bulwark.io/v1',
+        'kind: App',
+        'metadata: { name: broken, project: bank }',
+        'spec:',
+        '  workloads:',
+        '    - name: api',
+        '      type: service',
+        '      replicas: 1',
+        '      run: { command: [no-such-command-bulwark-e2e] }',
+        '',
+      ].join('\n');
+      const applied = await cp.api('POST', '/api/v1/apply', broken, true);
+      expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+      try {
+        // What the API says (the raw text the console must not show as its message).
+        let raw = '';
+        await waitFor(
+          'the broken instance reports its start failure',
+          async () => {
+            const r = await cp.api<{ items: InstanceStatus[] }>(
+              'GET',
+              '/api/v1/projects/bank/apps/broken/instances',
+            );
+            raw = r.body.items[0]?.message ?? '';
+            return raw.includes('start-failed');
+          },
+          { timeoutMs: 60_000 },
+        );
+        await page.goto(`${cp.url}/console/apps/bank/broken`);
+        const msg = page.getByTestId('instance-message').first();
+        await msg.getByText("the command 'no-such-command-bulwark-e2e' does not exist on this host").waitFor({
+          timeout: 30_000,
+        });
+        // The original is one click away, under "Technical details", and what to do is said.
+        await msg.getByText('Technical details').click();
+        expect(await msg.locator('code.original').innerText()).toContain('start-failed');
+        expect(await msg.innerText()).toMatch(/Fix run\.command/);
+        await msg.getByText('Technical details').click();
+        // The header says why the app is not healthy, in words, and with times in the browser's zone.
+        const reason = page.getByTestId('health-reason');
+        await reason
+          .getByText(/keeps failing and waits before its next restart/)
+          .waitFor({ timeout: 30_000 });
+        await checkPageWords('app page of a broken app');
+        await shot('app-start-failed', true);
+        await page.getByRole('link', { name: 'Overview', exact: true }).click();
+        const row = page.getByTestId('apps-by-health').locator('li[data-app="bank/broken"]');
+        await row
+          .getByText(/does not exist on this host/)
+          .first()
+          .waitFor({ timeout: 30_000 });
+        await checkPageWords('overview with a broken app');
+      } finally {
+        await cp.api('DELETE', '/api/v1/projects/bank/apps/broken');
+      }
     }, 180_000);
 
     it('reconnects after the control plane is SIGKILLed and restarted, and keeps showing live data', async () => {

@@ -95,7 +95,17 @@ async function send(path: string, opts: RequestOptions): Promise<Response> {
 export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T> {
   const res = await send(path, opts);
   const text = await res.text();
-  return (text ? JSON.parse(text) : undefined) as T;
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    // A 200 that is not JSON: a proxy's page, or a console and a server that do not match.
+    throw new ApiFailure(
+      res.status,
+      'BadResponse',
+      `${path} answered ${res.status} with a body that is not JSON`,
+    );
+  }
 }
 
 /** Download an authenticated binary (evidence bundle) as a file. */

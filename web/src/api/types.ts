@@ -101,6 +101,9 @@ export interface Incident {
   resolvedAt?: string;
   durations: { detectMs?: number; isolateMs?: number; replaceMs?: number; mttrMs?: number };
   timeline: { at: string; event: string; detail: string }[];
+  /** How often this failure was seen while the incident was open (repeats are grouped). */
+  occurrences?: number;
+  lastSeenAt?: string;
   createdAt: string;
   updatedAt: string;
 }

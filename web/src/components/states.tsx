@@ -2,6 +2,7 @@
 import type { ReactNode } from 'react';
 import type { ApiFailure } from '../api/client.ts';
 import { useI18n } from '../i18n/index.tsx';
+import { explainFailure } from '../present/explain.ts';
 
 export function Loading({ label }: { label?: string }) {
   const { t } = useI18n();
@@ -17,12 +18,18 @@ export function Empty({ children }: { children: ReactNode }) {
   return <div className="state state-empty">{children}</div>;
 }
 
+/**
+ * A failed request: what happened and what to do (present/explain.ts), each
+ * field's message and fix, and the code / status / message as the API sent
+ * them under "Technical details".
+ */
 export function ErrorState({ error, onRetry }: { error: ApiFailure; onRetry?: () => void }) {
-  const { t } = useI18n();
+  const { t, fmtTime } = useI18n();
+  const e = explainFailure(error, { t, fmtTime });
   return (
-    <div className="state state-error" role="alert">
-      <strong>{error.unreachable ? t('state.unreachable') : t('state.error', { code: error.code })}</strong>
-      <span>{error.message}</span>
+    <div className="state state-error" role="alert" data-code={error.code}>
+      <strong>{e.what}</strong>
+      {e.todo && <span className="todo">{e.todo}</span>}
       {error.details.length > 0 && (
         <ul>
           {error.details.map((d, i) => (
@@ -33,10 +40,33 @@ export function ErrorState({ error, onRetry }: { error: ApiFailure; onRetry?: ()
           ))}
         </ul>
       )}
+      {e.original && (
+        <details className="tech">
+          <summary>{t('explain.technical')}</summary>
+          <code className="original">{e.original}</code>
+        </details>
+      )}
       {onRetry && (
         <button type="button" className="btn btn-small" onClick={onRetry}>
           {t('action.retry')}
         </button>
+      )}
+    </div>
+  );
+}
+
+/** Data on screen whose refresh failed: say so in words, keep the data. */
+export function StaleNote({ error }: { error: ApiFailure }) {
+  const { t, fmtTime } = useI18n();
+  const e = explainFailure(error, { t, fmtTime });
+  return (
+    <div className="stale-note" role="status">
+      {t('state.stale', { what: e.what })}
+      {e.original && (
+        <details className="tech">
+          <summary>{t('explain.technical')}</summary>
+          <code className="original">{e.original}</code>
+        </details>
       )}
     </div>
   );
@@ -63,7 +93,7 @@ export function DataView<T>({
   }
   return (
     <>
-      {state.error && <div className="stale-note">{state.error.message}</div>}
+      {state.error && <StaleNote error={state.error} />}
       {isEmpty?.(state.data) && empty !== undefined ? <Empty>{empty}</Empty> : children(state.data)}
     </>
   );

@@ -2,34 +2,29 @@
  * Message catalogues. Every visible string goes through `t(key, vars)`; the
  * English catalogue is the reference (its keys are the type), another locale
  * may leave keys out and falls back to English. Dates and numbers are
- * formatted with Intl in the chosen locale.
+ * formatted with Intl in the chosen locale, times always with their zone
+ * (format.ts).
  */
 import { createContext, useContext, useMemo, useState, type ReactNode } from 'react';
-import { en, type MessageKey } from './en.ts';
-import { zhCN } from './zh-CN.ts';
+import { formatClock, formatDateTime } from './format.ts';
+import { translate, type Locale, type Translate } from './translate.ts';
 
-export type Locale = 'en' | 'zh-CN';
+export { translate, type Locale, type Translate };
 export const LOCALES: { id: Locale; label: string }[] = [
   { id: 'en', label: 'English' },
   { id: 'zh-CN', label: '简体中文' },
 ];
 
-const catalogues: Record<Locale, Partial<Record<MessageKey, string>>> = { en, 'zh-CN': zhCN };
 const LOCALE_KEY = 'bulwark.locale';
-
-export type Translate = (key: MessageKey, vars?: Record<string, string | number>) => string;
-
-export function translate(locale: Locale, key: MessageKey, vars?: Record<string, string | number>): string {
-  const template = catalogues[locale][key] ?? en[key];
-  if (!vars) return template;
-  return template.replace(/\{(\w+)\}/g, (m, name: string) => (name in vars ? String(vars[name]) : m));
-}
 
 interface I18n {
   locale: Locale;
   setLocale: (l: Locale) => void;
   t: Translate;
+  /** Date, time and the time zone's name (`Dec 1, 11:56:50 PM UTC`). */
   fmtTime: (iso: string | undefined) => string;
+  /** Time of day and the time zone's name (`11:56:50 PM UTC`). */
+  fmtClock: (iso: string | undefined) => string;
   fmtNumber: (n: number, digits?: number) => string;
 }
 
@@ -44,13 +39,6 @@ function initialLocale(): Locale {
 export function I18nProvider({ children }: { children: ReactNode }) {
   const [locale, setLocaleState] = useState<Locale>(initialLocale);
   const value = useMemo<I18n>(() => {
-    const timeFmt = new Intl.DateTimeFormat(locale, {
-      month: 'short',
-      day: 'numeric',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
     return {
       locale,
       setLocale: (l) => {
@@ -59,7 +47,8 @@ export function I18nProvider({ children }: { children: ReactNode }) {
         setLocaleState(l);
       },
       t: (key, vars) => translate(locale, key, vars),
-      fmtTime: (iso) => (iso ? timeFmt.format(new Date(iso)) : '—'),
+      fmtTime: (iso) => formatDateTime(locale, iso),
+      fmtClock: (iso) => formatClock(locale, iso),
       fmtNumber: (n, digits = 1) =>
         new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(n),
     };

@@ -8,8 +8,10 @@ import { api, ApiFailure } from '../api/client.ts';
 import type { AppResource, Incident, Instance, Topology, TopologyMetrics } from '../api/types.ts';
 import { LineChart } from '../components/chart.tsx';
 import { appHealth, HealthBadge, PhaseBadge } from '../components/health.tsx';
+import { Explanation, StatusText, Time } from '../components/explained.tsx';
 import { DataView, Empty, ErrorState } from '../components/states.tsx';
 import { useI18n } from '../i18n/index.tsx';
+import { healthReasons } from '../present/health-reason.ts';
 import { Link, paths } from '../router.tsx';
 import { useApi } from '../use-api.ts';
 import { QuarantineActions } from './quarantine-actions.tsx';
@@ -40,7 +42,7 @@ function useInstanceHistory(topo: Topology | undefined): Map<string, Sample[]> {
 }
 
 export function AppPage({ project, name }: { project: string; name: string }) {
-  const { t } = useI18n();
+  const { t, fmtTime } = useI18n();
   const base = `/api/v1/projects/${encodeURIComponent(project)}/apps/${encodeURIComponent(name)}`;
   const mine = (e: { key: { kind: string; project: string; name: string } }): boolean =>
     e.key.kind === 'App' && e.key.project === project && e.key.name === name;
@@ -69,12 +71,7 @@ export function AppPage({ project, name }: { project: string; name: string }) {
                 <h1>
                   {project}/{name} <HealthBadge health={appHealth(a)} />
                 </h1>
-                <p className="muted">
-                  {(a.status?.conditions ?? [])
-                    .filter((c) => c.status === 'True' && c.type !== 'Ready')
-                    .map((c) => `${c.type}: ${c.message}`)
-                    .join(' · ') || a.status?.conditions?.find((c) => c.type === 'Ready')?.message}
-                </p>
+                <HealthLine app={a} reasons={healthReasons(a, { t, fmtTime })} />
               </div>
               <div className="header-links">
                 <Link className="btn" href={paths.topology({ project })}>
@@ -123,8 +120,16 @@ export function AppPage({ project, name }: { project: string; name: string }) {
                       <td className="mono">{i.id}</td>
                       <td>
                         <PhaseBadge phase={i.phase} />
-                        {i.quarantine && <div className="muted small">{i.quarantine.reason}</div>}
-                        {i.message && !i.quarantine && <div className="muted small">{i.message}</div>}
+                        {i.quarantine && (
+                          <div className="muted small" data-testid="instance-message">
+                            <StatusText text={i.quarantine.reason} />
+                          </div>
+                        )}
+                        {i.message && !i.quarantine && (
+                          <div className="muted small" data-testid="instance-message">
+                            <StatusText text={i.message} />
+                          </div>
+                        )}
                       </td>
                       <td>{i.site}</td>
                       <td className="mono small">
@@ -134,7 +139,7 @@ export function AppPage({ project, name }: { project: string; name: string }) {
                       </td>
                       <td>{i.restarts}</td>
                       <td className="small">
-                        {i.startedAt ? new Date(i.startedAt).toLocaleTimeString() : '—'}
+                        <Time iso={i.startedAt} />
                       </td>
                       <td className="actions">
                         {inc && <Link href={paths.incident(inc.id)}>{t('app.incident')}</Link>}
@@ -248,6 +253,18 @@ export function AppPage({ project, name }: { project: string; name: string }) {
           </>
         )}
       </section>
+    </div>
+  );
+}
+
+/** Under the app's name: why it is not healthy (each condition explained), else what Ready says. */
+function HealthLine({ app, reasons }: { app: AppResource; reasons: ReturnType<typeof healthReasons> }) {
+  const ready = app.status?.conditions?.find((c) => c.type === 'Ready');
+  return (
+    <div className="muted health-line" data-testid="health-reason">
+      {reasons.length > 0
+        ? reasons.map((r, n) => <Explanation key={n} e={r} className="reason-block" />)
+        : ready?.message && <StatusText text={ready.message} />}
     </div>
   );
 }

@@ -2,8 +2,10 @@
 import { useState } from 'react';
 import { ApiFailure, download } from '../api/client.ts';
 import type { EvidenceManifest, Incident, IncidentState } from '../api/types.ts';
+import { StatusText, Time } from '../components/explained.tsx';
 import { DataView, Empty, ErrorState } from '../components/states.tsx';
 import { useI18n } from '../i18n/index.tsx';
+import { collapseTimeline } from '../present/timeline.ts';
 import { Link, paths, useRouter } from '../router.tsx';
 import { useApi } from '../use-api.ts';
 import { fmtMs, SeverityBadge } from './incident-bits.tsx';
@@ -12,7 +14,7 @@ import { QuarantineActions } from './quarantine-actions.tsx';
 const STATES: IncidentState[] = ['open', 'isolated', 'mitigated', 'resolved'];
 
 export function IncidentsPage() {
-  const { t, fmtTime } = useI18n();
+  const { t } = useI18n();
   const { search, navigate } = useRouter();
   const state = search.get('state') ?? '';
   const list = useApi<{ items: Incident[] }>(`/api/v1/incidents?limit=200${state ? `&state=${state}` : ''}`, {
@@ -82,7 +84,9 @@ export function IncidentsPage() {
                     <td>
                       <span className={`state-tag state-${i.state}`}>{t(`incident.state.${i.state}`)}</span>
                     </td>
-                    <td className="small">{fmtTime(i.detectedAt)}</td>
+                    <td className="small">
+                      <Time iso={i.detectedAt} />
+                    </td>
                     <td>{fmtMs(i.durations.isolateMs)}</td>
                     <td>{fmtMs(i.durations.mttrMs)}</td>
                   </tr>
@@ -119,7 +123,16 @@ export function IncidentPage({ id }: { id: string }) {
                 <span className="mono">{i.signature}</span> <SeverityBadge severity={i.severity} />{' '}
                 <span className={`state-tag state-${i.state}`}>{t(`incident.state.${i.state}`)}</span>
               </h1>
-              <p>{i.evidenceSummary}</p>
+              {i.evidenceSummary && (
+                <p>
+                  <StatusText text={i.evidenceSummary} />
+                </p>
+              )}
+              {(i.occurrences ?? 1) > 1 && (
+                <p className="muted small" data-testid="occurrences">
+                  {t('incident.occurrences', { n: i.occurrences ?? 1, at: fmtTime(i.lastSeenAt) })}
+                </p>
+              )}
             </header>
             <div className="grid-2">
               <section className="card">
@@ -134,7 +147,7 @@ export function IncidentPage({ id }: { id: string }) {
                   <dd className="mono">{i.instanceId}</dd>
                   <dt>{t('incident.action')}</dt>
                   <dd>
-                    <strong>{i.action.kind}</strong> — {i.action.reason}
+                    <strong>{i.action.kind}</strong> — <StatusText text={i.action.reason} />
                   </dd>
                   {i.replacementId && (
                     <>
@@ -186,7 +199,9 @@ export function IncidentPage({ id }: { id: string }) {
                             <td>
                               <span className={`state-tag part-${p.status}`}>{p.status}</span>
                             </td>
-                            <td className="small muted wrap">{p.reason ?? p.files.join(', ')}</td>
+                            <td className="small muted wrap">
+                              {p.reason ? <StatusText text={p.reason} /> : p.files.join(', ')}
+                            </td>
                             <td className="small">{fmtMs(p.durationMs)}</td>
                           </tr>
                         ))}
@@ -195,7 +210,9 @@ export function IncidentPage({ id }: { id: string }) {
                   </>
                 ) : evidence.error ? (
                   evidence.error.status === 404 ? (
-                    <Empty>{evidence.error.message}</Empty>
+                    <Empty>
+                      <StatusText text={evidence.error.message} />
+                    </Empty>
                   ) : (
                     <ErrorState error={evidence.error} onRetry={evidence.reload} />
                   )
@@ -207,13 +224,36 @@ export function IncidentPage({ id }: { id: string }) {
             <section className="card">
               <h2>{t('incident.timeline')}</h2>
               <ol className="timeline" data-testid="timeline">
-                {i.timeline.map((e, n) => (
-                  <li key={n} className={`tl tl-${e.event}`}>
-                    <time>{fmtTime(e.at)}</time>
+                {collapseTimeline(i.timeline).map((e, n) => (
+                  <li key={n} className={`tl tl-${e.event}`} data-event={e.event} data-count={e.count}>
+                    <Time iso={e.at} />
                     <span className={`event-tag event-${e.event}`}>
                       {t(`timeline.${e.event as 'isolated'}`)}
+                      {e.count > 1 && (
+                        <span
+                          className="tl-count"
+                          title={t('timeline.countTitle', { n: e.count, at: fmtTime(e.lastAt) })}
+                        >
+                          {' '}
+                          {t('timeline.count', { n: e.count })}
+                        </span>
+                      )}
                     </span>
-                    <span>{e.detail}</span>
+                    <span>
+                      <StatusText text={e.detail} />
+                      {e.others.length > 0 && (
+                        <details className="tech">
+                          <summary>{t('timeline.others', { n: e.others.length })}</summary>
+                          <ul>
+                            {e.others.map((o, k) => (
+                              <li key={k}>
+                                <StatusText text={o} />
+                              </li>
+                            ))}
+                          </ul>
+                        </details>
+                      )}
+                    </span>
                   </li>
                 ))}
               </ol>

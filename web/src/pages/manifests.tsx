@@ -7,9 +7,11 @@ import { useEffect, useRef, useState } from 'react';
 import YAML from 'yaml';
 import { api, ApiFailure } from '../api/client.ts';
 import type { AppResource, ApplyResult } from '../api/types.ts';
+import { Explanation } from '../components/explained.tsx';
 import { DataView, ErrorState } from '../components/states.tsx';
 import { YamlEditor, type YamlEditorHandle } from '../components/yaml-editor.tsx';
 import { useI18n } from '../i18n/index.tsx';
+import { explainFailure } from '../present/explain.ts';
 import { Link, paths } from '../router.tsx';
 import { useApi } from '../use-api.ts';
 
@@ -191,9 +193,7 @@ function ManifestEditor({
       </div>
       {error && (
         <div className="errors" role="alert" data-testid="manifest-errors">
-          <strong>
-            {error.code}: {error.message}
-          </strong>
+          <ManifestErrorHeadline error={error} />
           <ul>
             {error.details.map((d, i) => (
               <li key={i}>
@@ -257,4 +257,10 @@ function Plan({ result, heading }: { result: ApplyResult; heading: string }) {
       ))}
     </div>
   );
+}
+
+/** What the failed dry run or apply means, and the code and message as sent under "Technical details". */
+function ManifestErrorHeadline({ error }: { error: ApiFailure }) {
+  const { t, fmtTime } = useI18n();
+  return <Explanation e={explainFailure(error, { t, fmtTime })} className="errors-headline" />;
 }

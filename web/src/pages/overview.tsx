@@ -6,15 +6,18 @@
  */
 import { useEffect, useRef, type ReactNode } from 'react';
 import type { ActionFeedItem, AppResource, Health, Incident, Resource } from '../api/types.ts';
+import { Explanation, StatusText, Time } from '../components/explained.tsx';
 import { DataView, Empty } from '../components/states.tsx';
 import { appHealth, HealthBadge, HEALTH_ORDER, siteHealth } from '../components/health.tsx';
 import { useI18n } from '../i18n/index.tsx';
+import { healthReasons } from '../present/health-reason.ts';
 import { Link, paths } from '../router.tsx';
 import { useApi } from '../use-api.ts';
 import { SeverityBadge } from './incident-bits.tsx';
 
 export function OverviewPage() {
   const { t, fmtTime } = useI18n();
+  const ctx = { t, fmtTime };
   const sites = useApi<{ items: Resource[] }>('/api/v1/sites', { refreshOn: (e) => e.key.kind === 'Site' });
   const apps = useApi<{ items: AppResource[] }>('/api/v1/apps', { refreshOn: (e) => e.key.kind === 'App' });
   const incidents = useApi<{ items: Incident[] }>('/api/v1/incidents?limit=100', {
@@ -85,7 +88,9 @@ export function OverviewPage() {
                           (s.spec as { driver?: string }).driver ?? (s.spec as { type?: string }).type ?? '',
                         )}
                       </span>
-                      <span className="muted grow">{ready?.message ?? ''}</span>
+                      <span className="muted grow">
+                        {ready?.message ? <StatusText text={ready.message} /> : ''}
+                      </span>
                       <Link href={paths.topology({ site: s.metadata.name })}>
                         {t('overview.viewTopology')}
                       </Link>
@@ -112,13 +117,21 @@ export function OverviewPage() {
                     const w = a.status?.workloads ?? [];
                     const ready = w.reduce((s, x) => s + x.readyReplicas, 0);
                     const want = w.reduce((s, x) => s + x.replicas, 0);
+                    const health = appHealth(a);
+                    // Never a bare "Degraded" beside "2 of 2 ready": the conditions that made it so.
+                    const reasons = health === 'ok' ? [] : healthReasons(a, ctx);
                     return (
-                      <li key={key(a)} className="list-row">
-                        <HealthBadge health={appHealth(a)} />
+                      <li key={key(a)} className="list-row" data-app={key(a)} data-health={health}>
+                        <HealthBadge health={health} />
                         <Link href={paths.app(a.metadata.project ?? '', a.metadata.name)}>
                           <strong>{key(a)}</strong>
                         </Link>
-                        <span className="muted grow">{t('app.readyOf', { ready, want })}</span>
+                        <span className="muted">{t('app.readyOf', { ready, want })}</span>
+                        <span className="grow health-reasons" data-testid="health-reason">
+                          {reasons.map((r, n) => (
+                            <Explanation key={n} e={r} inline className="small" />
+                          ))}
+                        </span>
                       </li>
                     );
                   })}
@@ -162,7 +175,9 @@ export function OverviewPage() {
                       </td>
                       <td className="mono">{i.signature}</td>
                       <td>{t(`incident.state.${i.state}`)}</td>
-                      <td>{fmtTime(i.detectedAt)}</td>
+                      <td>
+                        <Time iso={i.detectedAt} />
+                      </td>
                     </tr>
                   ))}
                 </tbody>
@@ -182,7 +197,7 @@ export function OverviewPage() {
               <ol className="feed" data-testid="recent-actions">
                 {d.items.map((a) => (
                   <li key={a.id}>
-                    <time>{fmtTime(a.at)}</time>
+                    <Time iso={a.at} />
                     <span className={`event-tag event-${a.kind}`}>{t(`action.${a.kind}`)}</span>
                     {a.incidentId ? (
                       <Link href={paths.incident(a.incidentId)} className="mono small">

@@ -2,9 +2,10 @@
 import { useState } from 'react';
 import { api, ApiFailure } from '../api/client.ts';
 import { useI18n, LOCALES } from '../i18n/index.tsx';
+import { explainFailure } from '../present/explain.ts';
 
 export function SignInPage({ onSignedIn, reason }: { onSignedIn: (token: string) => void; reason?: string }) {
-  const { t, locale, setLocale } = useI18n();
+  const { t, fmtTime, locale, setLocale } = useI18n();
   const [token, setTokenText] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -26,7 +27,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (token: string)
           ? t('signin.refused')
           : f?.unreachable
             ? t('state.unreachable')
-            : String(f?.message ?? err),
+            : explainFailure(f ?? new ApiFailure(0, 'Error', String(err)), { t, fmtTime }).what,
       );
     } finally {
       setBusy(false);

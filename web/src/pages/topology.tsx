@@ -6,12 +6,13 @@
 import { useEffect, useMemo, useState } from 'react';
 import { api, ApiFailure } from '../api/client.ts';
 import type { Topology, TopologyNode } from '../api/types.ts';
-import { Empty, ErrorState, Loading } from '../components/states.tsx';
+import { Empty, ErrorState, Loading, StaleNote } from '../components/states.tsx';
 import { useI18n } from '../i18n/index.tsx';
 import { useLive } from '../live.tsx';
 import { paths, useRouter } from '../router.tsx';
 import { Graph } from '../topology/graph.tsx';
 import { projectsOf, sitesOf, viewGraph } from '../topology/model.ts';
+import { NODE_ROLES } from '../topology/roles.ts';
 
 const POLL_MS = 5000;
 
@@ -55,7 +56,7 @@ export function useTopology(query: string): {
 }
 
 export function TopologyPage() {
-  const { t } = useI18n();
+  const { t, fmtClock } = useI18n();
   const { search, navigate } = useRouter();
   const project = search.get('project') ?? '';
   const site = search.get('site') ?? '';
@@ -86,7 +87,7 @@ export function TopologyPage() {
           {topo
             ? t('topology.subtitle', {
                 window: topo.windowSeconds,
-                at: new Date(topo.at).toLocaleTimeString(),
+                at: fmtClock(topo.at),
               })
             : t('topology.subtitleLoading')}
         </p>
@@ -148,14 +149,39 @@ export function TopologyPage() {
         <Empty>{t('topology.empty')}</Empty>
       ) : (
         <>
-          {error && <div className="stale-note">{error.message}</div>}
+          {error && <StaleNote error={error} />}
           <p className="muted small" data-testid="topology-counts">
-            {t('topology.counts', { nodes: view.nodes.length, edges: view.edges.length })}
+            {t('topology.counts', {
+              nodes: view.nodes.length,
+              outside: view.nodes.filter((n) => n.kind === 'external').length,
+              edges: view.edges.length,
+            })}
           </p>
           <Graph nodes={view.nodes} edges={view.edges} onOpen={open} />
+          <NodeKinds />
         </>
       )}
     </div>
+  );
+}
+
+/** Every kind of box the graph can draw, each with what it is. */
+function NodeKinds() {
+  const { t } = useI18n();
+  return (
+    <section className="node-kinds" aria-labelledby="node-kinds" data-testid="node-kinds">
+      <h2 id="node-kinds" className="small">
+        {t('topology.nodeKinds')}
+      </h2>
+      <dl>
+        {NODE_ROLES.map((r) => (
+          <div key={r} className={`node-kind role-${r}`}>
+            <dt>{t(`topology.role.${r}`)}</dt>
+            <dd>{t(`topology.legend.${r}`)}</dd>
+          </div>
+        ))}
+      </dl>
+    </section>
   );
 }
 

@@ -18,12 +18,15 @@ import {
 import type { TopologyEdge, TopologyMetrics, TopologyNode } from '../api/types.ts';
 import { useI18n, type Translate } from '../i18n/index.tsx';
 import { layoutGraph } from './layout.ts';
+import { endpointMetrics, explainNode } from './roles.ts';
 
 interface Hover {
   x: number;
   y: number;
   title: string;
   kind: string;
+  /** What the node is (nodes only). */
+  about?: string;
   metrics: TopologyMetrics & {
     connections?: number | null;
     rttMs?: number | null;
@@ -80,8 +83,8 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
 
   // Hovering changes only the tooltip: the node and edge layers get stable callbacks (through refs)
   // and are memoised, so a mouse move does not re-render 200 nodes and 600 edges.
-  const live = useRef({ byId, scale, onOpen, t });
-  live.current = { byId, scale, onOpen, t };
+  const live = useRef({ byId, scale, onOpen, t, edges });
+  live.current = { byId, scale, onOpen, t, edges };
   const showAt = useCallback((clientX: number, clientY: number, h: Omit<Hover, 'x' | 'y'>): void => {
     const el = box.current;
     const r = el?.getBoundingClientRect();
@@ -98,15 +101,16 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
       }),
     [showAt],
   );
-  const hoverOf = useCallback(
-    (n: TopologyNode): Omit<Hover, 'x' | 'y'> => ({
-      title: n.label,
-      kind: live.current.t(`topology.kind.${n.kind}`),
-      metrics: n.metrics,
+  const hoverOf = useCallback((n: TopologyNode): Omit<Hover, 'x' | 'y'> => {
+    const x = explainNode(n, live.current.t);
+    return {
+      title: x.subtitle ? `${x.title} (${x.subtitle})` : x.title,
+      kind: live.current.t(`topology.role.${x.role}`),
+      about: x.description,
+      metrics: endpointMetrics(n, live.current.edges),
       health: n.health,
-    }),
-    [],
-  );
+    };
+  }, []);
   const nodeEvents = useMemo<NodeEvents>(
     () => ({
       move: (n, ev) => showAt(ev.clientX, ev.clientY, hoverOf(n)),
@@ -183,6 +187,7 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
             <div className="tooltip-kind">
               {hover.kind} · {t(`health.${hover.health as 'ok'}`)}
             </div>
+            {hover.about && <p className="tooltip-about">{hover.about}</p>}
             <dl>
               <dt>{t('metric.rate')}</dt>
               <dd>{hover.metrics.rps.toFixed(1)} req/s</dd>
@@ -240,6 +245,7 @@ const Nodes = memo(function Nodes({
       {nodes.map((n) => {
         const p = layout.nodes.get(n.id);
         if (!p) return null;
+        const x = explainNode(n, t);
         return (
           <g
             key={n.id}
@@ -247,8 +253,9 @@ const Nodes = memo(function Nodes({
             transform={`translate(${p.x},${p.y})`}
             tabIndex={0}
             role="link"
-            aria-label={`${n.label}: ${t(`health.${n.health}`)}, ${fmtRate(t, n.metrics)}`}
+            aria-label={`${x.title}${x.subtitle ? ` (${x.subtitle})` : ''}: ${t(`health.${n.health}`)}, ${fmtRate(t, n.metrics)}. ${x.description}`}
             data-node-id={n.id}
+            data-role={x.role}
             onMouseMove={(ev) => events.move(n, ev)}
             onFocus={() => events.focus(n, p)}
             onBlur={events.blur}
@@ -260,13 +267,15 @@ const Nodes = memo(function Nodes({
               }
             }}
           >
+            <title>{x.description}</title>
             <rect width={layout.nodeWidth} height={layout.nodeHeight} rx="8" className="node-box" />
             <rect width="6" height={layout.nodeHeight} rx="3" className="node-stripe" />
             <text x="16" y="20" className="node-label">
-              {clip(n.label, 20)}
+              {clip(x.title, 20)}
             </text>
             <text x="16" y="37" className="node-sub">
-              {fmtRate(t, n.metrics)}
+              {/* Outside the platform the address says more than a rate the node does not measure. */}
+              {x.subtitle !== undefined ? clip(x.subtitle, 24) : fmtRate(t, n.metrics)}
             </text>
           </g>
         );
