@@ -418,6 +418,18 @@ describe.skipIf(missing !== undefined)(
           .first()
           .waitFor({ timeout: 30_000 });
         await checkPageWords('overview with a broken app');
+        // An API error page: what happened and what to do, the code only under Technical details.
+        await page.goto(`${cp.url}/console/apps/bank/no-such-app`);
+        const failed = page.locator('.state-error');
+        await failed.first().getByText('It does not exist (any more).').waitFor({ timeout: 30_000 });
+        expect(await failed.first().getAttribute('data-code')).toBe('NotFound');
+        await failed
+          .first()
+          .getByText(/go back to the list/)
+          .waitFor();
+        await checkPageWords('a missing app');
+        await failed.first().getByText('Technical details').click();
+        expect(await failed.first().locator('code.original').innerText()).toMatch(/^NotFound \(HTTP 404\): /);
       } finally {
         await cp.api('DELETE', '/api/v1/projects/bank/apps/broken');
       }
@@ -430,7 +442,14 @@ describe.skipIf(missing !== undefined)(
       await cp.kill('SIGKILL');
       await page.locator('[data-testid=live-state][data-state=reconnecting]').waitFor({ timeout: 30_000 });
       await page.getByText('Lost the connection to the control plane').waitFor();
-      cp = await startControlPlane({ dataDir, port, gatewayPort: cp.gatewayPort, token: cp.token });
+      try {
+        // Past a poll period (5 s) refreshes have failed or hang: whatever the page says, it says in words.
+        await page.waitForTimeout(6000);
+        await checkPageWords('overview while the control plane is down');
+      } finally {
+        // Restarted whatever the check said: its instances (and their netns) are stopped with it.
+        cp = await startControlPlane({ dataDir, port, gatewayPort: cp.gatewayPort, token: cp.token });
+      }
       await page.locator('[data-testid=live-state][data-state=live]').waitFor({ timeout: 30_000 });
       // A change made after the restart reaches the open page: the wanted count follows the scale.
       const scaled = await cp.api('POST', '/api/v1/projects/bank/apps/ledger/scale', { replicas: 2 });
