@@ -20,6 +20,7 @@ import { hashToken, newTokenSecret, verifyToken } from '../controlplane/auth.ts'
 import { ensureHaproxy } from '../dataplane/haproxy/process.ts';
 import { applyDemo } from './demo-apply.ts';
 import { processIo } from '../cli/terminal-io.ts';
+import { redactUrl } from '../util/secrets.ts';
 
 const io: Io = processIo();
 
@@ -39,13 +40,35 @@ async function main(): Promise<void> {
   const port = Number(values.port);
   const gatewayPort = Number(values['gateway-port']);
 
+  // A stop asked for while the control plane is still starting (SIGINT/SIGTERM, or npm
+  // gone) is kept and carried out once it is up, with everything it started: the default
+  // action would kill this process and leave HAProxy and the first instances running.
+  let early: string | undefined;
+  const up: { shutdown?: (why: string) => void } = {};
+  const request = (why: string): void => {
+    if (up.shutdown) return up.shutdown(why);
+    if (early) return;
+    early = why;
+    io.err(`${why}: stopping once the control plane has finished starting (then all it started)...`);
+  };
+  const onInt = (): void => request('SIGINT');
+  const onTerm = (): void => request('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  // npm killed outright (SIGKILL) cannot forward anything: its child is reparented. Stop too.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) request(`the parent process ${parent} exited`);
+  }, 1000).unref();
+
   io.err('bulwark: checking HAProxy...');
   const haproxy = await ensureHaproxy({ autoInstall: process.getuid?.() === 0 });
   io.err(
     `  HAProxy ${haproxy.version} at ${haproxy.binary}${haproxy.installed ? ' (just installed with apt-get)' : ''}`,
   );
 
-  io.err(`bulwark: starting the control plane (store: ${values['store-url'] ?? `${dataDir}/store`})...`);
+  const storeShown = values['store-url'] ? redactUrl(values['store-url']) : `${dataDir}/store`;
+  io.err(`bulwark: starting the control plane (store: ${storeShown})...`);
   const cp = await runServer(io, {
     dataDir,
     port,
@@ -55,6 +78,11 @@ async function main(): Promise<void> {
     logFile: path.join(dataDir, 'control-plane.log'),
     stopWorkloadsOnExit: true,
   });
+  // runServer has its own SIGINT/SIGTERM handlers now.
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  up.shutdown = cp.shutdown;
+  if (early) return cp.shutdown(early);
 
   // A checkout whose CLI config was lost gets a fresh token (the old ones stay valid).
   const cfgFile = path.join(dataDir, 'cli.json');

@@ -58,7 +58,7 @@ function refreshLocalConfig(file: string, cp: ControlPlane): void {
 export async function runServer(
   io: Io,
   opts: ControlPlaneOptions & { stopWorkloadsOnExit?: boolean },
-): Promise<ControlPlane> {
+): Promise<ControlPlane & { shutdown: (why: string) => void }> {
   const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
   const missing = missingServerNodeFlags(process.execArgv);
   if (missing.length > 0)
@@ -133,5 +133,5 @@ export async function runServer(
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  return cp;
+  return Object.assign(cp, { shutdown: stop });
 }
