@@ -116,7 +116,9 @@ describe('explainFailure (API errors)', () => {
       },
       ctx,
     );
-    expect(e.what).toBe('The request has errors. 1 error(s).');
+    // The fields are listed one by one: the message summing them up is not repeated in the headline.
+    expect(e.what).toBe('The request has errors.');
+    expect(e.original).toBe('Invalid (HTTP 422): 1 error(s)');
     expect(e.todo).toBe('Fix each field listed below, then try again.');
   });
 

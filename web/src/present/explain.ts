@@ -291,9 +291,15 @@ export function explainFailure(f: FailureLike, ctx: ExplainContext): Explained {
       ? { what: 'error.server' as const, todo: 'todo.controlPlaneLog' as const }
       : { what: 'error.other' as const, todo: 'todo.reload' as const });
   const headline = ctx.t(known.what, { status: f.status });
-  // The server's message is kept in view when it reads as a sentence that adds something.
+  // The server's message is kept in view when it reads as one sentence that adds something; with
+  // details it only sums them up (the CLI's code frames included), and the details are listed.
   const said =
-    f.message && !looksInternal(f.message) && f.code !== 'Internal' && f.code !== 'Unreachable'
+    f.message &&
+    f.details.length === 0 &&
+    !f.message.includes('\n') &&
+    !looksInternal(f.message) &&
+    f.code !== 'Internal' &&
+    f.code !== 'Unreachable'
       ? explainText(f.message, ctx).what
       : '';
   const what =
