@@ -6,6 +6,7 @@
  * every site's share; one status writer merges the sites' views of each App.
  * Shutdown runs in reverse and is awaited.
  */
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { PinoLogger } from './logger.ts';
@@ -23,6 +24,7 @@ import { SiteReconciler } from './controllers/site-reconciler.ts';
 import { createLogger, type LogLevel } from './logger.ts';
 import { planCpus } from './cpu-plan.ts';
 import { cpuCount, setAffinity } from '../util/cpus.ts';
+import { mkdirPrivateSync, tightenTree } from '../util/private-files.ts';
 import { IsolationController } from '../isolation/controller/isolation-controller.ts';
 import { siteSignalFeed } from '../isolation/controller/feed.ts';
 import { rateLimited } from '../isolation/sources/base.ts';
@@ -131,6 +133,9 @@ export class ControlPlane {
 
   static async create(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
+    // Before anything is written there: the store, launch records (env, secrets), evidence and
+    // the gateway's sockets are this user's alone; an earlier version's files get the same modes.
+    protectDataDir(dataDir);
     // Before anything starts: a bad collector URL is a configuration error, not a runtime one.
     if (opts.otlp) validateOtlpOptions(opts.otlp);
     const host = opts.host ?? '127.0.0.1';
@@ -140,9 +145,17 @@ export class ControlPlane {
     const cpuPlan = planCpus(cpuCount(), opts.gatewayCpus, opts.controlPlaneCpus);
     // Before the store, the driver and HAProxy start: helpers they spawn inherit the mask.
     if (opts.controlPlaneCpus) setAffinity(process.pid, opts.controlPlaneCpus);
+    // Known secrets never reach a log line: the workloads' secret env values (from the isolation
+    // controller's copy of the App specs, bound once it exists), the bootstrap token, the store's password.
+    const fixedSecrets = [
+      opts.bootstrapToken,
+      ...(opts.storeUrl ? [storeUrlPassword(opts.storeUrl)] : []),
+    ].filter((s): s is string => !!s);
+    const workloadSecrets: { values: () => readonly string[] } = { values: () => [] };
     const log = createLogger({
       level: opts.logLevel ?? 'info',
       ...(opts.logFile ? { destination: opts.logFile } : {}),
+      secrets: () => [...fixedSecrets, ...workloadSecrets.values()],
     });
     const siteName = opts.siteName ?? 'local';
     const gatewayPort = opts.gatewayPort ?? 8080;
@@ -256,6 +269,7 @@ export class ControlPlane {
         evidenceDir: path.join(dataDir, 'sites', siteName, 'evidence'),
         log: isoLog,
       });
+      workloadSecrets.values = () => isolation.secretValues();
       const site: SiteHandle = { name: siteName, driver, dataplane, reconciler };
       sites.set(siteName, site);
       const triggerAll = (): void => {
@@ -471,5 +485,42 @@ async function markAppsUnknown(store: Store): Promise<void> {
         ),
       },
     );
+  }
+}
+
+/** What Bulwark itself puts in a data directory (`cli.json` and the log are `npm start`'s). */
+const DATA_DIR_ENTRIES = new Set(['store', 'sites', 'tls', 'cli.json', 'control-plane.log']);
+
+/**
+ * The data directory 0700 (created so, or tightened), and what an earlier
+ * version left in it with the umask's modes tightened: directories 0700,
+ * files 0600. Only Bulwark's own entries are walked, and the directory
+ * itself is tightened only when it holds nothing else, so a data directory
+ * pointed at a shared one (`--data-dir /var/lib`) does not change others'
+ * files. Instances' own data directories (`sites/<site>/data`, the
+ * sandbox's `instances/volumes`) keep their modes: their uids and project
+ * groups own them.
+ */
+function protectDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const entries = readdirSync(dataDir);
+  if (entries.every((n) => DATA_DIR_ENTRIES.has(n))) mkdirPrivateSync(dataDir);
+  const instanceData = (p: string): boolean => {
+    const rel = path.relative(dataDir, p).split(path.sep);
+    return (
+      rel[0] === 'sites' &&
+      ((rel.length === 3 && rel[2] === 'data') ||
+        (rel.length === 4 && rel[2] === 'instances' && rel[3] === 'volumes'))
+    );
+  };
+  for (const name of entries.filter((n) => DATA_DIR_ENTRIES.has(n)))
+    tightenTree(path.join(dataDir, name), { skip: instanceData });
+}
+
+function storeUrlPassword(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -69,10 +69,11 @@ export class Profiler {
   }
 
   async #audit(entry: Record<string, unknown>): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     await appendFile(
       path.join(this.#dir, 'audit.jsonl'),
       `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`,
+      { mode: 0o600 },
     );
   }
 
@@ -194,5 +195,5 @@ export class Profiler {
 }
 
 async function writeRecord(dir: string, rec: ProfileRecord): Promise<void> {
-  await writeFile(path.join(dir, 'profile.json'), JSON.stringify(rec, null, 2));
+  await writeFile(path.join(dir, 'profile.json'), JSON.stringify(rec, null, 2), { mode: 0o600 });
 }

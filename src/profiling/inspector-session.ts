@@ -133,7 +133,7 @@ export async function runInspectorSession(o: SessionOptions): Promise<SessionRes
     r.profiledMs = Date.now() - started;
     await s.send('Profiler.disable', {}, o.answerTimeoutMs);
     stage = 'write cpuprofile';
-    await writeFile(o.cpuProfilePath, JSON.stringify(profile));
+    await writeFile(o.cpuProfilePath, JSON.stringify(profile), { mode: 0o600 });
     r.cpuProfileWritten = true;
     r.samples = profile.samples?.length ?? 0;
     stage = 'heap statistics';

@@ -311,7 +311,8 @@ export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResu
   await checkTarget(o.pid);
   const exposure = await inspectorExposure(o.pid, o.netns);
   if (exposure.via === 'unsafe') throw new ProfileError('unsafe', exposure.reason);
-  await mkdir(o.outDir, { recursive: true });
+  // 0700/0600: a profile shows the program's code paths (and the caller's evidence may hold more).
+  await mkdir(o.outDir, { recursive: true, mode: 0o700 });
 
   const before = new Set((await listeningSocketsOf(o.pid)).map((s) => s.inode));
   const logBefore = o.logTail ? await o.logTail().catch(() => []) : [];
@@ -356,7 +357,7 @@ export async function profileNodeProcess(o: ProfileOptions): Promise<ProfileResu
 
   const profile: unknown = JSON.parse(await readFile(cpuProfilePath, 'utf8'));
   assertCpuProfile(profile);
-  await writeFile(foldedPath, toFolded(profile));
+  await writeFile(foldedPath, toFolded(profile), { mode: 0o600 });
   const warnings: string[] = [];
   if (!session.ok) warnings.push(`${session.stage ?? 'session'}: ${session.error ?? 'failed'}`);
   if (session.closeError) warnings.push(`close: ${session.closeError}`);

@@ -71,7 +71,10 @@ export class PgliteExecutor implements SqlExecutor {
   static async create(dataDir: string): Promise<PgliteExecutor> {
     const abs = path.resolve(dataDir);
     try {
-      await fs.mkdir(abs, { recursive: true });
+      // The database holds token hashes and every App's env (secrets): this user's alone.
+      await fs.mkdir(abs, { recursive: true, mode: 0o700 });
+      const st = await fs.stat(abs);
+      if ((st.mode & 0o077) !== 0) await fs.chmod(abs, st.mode & 0o700);
     } catch (err) {
       throw new Error(`cannot create the PGlite data directory ${abs}: ${(err as Error).message}`, {
         cause: err,

@@ -24,6 +24,7 @@ import type { Logger } from '../../controlplane/logger.ts';
 import { createIsolationMetrics } from '../../controlplane/metrics/isolation.ts';
 import { ConflictError, NotFoundError } from '../../store/store.ts';
 import { collectEvidence as defaultCollect } from '../evidence/collect.ts';
+import { secretsOfEnv } from '../../util/secrets.ts';
 import type { Incident } from '../incidents/types.ts';
 import type { Signal } from '../signals/types.ts';
 import type { ProbeTarget } from '../sources/probes.ts';
@@ -121,6 +122,7 @@ export class IsolationController {
   /** Last persisted version of each incident, so each duration is observed once. */
   private readonly lastWritten = new Map<string, Incident>();
   private apps = new Map<string, AppResource>();
+  private secrets: readonly string[] = [];
   /** Incidents still in progress, by instance id (isolate: until resolved; restart: until mitigated). */
   private readonly active = new Map<string, Incident>();
   /** Incidents waiting for a replacement instance, by incident id. */
@@ -261,8 +263,17 @@ export class IsolationController {
   private async refreshApps(): Promise<void> {
     const apps = (await this.o.store.list('App')) as AppResource[];
     this.apps = new Map(apps.map((a) => [`${a.metadata.project}/${a.metadata.name}`, a]));
+    this.secrets = [...new Set(apps.flatMap((a) => a.spec.workloads.flatMap((w) => secretsOfEnv(w.env))))];
     // Rules may have changed with a new generation: re-watch (the engine keeps windows).
     for (const inst of this.o.driver.list()) if (this.watchable(inst.id)) this.track(inst);
+  }
+
+  /**
+   * Secret values of every known workload's env (by name: DB_PASSWORD, API_TOKEN, URL
+   * passwords; see util/secrets.ts), for the control plane's log to remove.
+   */
+  secretValues(): readonly string[] {
+    return this.secrets;
   }
 
   private appOf(i: { project: string; app: string }): AppResource | undefined {
@@ -692,6 +703,8 @@ export class IsolationController {
       outDir: this.o.evidenceDir,
       profile: policy.evidence.profile,
       profileDurationMs: policy.evidence.profileDurationMs,
+      // What the instance prints of its own secrets is removed from the bundle.
+      secrets: secretsOfEnv(this.appOf(inst)?.spec.workloads.find((w) => w.name === inst.workload)?.env),
     });
     inc.evidenceDir = bundle.dir;
     const parts = Object.entries(bundle.parts)

@@ -21,12 +21,14 @@
  *   const tgz = await packBundle(bundle.dir);
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { InstanceStatus, LogQuery } from '../../runtime/driver.ts';
 import { ProfileError, profileNodeProcess } from '../../profiling/inspector.ts';
 import { processState } from '../../profiling/proc-net.ts';
 import { readCgroup, readProcess, readSockets } from './readers.ts';
+import { mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../util/private-files.ts';
+import { MIN_SECRET_LENGTH, REDACTED, redactText } from '../../util/secrets.ts';
 import type { EvidenceBundle, EvidencePart, PartName, PartStatus } from './types.ts';
 
 export interface CollectOptions {
@@ -51,6 +53,11 @@ export interface CollectOptions {
   partBudgetMs?: number;
   /** cgroup v1 mount root. @default "/sys/fs/cgroup" */
   cgroupRoot?: string;
+  /**
+   * Secret values of the instance (its secret env values, see `secretsOfEnv`): removed from
+   * every file of the bundle, with URL passwords, Bearer tokens and JWTs (`redactText`).
+   */
+  secrets?: readonly string[];
 }
 
 interface PartOutcome {
@@ -119,10 +126,23 @@ export async function collectEvidence(o: CollectOptions): Promise<EvidenceBundle
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, '-');
   const dir = path.resolve(o.outDir, `${inst.id}-${stamp}-${randomBytes(2).toString('hex')}`);
-  await mkdir(dir, { recursive: true });
+  const secrets = o.secrets ?? [];
+  // 0700 and 0600 from creation: logs, /proc and profiles of an instance may hold its secrets.
+  await mkdirPrivate(o.outDir);
+  await mkdir(dir, { mode: PRIVATE_DIR_MODE });
   const write = async (rel: string, data: string): Promise<string> => {
-    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-    await writeFile(path.join(dir, rel), data);
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true, mode: PRIVATE_DIR_MODE });
+    await writeFile(path.join(dir, rel), redactText(data, secrets), { mode: PRIVATE_FILE_MODE });
+    return rel;
+  };
+  /** A file written by another part (the profiler): its known secrets replaced in place. */
+  const redactFile = async (rel: string): Promise<string> => {
+    const file = path.join(dir, rel);
+    const text = await readFile(file, 'utf8');
+    // Only the known values: a profile is JSON whose function names are not credentials.
+    let clean = text;
+    for (const s of secrets) if (s.length >= MIN_SECRET_LENGTH) clean = clean.split(s).join(REDACTED);
+    if (clean !== text) await writeFile(file, clean, { mode: PRIVATE_FILE_MODE });
     return rel;
   };
   const pid = inst.pid;
@@ -203,8 +223,11 @@ export async function collectEvidence(o: CollectOptions): Promise<EvidenceBundle
           answerTimeoutMs: inspectorTimeoutMs,
         });
         const heapFile = await write('profile/heap.json', json(r.heap ?? null));
+        const profileFiles = await Promise.all(
+          [r.cpuProfilePath, r.foldedPath].map((f) => redactFile(path.relative(dir, f))),
+        );
         return {
-          files: [path.relative(dir, r.cpuProfilePath), path.relative(dir, r.foldedPath), heapFile],
+          files: [...profileFiles, heapFile],
           data: {
             samples: r.samples,
             durationMs: r.durationMs,
@@ -253,6 +276,6 @@ export async function collectEvidence(o: CollectOptions): Promise<EvidenceBundle
     durationMs: completed.getTime() - started.getTime(),
     parts: Object.fromEntries(names.map((n, i) => [n, settled[i]!])) as Record<PartName, EvidencePart>,
   };
-  await writeFile(path.join(dir, 'manifest.json'), json(bundle));
+  await write('manifest.json', json(bundle));
   return bundle;
 }

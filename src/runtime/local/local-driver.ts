@@ -41,6 +41,7 @@ import { launch } from './launcher.ts';
 import { Sandbox } from './sandbox/sandbox.ts';
 import { LogFollower } from './log-follower.ts';
 import { tailLogs } from './log-reader.ts';
+import { tightenTree } from '../../util/private-files.ts';
 import { BridgeNetwork, type InstanceNet } from './network.ts';
 import { compileOptions, validateSpec, type CompiledOptions, type LocalDriverOptions } from './options.ts';
 import { ProbeRunner, type ProbeTarget } from './probes.ts';
@@ -163,6 +164,8 @@ export class LocalDriver implements RuntimeDriver {
     const opts = compileOptions(options);
     // 0700: instance dirs hold launch files with the instances' env (their secrets).
     mkdirSync(path.join(opts.stateDir, 'instances'), { recursive: true, mode: 0o700 });
+    // Launch records an earlier version wrote with the umask's modes (0644 launch.json: env).
+    tightenTree(path.join(opts.stateDir, 'instances'));
     const root = process.getuid?.() === 0;
     const privileged = opts.privileged ?? root;
     const off = (what: string) => ({
@@ -539,6 +542,10 @@ export class LocalDriver implements RuntimeDriver {
     env.BULWARK_INSTANCE_ID = d.spec.id;
     if (this.sandbox) env.BULWARK_INSTANCE_DATA_DIR = this.sandbox.dataDirOf(d.spec);
     env.BULWARK_HOST_IP = this.hostIp;
+    // In the host's network namespace an inspector opened by SIGUSR1 (a profile, evidence) would
+    // listen on 127.0.0.1:9229, which every local process can reach and drive: make Node pick a
+    // random port instead (see profiling/exposure.ts). First, so the workload's own setting wins.
+    if (!this.network) env.NODE_OPTIONS = ['--inspect-port=0', env.NODE_OPTIONS].filter(Boolean).join(' ');
     return env;
   }
 

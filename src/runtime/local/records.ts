@@ -31,7 +31,7 @@ export class FileInstanceRecords implements InstanceRecords {
 
   constructor(dir: string) {
     this.dir = dir;
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   private file(id: string): string {
@@ -39,7 +39,8 @@ export class FileInstanceRecords implements InstanceRecords {
   }
   async putInstance(rec: InstanceRecord): Promise<void> {
     const tmp = `${this.file(rec.id)}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }));
+    // 0600: a record holds the instance's spec, its env (secrets) included.
+    writeFileSync(tmp, JSON.stringify({ ...rec, updatedAt: new Date().toISOString() }), { mode: 0o600 });
     renameSync(tmp, this.file(rec.id));
   }
   async listInstances(site?: string): Promise<InstanceRecord[]> {
