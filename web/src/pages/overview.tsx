@@ -208,7 +208,9 @@ export function OverviewPage() {
                         {`${a.project}/${a.app}`}
                       </Link>
                     )}
-                    <span className="muted">{a.summary}</span>
+                    <span className="muted">
+                      <StatusText text={a.summary} />
+                    </span>
                   </li>
                 ))}
               </ol>

@@ -94,7 +94,7 @@ export function Graph({ nodes, edges, onOpen }: GraphProps) {
   const onEdgeHover = useCallback(
     (e: TopologyEdge, ev: MouseEvent) =>
       showAt(ev.clientX, ev.clientY, {
-        title: `${live.current.byId.get(e.from)?.label ?? e.from} → ${live.current.byId.get(e.to)?.label ?? e.to}`,
+        title: `${endName(live.current.byId.get(e.from), e.from, live.current.t)} → ${endName(live.current.byId.get(e.to), e.to, live.current.t)}`,
         kind: e.layers.join('+').toUpperCase() || 'L7',
         metrics: e.metrics,
         health: e.health,
@@ -317,6 +317,12 @@ const Edges = memo(function Edges({
   );
 });
 
+/** An edge end by what it is ("Clients on this host (127.0.0.1)"), not by its bare id. */
+function endName(n: TopologyNode | undefined, id: string, t: Translate): string {
+  if (!n) return id;
+  const x = explainNode(n, t);
+  return x.subtitle ? `${x.title} (${x.subtitle})` : x.title;
+}
 function clip(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
