@@ -167,6 +167,17 @@ export interface DriverCapabilities {
   /** `logs` and `followLogs` return what the instance printed. Absent = available. */
   logs?: Capability;
   /**
+   * Logs keep stdout and stderr apart (`logs` with `stream`, and `followLogs` reporting each
+   * line's stream). Unavailable: both streams arrive interleaved and are reported as stdout
+   * (Kubernetes without the PodLogsQuerySplitStreams feature gate). Absent = available.
+   */
+  logStreams?: Capability;
+  /**
+   * Status carries the instance's `pid` (the same pid for as long as one run lasts). The
+   * Kubernetes API exposes no container PID. Absent = available.
+   */
+  pids?: Capability;
+  /**
    * A quarantined instance is neither probed nor restarted (the kubelet cannot be told
    * so: on Kubernetes it keeps probing and restarting a quarantined pod). Absent = available.
    */
