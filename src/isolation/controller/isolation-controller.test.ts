@@ -100,7 +100,20 @@ function setup(gone: Set<string>) {
   const stopped = (id: string): void => {
     sink!.signal(id, { type: 'stopped', at: Date.now() });
   };
-  return { ctl, incidents, maint, aborted, failed, exit, stopped };
+  const probeFailed = (id: string, timedOut: boolean): void => {
+    sink!.signal(id, {
+      type: 'probe',
+      at: Date.now(),
+      ok: false,
+      latencyMs: timedOut ? 400 : 2,
+      error: timedOut ? 'no answer within 400 ms' : 'connect ECONNREFUSED',
+      ...(timedOut ? { timedOut: true } : {}),
+    });
+  };
+  const setReady = (id: string, ready: boolean): void => {
+    insts.set(id, { ...insts.get(id)!, ready, phase: ready ? 'ready' : 'starting' });
+  };
+  return { ctl, incidents, maint, aborted, failed, exit, stopped, probeFailed, setReady };
 }
 
 describe('IsolationController: a match on a process that already died', () => {
@@ -154,6 +167,40 @@ describe('IsolationController: a match on a process that already died', () => {
     expect(inc!.timeline.filter((e) => e.event === 'isolated').map((e) => e.detail)).toEqual([
       'out of traffic (server in maint): web.app.proj/a; 3 gateway connection(s) to the unresponsive instance closed: the requests it held are retried on other instances',
     ]);
+  });
+});
+
+describe("IsolationController: a survivor swamped by a lost peer's load", () => {
+  let ctl: IsolationController | undefined;
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+  });
+
+  /** 'a' crashes and restarts (out of traffic, not ready yet); then 'b' fails three probes. */
+  async function afterCrash(timedOut: boolean) {
+    const env = setup(new Set(['a']));
+    ctl = env.ctl;
+    await ctl.start();
+    env.exit('a');
+    await waitFor('crash incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
+    env.setReady('a', false);
+    for (let i = 0; i < 3; i++) env.probeFailed('b', timedOut);
+    await waitFor('a second incident', () => env.incidents.size > 1, { timeoutMs: 2000 });
+    return { env, inc: [...env.incidents.values()].find((i) => i.instanceId === 'b')! };
+  }
+
+  it('probes that time out while the replacement is not serving yet: alert, kept in traffic', async () => {
+    const { env, inc } = await afterCrash(true);
+    expect(inc).toMatchObject({ signature: 'probe-failures', action: { kind: 'alert' } });
+    expect(inc.action.reason).toMatch(/the load they shed, not a fault of its own/);
+    expect(env.maint).toEqual(['a']);
+  });
+
+  it('probes that are refused are a fault of its own: isolated even then', async () => {
+    const { env, inc } = await afterCrash(false);
+    expect(inc).toMatchObject({ signature: 'probe-failures', action: { kind: 'isolate' } });
+    expect(env.maint).toEqual(['a', 'b']);
   });
 });
 

@@ -507,7 +507,11 @@ export class IsolationController {
       total: siblings.length,
       recentIsolations: recent.length,
       recentlyFaulty: [...faults.keys()].filter((id) => siblings.some((s) => s.id === id)).length,
-      ...(m.condition === 'latency' ? this.latencyContext(inst, siblings, now) : {}),
+      ...(m.condition === 'latency'
+        ? this.latencyContext(inst, siblings, now)
+        : this.looksOverloaded(inst, m.condition)
+          ? this.loadShiftContext(inst, siblings, now)
+          : {}),
     });
     if (decision.action === 'alert' && this.dedupeAlert(inst.id, m.rule, now)) return;
     const inc = newIncident(inst, m, decision, now);
@@ -591,13 +595,45 @@ export class IsolationController {
     now: number,
   ): Pick<SafetyContext, 'peersSlow' | 'throttledRatio' | 'loadShift'> {
     const throttled = this.engine.window(inst.id)?.throttledRatio(2000, now);
-    const left = this.leftTraffic.get(workloadKey(inst));
-    const notReady = siblings.filter((s) => s.id !== inst.id && (!s.ready || this.active.has(s.id))).length;
+    const shift = this.loadShift(inst, siblings, now);
     return {
       peersSlow: this.peersSlow(inst, siblings, now),
       ...(throttled !== undefined ? { throttledRatio: throttled } : {}),
-      ...(left !== undefined && notReady > 0 ? { loadShift: { notReady, msAgo: now - left } } : {}),
+      ...(shift ? { loadShift: shift } : {}),
     };
+  }
+
+  private loadShiftContext(
+    inst: InstanceStatus,
+    siblings: InstanceStatus[],
+    now: number,
+  ): Pick<SafetyContext, 'loadShift'> {
+    const shift = this.loadShift(inst, siblings, now);
+    return shift ? { loadShift: shift } : {};
+  }
+
+  /** Peers not serving now, and how long ago the last one left traffic (none left: undefined). */
+  private loadShift(
+    inst: InstanceStatus,
+    siblings: InstanceStatus[],
+    now: number,
+  ): SafetyContext['loadShift'] {
+    const left = this.leftTraffic.get(workloadKey(inst));
+    const notReady = siblings.filter((s) => s.id !== inst.id && (!s.ready || this.active.has(s.id))).length;
+    return left !== undefined && notReady > 0 ? { notReady, msAgo: now - left } : undefined;
+  }
+
+  /**
+   * A match that an instance swamped by its peers' shed load also produces: probes that time
+   * out (a refusal or a bad status is no overload), or no answer while requests are being
+   * accepted and wait (a stopped process is the `stopped` rule, which this does not cover).
+   */
+  private looksOverloaded(inst: InstanceStatus, condition: string): boolean {
+    const w = this.engine.window(inst.id);
+    if (!w) return false;
+    if (condition === 'probeFailures') return w.probeStreakOnlyTimeouts;
+    if (condition === 'noResponse') return w.inflight > 0;
+    return false;
   }
 
   /** How many ready peers are slower than their own p99 baseline (PEER_SLOW_FACTOR x) now. */

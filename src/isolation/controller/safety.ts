@@ -28,13 +28,17 @@ export interface SafetyContext {
   /** For a latency match: share of the instance's CPU periods throttled by its cgroup in the last 2 s. */
   throttledRatio?: number;
   /**
-   * For a latency match: peers of the workload not serving now (starting replacements,
-   * restarting, taken out), and how long ago the last one left traffic.
+   * For a latency match, probes that time out, or no answer while requests wait: peers of
+   * the workload not serving now (starting replacements, restarting, taken out), and how
+   * long ago the last one left traffic.
    */
   loadShift?: { notReady: number; msAgo: number };
 }
 
-/** A latency match this soon after a peer left traffic, while capacity is still short, is the load it shed. */
+/**
+ * A latency match, probe timeouts or a silence with requests waiting this soon after a peer
+ * left traffic, while capacity is still short, is the load it shed.
+ */
 export const LOAD_SHIFT_WINDOW_MS = 30_000;
 
 /** A slow instance throttled in this share of its CPU periods is at its limit: overloaded, not faulty. */

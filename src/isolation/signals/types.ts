@@ -100,6 +100,8 @@ export interface ProbeSignal {
   ok: boolean;
   latencyMs: number;
   error?: string;
+  /** The probe failed by getting no answer in time (not a refusal or a bad status). */
+  timedOut?: boolean;
 }
 
 export type ExitSignalReason = 'exited' | 'signaled' | 'oom-killed' | 'liveness-failed' | 'start-failed';

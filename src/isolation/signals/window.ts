@@ -111,6 +111,8 @@ export class InstanceWindow {
   private connectStreakCount = 0;
   private readonly connectStreak: RequestSample[] = [];
   private probeFailStreak = 0;
+  /** Failures of the current probe streak that were timeouts (no answer in time). */
+  private probeTimeoutStreak = 0;
   private probeFailStreakStartAt: number | undefined;
 
   /** Last time the instance answered well: request status < 500 or an ok probe. */
@@ -175,6 +177,7 @@ export class InstanceWindow {
         this.lastSuccessAt = undefined;
         this.unansweredSince = undefined;
         this.probeFailStreak = 0;
+        this.probeTimeoutStreak = 0;
         this.probeFailStreakStartAt = undefined;
         this.inflight = 0;
         return s.at;
@@ -226,12 +229,14 @@ export class InstanceWindow {
   private observeProbe(s: ProbeSignal): void {
     if (s.ok) {
       this.probeFailStreak = 0;
+      this.probeTimeoutStreak = 0;
       this.probeFailStreakStartAt = undefined;
       this.success(s.at);
     } else {
       const start = s.at - Math.max(0, s.latencyMs);
       if (this.probeFailStreak === 0) this.probeFailStreakStartAt = start;
       this.probeFailStreak++;
+      if (s.timedOut) this.probeTimeoutStreak++;
       this.demand(start);
     }
   }
@@ -433,6 +438,11 @@ export class InstanceWindow {
 
   get consecutiveProbeFailures(): number {
     return this.probeFailStreak;
+  }
+
+  /** Every probe of the current failure streak got no answer in time: slow, not refusing or failing. */
+  get probeStreakOnlyTimeouts(): boolean {
+    return this.probeFailStreak > 0 && this.probeTimeoutStreak === this.probeFailStreak;
   }
 
   /** When the first probe of the current failure streak was sent. */

@@ -77,6 +77,7 @@ describe('ProbeSource', () => {
     expect(Date.now() - t0).toBeLessThan(3000);
     const failed = sink.of('h-0', 'probe').filter((p) => !p.ok);
     expect(failed[0]?.error).toMatch(/no answer within 400 ms/);
+    expect(failed[0]).toMatchObject({ timedOut: true });
     expect(failed.every((p) => p.latencyMs >= 390)).toBe(true);
     // Never more than one probe outstanding on the hung instance.
     expect(srv.hits - sink.of('h-0', 'probe').length).toBeLessThanOrEqual(1);
@@ -111,6 +112,7 @@ describe('ProbeSource', () => {
       expect(sink.of('bad-path', 'probe')[0]).toMatchObject({ ok: false, error: 'GET /ready answered 503' });
       expect(sink.of('tcp-ok', 'probe').every((p) => p.ok)).toBe(true);
       expect(sink.of('tcp-dead', 'probe')[0]?.error).toMatch(/ECONNREFUSED/);
+      expect(sink.of('tcp-dead', 'probe')[0]).not.toHaveProperty('timedOut');
     } finally {
       await source?.stop();
       await new Promise<void>((r) => httpServer.close(() => r()));

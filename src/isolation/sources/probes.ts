@@ -161,6 +161,7 @@ export class ProbeSource extends BaseSource {
           ok: error === undefined,
           latencyMs,
           ...(error !== undefined ? { error } : {}),
+          ...(error === this.timeoutError() ? { timedOut: true } : {}),
         });
       })
       .catch((err: unknown) => this.fail(err))
@@ -169,6 +170,10 @@ export class ProbeSource extends BaseSource {
         this.active.delete(p);
       });
     this.active.add(p);
+  }
+
+  private timeoutError(): string {
+    return `no answer within ${this.timeoutMs} ms`;
   }
 
   /** Resolves with undefined when the probe passed, else with why it failed. Never rejects. */
@@ -194,7 +199,7 @@ export class ProbeSource extends BaseSource {
         // instance (a host-wide CPU starvation isolated a healthy peer this way).
         const lateMs = performance.now() - armedAt - this.timeoutMs;
         if (lateMs <= this.timeoutMs / 2) {
-          finish(`no answer within ${this.timeoutMs} ms`);
+          finish(this.timeoutError());
           return;
         }
         setImmediate(() => finish(INCONCLUSIVE));
