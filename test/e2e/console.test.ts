@@ -438,13 +438,22 @@ describe.skipIf(missing !== undefined)(
     it('reconnects after the control plane is SIGKILLed and restarted, and keeps showing live data', async () => {
       await page.getByRole('link', { name: 'Overview', exact: true }).click();
       await page.locator('[data-testid=live-state][data-state=live]').waitFor();
+      await page.getByTestId('apps-by-health').waitFor();
+      await page.getByTestId('recent-actions').waitFor();
       const port = Number(new URL(cp.url).port);
       await cp.kill('SIGKILL');
       await page.locator('[data-testid=live-state][data-state=reconnecting]').waitFor({ timeout: 30_000 });
       await page.getByText('Lost the connection to the control plane').waitFor();
       try {
-        // Past a poll period (5 s) refreshes have failed or hang: whatever the page says, it says in words.
-        await page.waitForTimeout(6000);
+        // The next poll (5 s) fails: the page keeps its data and says so in words.
+        await page
+          .locator('.stale-note', { hasText: 'Could not refresh: The control plane did not answer.' })
+          .first()
+          .waitFor({ timeout: 20_000 })
+          .catch(async (err: unknown) => {
+            throw new Error(`${String(err)}; the page shows: ${await visibleText()}`);
+          });
+        await page.getByTestId('apps-by-health').waitFor();
         await checkPageWords('overview while the control plane is down');
       } finally {
         // Restarted whatever the check said: its instances (and their netns) are stopped with it.
