@@ -42,7 +42,16 @@ import { KubeApiError, KubeClient, type KindName } from './client.ts';
 import { Informer, type InformerStatus, type ListWatcher } from './informer.ts';
 import { KubeCredentials } from './credentials.ts';
 import type { KubeConnection, KubeSource } from './kubeconfig.ts';
-import { ANNOTATION, LABEL, MANAGER, POOL, labelValue, namespaceName, workloadName } from './names.ts';
+import {
+  ANNOTATION,
+  BIND_GATE,
+  LABEL,
+  MANAGER,
+  POOL,
+  labelValue,
+  namespaceName,
+  workloadName,
+} from './names.ts';
 import {
   decodeInstances,
   renderNamespace,
@@ -78,6 +87,16 @@ export interface KubernetesDriverOptions {
   namespacePrefix?: string;
   /** Informer relist period. @default 60000 */
   resyncMs?: number;
+  /**
+   * Bind each pod to its instance before it starts, so the container gets BULWARK_INSTANCE_ID:
+   * pod templates carry the scheduling gate `bulwark.io/instance-id`, which the driver removes
+   * once the binding annotation is written (the env var comes from that annotation through
+   * the downward API, resolved when the container is created). The cost: a pod no instance
+   * is bound to does not start (a quarantine's replacement waits for the controller to ensure
+   * the new instance instead of starting at once), nor do new pods while no driver runs.
+   * @default false
+   */
+  bindBeforeStart?: boolean;
   /** Per-request timeout. @default 15000 */
   requestTimeoutMs?: number;
   /** Extra time `remove` waits beyond the grace period for the pod to be gone. @default 15000 */
@@ -106,6 +125,79 @@ const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job'];
 const wkey = (ns: string, kind: WorkloadKind, name: string): string => `${ns}/${kind}/${name}`;
 /** Deletion cost of a pod remove() hands to its ReplicaSet: below every other pod (serving 100, others -100). */
 const REMOVE_COST = '-1000';
+/** pods/log `stream` values (PodLogsQuerySplitStreams). */
+const LOG_STREAM = { stdout: 'Stdout', stderr: 'Stderr' } as const;
+const SPLIT_GATE = 'PodLogsQuerySplitStreams';
+const INTERLEAVED = `stdout and stderr arrive interleaved from pods/log and are reported as stdout`;
+/** On every cluster, started or not. */
+const NO_PIDS = { available: false, reason: 'the Kubernetes API exposes no container PID' };
+
+/** `2026-12-07T20:59:01.123456789Z` (RFC 3339, any fraction) -> ns since the epoch; undefined if not one. */
+export function timestampNs(ts: string): bigint | undefined {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return undefined;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(ms)) return undefined;
+  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+/**
+ * Why a per-stream pods/log request was refused for the feature gate, or undefined for any
+ * other error. The API server without the gate rejects `stream` in validation (422, before it
+ * looks the pod up); with it but a kubelet without it, the kubelet's 400 says to enable it.
+ */
+export function splitLogsUnsupported(err: unknown): string | undefined {
+  if (!(err instanceof KubeApiError)) return undefined;
+  if (err.status === 422 && /stream: Forbidden: may not be specified/i.test(err.message))
+    return `the API server does not have the ${SPLIT_GATE} feature gate (alpha, off by default up to 1.36; set --feature-gates=${SPLIT_GATE}=true on kube-apiserver and kubelets): ${INTERLEAVED}`;
+  if (err.status === 400 && err.message.includes(SPLIT_GATE))
+    return `a kubelet does not have the ${SPLIT_GATE} feature gate (set featureGates: {${SPLIT_GATE}: true} in its KubeletConfiguration): ${INTERLEAVED}`;
+  return undefined;
+}
+
+/**
+ * Where a log follow is, by the kubelet's line timestamps (ns): the newest delivered and how
+ * many lines carried exactly that stamp (lines of one write can share one). A connection
+ * replays from `sinceTime` (rounded down to the second): `take` drops what came before the
+ * cursor and the lines at its stamp already delivered, and passes every line after.
+ */
+export class LogCursor {
+  /** Newest stamp delivered (at first: when the follow began), and lines delivered with it. */
+  private at: bigint;
+  private atCount = 0;
+  /** The cursor when this connection began, and lines at that stamp skipped in it so far. */
+  private from: bigint;
+  private fromCount = 0;
+  private skipped = 0;
+
+  constructor(start: bigint) {
+    this.at = start;
+    this.from = start;
+  }
+
+  /** A (re)connection begins: the `sinceTime` to ask for. */
+  connect(): string {
+    this.from = this.at;
+    this.fromCount = this.atCount;
+    this.skipped = 0;
+    return new Date(Number(this.at / 1_000_000n)).toISOString();
+  }
+
+  /** Whether the line stamped `ns` is new (then it counts as delivered). */
+  take(ns: bigint): boolean {
+    if (ns < this.from) return false;
+    if (ns === this.from && this.skipped < this.fromCount) {
+      this.skipped++;
+      return false;
+    }
+    if (ns === this.at) this.atCount++;
+    else if (ns > this.at) {
+      this.at = ns;
+      this.atCount = 1;
+    }
+    return true;
+  }
+}
 
 export class KubernetesDriver implements RuntimeDriver {
   readonly kind = 'kubernetes' as const;
@@ -120,6 +212,8 @@ export class KubernetesDriver implements RuntimeDriver {
   /** Pod bindings being written: `<ns>/<pod>` -> the instance id and the write. */
   private readonly pendingBinds = new Map<string, { id: string; done: Promise<unknown> }>();
   private readonly followers = new Set<AbortController>();
+  /** Pods whose scheduling gate is being removed (`<ns>/<pod>`). */
+  private readonly ungating = new Set<string>();
   private pods: Informer<Pod> | undefined;
   /** The kubelet's "failed liveness probe" kills by pod uid (epoch ms), from Killing events. */
   private readonly livenessKills = new Map<string, number[]>();
@@ -129,6 +223,7 @@ export class KubernetesDriver implements RuntimeDriver {
   private caps: DriverCapabilities = {
     networkNamespaces: { available: false, reason: 'not started: the cluster has not been asked yet' },
     cgroups: { available: false, reason: 'not started' },
+    pids: NO_PIDS,
   };
 
   /** Passive: reads and checks the kubeconfig, builds the client; no request until start()/health(). */
@@ -305,6 +400,7 @@ export class KubernetesDriver implements RuntimeDriver {
         cgroups: { available: false, reason: `${why}, so no cgroup` },
         processes: { available: false, reason: `${why}: nothing listens on the pod IP, exits or restarts` },
         logs: { available: false, reason: `${why}: the pods/log subresource has nothing to read` },
+        pids: NO_PIDS,
         quarantineSuspendsSupervision: {
           available: false,
           reason: 'the kubelet keeps probing and restarting a quarantined pod (pod probes are immutable)',
@@ -321,8 +417,33 @@ export class KubernetesDriver implements RuntimeDriver {
           available: false,
           reason: 'the kubelet keeps probing and restarting a quarantined pod (pod probes are immutable)',
         },
+        pids: NO_PIDS,
+        logStreams: await this.probeSplitLogs(),
       };
     }
+  }
+
+  /**
+   * Does the API server take `stream` on pods/log? Asked for a pod that does not exist: with
+   * the gate the request passes validation and is a 404, without it a 422. The kubelets are
+   * only known at the first real request (a refusal then turns the capability off).
+   */
+  private async probeSplitLogs(): Promise<{ available: boolean; reason: string }> {
+    const ns = `${this.o.namespacePrefix}probe`.slice(0, 63);
+    try {
+      await this.client.request('GET', `/api/v1/namespaces/${ns}/pods/bulwark-no-such-pod/log`, {
+        raw: true,
+        query: { stream: LOG_STREAM.stderr },
+      });
+    } catch (err) {
+      const why = splitLogsUnsupported(err);
+      if (why) return { available: false, reason: why };
+    }
+    // 404 (the gate is on), or unknown (403 without permission): try per stream and fall back.
+    return {
+      available: true,
+      reason: `pods/log takes stream=Stdout|Stderr (${SPLIT_GATE}); a kubelet without the gate turns this off at the first refusal`,
+    };
   }
 
   capabilities(): DriverCapabilities {
@@ -434,11 +555,19 @@ export class KubernetesDriver implements RuntimeDriver {
     }
     for (const e of w.instances)
       this.emitIfChanged(instanceStatus(w, e, bound.get(e.id), this.livenessKills));
+    // Bound pods still gated (a binding written before the gate could be lifted): lift it.
+    for (const [id, pod] of bound)
+      if (
+        pod.metadata.annotations?.[ANNOTATION.instanceId] === id &&
+        !this.pendingBinds.has(`${w.namespace}/${pod.metadata.name}`)
+      )
+        this.ungate(key, pod);
     for (const p of patches) {
       const pod = pods.find((x) => x.metadata.name === p.pod);
       const k = `${w.namespace}/${p.pod}`;
       if (pod && !this.pendingBinds.has(k)) {
         const done = this.applyPod(pod, { id: p.id, pool: POOL.serving })
+          .then((updated) => this.ungate(key, updated))
           .catch((err: unknown) => {
             this.o.onError?.(err as Error);
             // A quiet pod may bring no further event: try the binding again shortly.
@@ -448,6 +577,36 @@ export class KubernetesDriver implements RuntimeDriver {
         this.pendingBinds.set(k, { id: p.id, done });
       }
     }
+  }
+
+  /**
+   * Remove the pod's scheduling gate (bindBeforeStart), once its binding annotation is
+   * stored: the kubelet then creates the container with BULWARK_INSTANCE_ID from it. A
+   * strategic merge patch: the gate came with the pod the controller created, so a server-side
+   * apply of ours could not drop it.
+   */
+  private ungate(key: string, pod: Pod): void {
+    if (!pod.spec?.schedulingGates?.some((g) => g.name === BIND_GATE)) return;
+    const ns = pod.metadata.namespace ?? '';
+    const k = `${ns}/${pod.metadata.name}`;
+    if (this.ungating.has(k)) return;
+    this.ungating.add(k);
+    this.client
+      .request<Pod>('PATCH', `/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, {
+        contentType: 'application/strategic-merge-patch+json',
+        body: { spec: { schedulingGates: [{ $patch: 'delete', name: BIND_GATE }] } },
+      })
+      .then((updated) => {
+        this.pods?.upsert(updated);
+        this.onPod(updated);
+      })
+      .catch((err: unknown) => {
+        // Gone meanwhile is fine; anything else: the next refresh tries again.
+        if (err instanceof KubeApiError && err.status === 404) return;
+        this.o.onError?.(err as Error);
+        setTimeout(() => this.refresh(key), 1000).unref();
+      })
+      .finally(() => this.ungating.delete(k));
   }
 
   private emitIfChanged(s: InstanceStatus): void {
@@ -529,7 +688,7 @@ export class KubernetesDriver implements RuntimeDriver {
 
   /** Apply the Service, PDB and workload object from the state (the Service first: it is ready when pods come). */
   private async applyWorkload(w: WorkloadState): Promise<void> {
-    const obj = renderWorkload(w);
+    const obj = renderWorkload(w, { bindBeforeStart: this.o.bindBeforeStart === true });
     obj.metadata.labels = { ...obj.metadata.labels, [LABEL.templateHash]: w.templateHash };
     const svc = renderService(w);
     if (svc) await this.client.apply(svc);
@@ -788,13 +947,44 @@ export class KubernetesDriver implements RuntimeDriver {
     if (!pod) throw new Error(`instance ${id} has no pod yet, so no logs`);
     if (this.caps.logs && !this.caps.logs.available)
       throw new Error(`logs of ${id}: ${this.caps.logs.reason}`);
-    // The pods/log subresource interleaves stdout and stderr: `stream` cannot be honoured.
-    const text = await this.client.request<string>(
-      'GET',
-      `/api/v1/namespaces/${w.namespace}/pods/${pod.metadata.name}/log`,
-      { raw: true, query: { tailLines: query.tail ?? 100 } },
-    );
-    return text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
+    const path = `/api/v1/namespaces/${w.namespace}/pods/${pod.metadata.name}/log`;
+    const tail = query.tail ?? 100;
+    const lines = (text: string): string[] =>
+      text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
+    const one = query.stream === 'stdout' || query.stream === 'stderr' ? query.stream : undefined;
+    if (one && this.splitLogs()) {
+      try {
+        // `tailLines` and a single `stream` are mutually exclusive (1.36): tail here.
+        const text = await this.client.request<string>('GET', path, {
+          raw: true,
+          query: { stream: LOG_STREAM[one] },
+        });
+        return lines(text).slice(-tail);
+      } catch (err) {
+        if (!this.noteSplitLogsUnsupported(err)) throw err;
+      }
+    }
+    // Both streams (or no split streams on this cluster: then `stream` cannot be honoured).
+    const text = await this.client.request<string>('GET', path, { raw: true, query: { tailLines: tail } });
+    return lines(text);
+  }
+
+  /** Whether to ask pods/log for one stream (not known to be unsupported). */
+  private splitLogs(): boolean {
+    return this.caps.logStreams?.available !== false;
+  }
+
+  /**
+   * A per-stream log request the cluster refused for the feature gate (the API server: 422
+   * "stream: may not be specified"; a kubelet: 400 "enable PodLogsQuerySplitStreams"):
+   * from now on both streams are read interleaved and reported as stdout. False for
+   * other errors.
+   */
+  private noteSplitLogsUnsupported(err: unknown): boolean {
+    const why = splitLogsUnsupported(err);
+    if (!why) return false;
+    this.caps = { ...this.caps, logStreams: { available: false, reason: why } };
+    return true;
   }
 
   stats(_id: string): InstanceStats | undefined {
@@ -810,36 +1000,62 @@ export class KubernetesDriver implements RuntimeDriver {
     const ac = new AbortController();
     this.followers.add(ac);
     const path = `/api/v1/namespaces/${w.namespace}/pods/${pod.metadata.name}/log`;
-    let since = new Date().toISOString();
-    const loop = async (): Promise<void> => {
+    const t0 = BigInt(Date.now()) * 1_000_000n;
+    // One follow per stream where the cluster splits them; else one of both, as stdout.
+    // `stream` undefined: the interleaved follow (this loop also takes over when a split
+    // request is refused). Each (re)connection asks from the cursor and drops what it has seen.
+    const loop = async (stream: 'stdout' | 'stderr' | undefined, cursor: LogCursor): Promise<void> => {
       while (!ac.signal.aborted && this.byId.has(id)) {
         try {
-          await this.streamLog(path, since, listener, ac.signal);
+          if (stream && !this.splitLogs()) {
+            if (stream === 'stdout') return loop(undefined, cursor);
+            return;
+          }
+          await this.streamLog(path, cursor, stream, listener, ac.signal);
         } catch (err) {
+          if (stream && this.noteSplitLogsUnsupported(err)) continue;
           this.o.onError?.(err as Error);
         }
-        since = new Date().toISOString();
         await new Promise((r) => setTimeout(r, 500));
       }
     };
-    void loop();
+    if (this.splitLogs()) {
+      void loop('stdout', new LogCursor(t0));
+      void loop('stderr', new LogCursor(t0));
+    } else void loop(undefined, new LogCursor(t0));
     return () => {
       ac.abort();
       this.followers.delete(ac);
     };
   }
 
+  /**
+   * Follow one log from the cursor. `sinceTime` has one-second resolution on its way to the
+   * kubelet, so lines come with the kubelet's timestamps (`timestamps=true`, RFC 3339 with
+   * nanoseconds) and the cursor drops those already delivered: no line is delivered twice,
+   * none printed between two connections is lost.
+   */
   private streamLog(
     path: string,
-    sinceTime: string,
+    cursor: LogCursor,
+    stream: 'stdout' | 'stderr' | undefined,
     listener: LogListener,
     signal: AbortSignal,
   ): Promise<void> {
-    // The pods/log subresource interleaves both streams; lines are reported as stdout.
     return this.client.streamLines(
       path,
-      { follow: true, sinceTime },
-      (line) => listener('stdout', line, Date.now()),
+      {
+        follow: true,
+        sinceTime: cursor.connect(),
+        timestamps: true,
+        ...(stream ? { stream: LOG_STREAM[stream] } : {}),
+      },
+      (raw) => {
+        const sp = raw.indexOf(' ');
+        const ns = sp > 0 ? timestampNs(raw.slice(0, sp)) : undefined;
+        if (ns === undefined) return listener(stream ?? 'stdout', raw, Date.now());
+        if (cursor.take(ns)) listener(stream ?? 'stdout', raw.slice(sp + 1), Date.now());
+      },
       signal,
       3_600_000,
     );

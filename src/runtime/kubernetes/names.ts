@@ -29,6 +29,14 @@ export const ANNOTATION = {
   deletionCost: 'controller.kubernetes.io/pod-deletion-cost',
 } as const;
 
+/**
+ * The scheduling gate a pod template carries when the driver binds pods before they start
+ * (`bindBeforeStart`): the pod is not scheduled, so no container starts, until the driver
+ * has written the binding and removed the gate; then the container's BULWARK_INSTANCE_ID
+ * (downward API from the binding annotation) is the bound instance id.
+ */
+export const BIND_GATE = 'bulwark.io/instance-id';
+
 export const POOL = { serving: 'serving', quarantined: 'quarantined', removing: 'removing' } as const;
 export const MANAGER = 'bulwark';
 

@@ -12,6 +12,8 @@ import {
   type WorkloadState,
 } from './render.ts';
 import { instanceStatus } from './status.ts';
+import { KubeApiError } from './client.ts';
+import { LogCursor, splitLogsUnsupported, timestampNs } from './kubernetes-driver.ts';
 import type { Pod } from './types.ts';
 
 // Rendered objects are plain JSON; the tests walk them freely.
@@ -110,6 +112,8 @@ describe('render', () => {
       periodSeconds: 2,
       successThreshold: 1,
     });
+    // Liveness waits for the first ready (a slow start is not a dead process), up to 60 s.
+    expect(c.startupProbe).toEqual({ ...c.readinessProbe, successThreshold: 1, failureThreshold: 60 });
     expect(c.resources).toEqual({
       requests: { cpu: '250m', memory: String(128 * 2 ** 20) },
       limits: { cpu: '250m', memory: String(128 * 2 ** 20) },
@@ -155,6 +159,37 @@ describe('render', () => {
     expect(j.spec.backoffLimitPerIndex).toBe(0);
     expect(j.spec.template.spec.restartPolicy).toBe('Never');
     expect(j.spec.template.metadata.labels).toMatchObject(j.spec.selector.matchLabels);
+  });
+
+  it('holds liveness off with a startup probe only when a readiness probe says when the start-up is over', () => {
+    const c = (over: Partial<InstanceSpec>): Json =>
+      (renderWorkload(state([entry('a', 0)], { template: spec(over) })).spec.template as Json).spec
+        .containers[0];
+    expect(c({ readiness: undefined }).startupProbe).toBeUndefined();
+    expect(c({ liveness: undefined }).startupProbe).toBeUndefined();
+    expect(c({ readiness: { tcp: { port: 'http' }, intervalMs: 7000 } }).startupProbe.failureThreshold).toBe(
+      9,
+    );
+  });
+
+  it('with bindBeforeStart gates pods until bound and gives them BULWARK_INSTANCE_ID from the binding', () => {
+    const w = state([entry('a', 0)], { template: spec({ env: { BULWARK_INSTANCE_ID: 'a', X: '1' } }) });
+    const pod = (renderWorkload(w, { bindBeforeStart: true }).spec.template as Json).spec;
+    expect(pod.schedulingGates).toEqual([{ name: 'bulwark.io/instance-id' }]);
+    const env = pod.containers[0].env as { name: string; value?: string; valueFrom?: unknown }[];
+    expect(env.filter((e) => e.name === 'BULWARK_INSTANCE_ID')).toEqual([
+      {
+        name: 'BULWARK_INSTANCE_ID',
+        valueFrom: { fieldRef: { fieldPath: "metadata.annotations['bulwark.io/instance-id']" } },
+      },
+    ]);
+    // Not per instance in the template hash, and absent without the option (it would be racy).
+    expect(templateHash(w.template)).toBe(templateHash(spec({ env: { X: '1' } })));
+    const plain = (renderWorkload(w).spec.template as Json).spec;
+    expect(plain.schedulingGates).toBeUndefined();
+    expect(plain.containers[0].env.some((e: { name: string }) => e.name === 'BULWARK_INSTANCE_ID')).toBe(
+      false,
+    );
   });
 
   it('refuses an instance without an image, naming the field', () => {
@@ -353,5 +388,59 @@ describe('instanceStatus', () => {
     expect(instanceStatus(w, e, p, new Map([['uid-2', [at('2026-01-01T00:00:09Z')]]])).lastExit?.reason).toBe(
       'exited',
     );
+  });
+});
+
+describe('splitLogsUnsupported', () => {
+  it('names the feature gate for the API server 422 and the kubelet 400, nothing for other errors', () => {
+    const api = new KubeApiError(
+      422,
+      'Invalid',
+      'GET /api/v1/namespaces/x/pods/p/log: 422 Invalid: PodLogOptions "p" is invalid: stream: Forbidden: may not be specified',
+    );
+    expect(splitLogsUnsupported(api)).toMatch(/API server .*--feature-gates=PodLogsQuerySplitStreams=true/);
+    const kubelet = new KubeApiError(
+      400,
+      'BadRequest',
+      'GET /api/v1/namespaces/x/pods/p/log: 400 BadRequest: unable to return the given log stream: "Stderr". Please enable PodLogsQuerySplitStreams feature gate in kubelet',
+    );
+    expect(splitLogsUnsupported(kubelet)).toMatch(/kubelet .*KubeletConfiguration/);
+    expect(splitLogsUnsupported(new KubeApiError(404, 'NotFound', 'pods "p" not found'))).toBeUndefined();
+    expect(
+      splitLogsUnsupported(
+        new KubeApiError(422, 'Invalid', '`tailLines` and specific `stream` are mutually exclusive for now'),
+      ),
+    ).toBeUndefined();
+    expect(splitLogsUnsupported(new Error('ECONNRESET'))).toBeUndefined();
+  });
+});
+
+describe('timestampNs', () => {
+  it('reads the kubelet log timestamps to the nanosecond, any fraction length, and refuses the rest', () => {
+    const base = BigInt(Date.parse('2026-12-07T20:59:01Z')) * 1_000_000n;
+    expect(timestampNs('2026-12-07T20:59:01.123456789Z')).toBe(base + 123_456_789n);
+    expect(timestampNs('2026-12-07T20:59:01.5Z')).toBe(base + 500_000_000n);
+    expect(timestampNs('2026-12-07T20:59:01Z')).toBe(base);
+    expect(timestampNs('2026-12-07T21:59:01.000000001+01:00')).toBe(base + 1n);
+    expect(timestampNs('listening')).toBeUndefined();
+  });
+});
+
+describe('LogCursor', () => {
+  it('delivers each line once across reconnections, lines sharing one stamp included', () => {
+    const s = 1_800_000_000_000_000_000n; // a whole second, in ns
+    const c = new LogCursor(s + 500n);
+    // sinceTime is the cursor rounded down to the millisecond (the API server then to the second).
+    expect(c.connect()).toBe(new Date(Number(s / 1_000_000n)).toISOString());
+    // Printed before the follow began: dropped; then two lines of one write share a stamp.
+    const first = [s + 100n, s + 500n, s + 900n, s + 900n].map((ns) => c.take(ns));
+    expect(first).toEqual([false, true, true, true]);
+    // The connection ends; the next one replays from the second: only what is new passes.
+    c.connect();
+    const second = [s + 100n, s + 500n, s + 900n, s + 900n, s + 900n, s + 1000n].map((ns) => c.take(ns));
+    expect(second).toEqual([false, false, false, false, true, true]);
+    // And a third: one line stamped s+1000 was delivered, so a second one with that stamp is new.
+    c.connect();
+    expect([s + 900n, s + 1000n, s + 1000n].map((ns) => c.take(ns))).toEqual([false, false, true]);
   });
 });

@@ -10,7 +10,7 @@
  */
 import type { Probe } from '../../model/types.ts';
 import type { InstanceSpec } from '../driver.ts';
-import { ANNOTATION, LABEL, MANAGER, POOL, labelValue, portName, shortHash } from './names.ts';
+import { ANNOTATION, BIND_GATE, LABEL, MANAGER, POOL, labelValue, portName, shortHash } from './names.ts';
 import type { KubeObject } from './types.ts';
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'Job';
@@ -54,6 +54,7 @@ export function workloadKind(t: WorkloadType): WorkloadKind {
 export function templateHash(spec: InstanceSpec): string {
   const env = { ...spec.env };
   delete env.BULWARK_ORDINAL;
+  delete env.BULWARK_INSTANCE_ID;
   return shortHash(
     JSON.stringify([
       spec.image,
@@ -140,9 +141,33 @@ export function renderProbe(p: Probe | undefined, liveness: boolean): Record<str
   };
 }
 
-function envVars(spec: InstanceSpec, type: WorkloadType): Record<string, unknown>[] {
+/** How long a start-up (not ready yet) may take before liveness acts anyway: the local driver's grace. */
+export const STARTUP_GRACE_S = 60;
+
+/**
+ * Liveness only acts once the run has been ready (a slow start is not a dead process), as
+ * the local driver does: the kubelet probes liveness from the start, unless a startupProbe
+ * holds it off until it first succeeds. So with both probes, the readiness check is also the
+ * startup probe, for up to STARTUP_GRACE_S (then the kubelet restarts the container, as the
+ * local driver lets liveness kill a run that never got ready).
+ */
+export function startupProbe(
+  readiness: Record<string, unknown> | undefined,
+  liveness: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  if (!readiness || !liveness) return undefined;
+  const period = readiness.periodSeconds as number;
+  return {
+    ...readiness,
+    successThreshold: 1,
+    failureThreshold: Math.max(1, Math.ceil(STARTUP_GRACE_S / period)),
+  };
+}
+
+function envVars(spec: InstanceSpec, type: WorkloadType, bindGate: boolean): Record<string, unknown>[] {
   const env = { ...spec.env };
   delete env.BULWARK_ORDINAL;
+  delete env.BULWARK_INSTANCE_ID;
   const first = spec.ports[0];
   if (first && env.PORT === undefined) env.PORT = String(first.port);
   for (const p of spec.ports)
@@ -153,6 +178,8 @@ function envVars(spec: InstanceSpec, type: WorkloadType): Record<string, unknown
   const field = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
   vars.push(field('BULWARK_HOST_IP', 'status.hostIP'), field('BULWARK_POD_NAME', 'metadata.name'));
   vars.push(field('BULWARK_POD_IP', 'status.podIP'));
+  // Resolved when the container is created: only a pod bound before it starts (the gate) has it.
+  if (bindGate) vars.push(field('BULWARK_INSTANCE_ID', `metadata.annotations['${ANNOTATION.instanceId}']`));
   // Pods of a StatefulSet or an Indexed Job know their ordinal when they start; a Deployment's do not.
   if (type === 'stateful')
     vars.push(field('BULWARK_ORDINAL', `metadata.labels['apps.kubernetes.io/pod-index']`));
@@ -161,7 +188,17 @@ function envVars(spec: InstanceSpec, type: WorkloadType): Record<string, unknown
   return vars;
 }
 
-export function renderPodTemplate(s: WorkloadState, type: WorkloadType): Record<string, unknown> {
+/** How the driver renders templates (driver options, not per workload). */
+export interface RenderOptions {
+  /** Pods wait (scheduling gate BIND_GATE) until bound, and get BULWARK_INSTANCE_ID. */
+  bindBeforeStart?: boolean;
+}
+
+export function renderPodTemplate(
+  s: WorkloadState,
+  type: WorkloadType,
+  ro: RenderOptions = {},
+): Record<string, unknown> {
   const spec = s.template;
   if (!spec.image)
     throw new Error(
@@ -179,6 +216,7 @@ export function renderPodTemplate(s: WorkloadState, type: WorkloadType): Record<
   }
   const readiness = renderProbe(spec.readiness, false);
   const liveness = renderProbe(spec.liveness, true);
+  const startup = startupProbe(readiness, liveness);
   const restartPolicy = type === 'job' ? (spec.restartPolicy === 'Never' ? 'Never' : 'OnFailure') : 'Always';
   return {
     metadata: {
@@ -189,14 +227,16 @@ export function renderPodTemplate(s: WorkloadState, type: WorkloadType): Record<
       restartPolicy,
       terminationGracePeriodSeconds: Math.ceil((spec.terminationGracePeriodMs ?? 10_000) / 1000),
       enableServiceLinks: false,
+      ...(ro.bindBeforeStart ? { schedulingGates: [{ name: BIND_GATE }] } : {}),
       containers: [
         {
           name: portName(s.workload),
           image: spec.image,
-          env: envVars(spec, type),
+          env: envVars(spec, type, ro.bindBeforeStart === true),
           ports: spec.ports.map((p) => ({ name: portName(p.name), containerPort: p.port, protocol: 'TCP' })),
           ...(readiness ? { readinessProbe: readiness } : {}),
           ...(liveness ? { livenessProbe: liveness } : {}),
+          ...(startup ? { startupProbe: startup } : {}),
           ...(Object.keys(resources).length ? { resources } : {}),
         },
       ],
@@ -251,7 +291,10 @@ export function jobName(s: Pick<WorkloadState, 'name' | 'templateHash'>): string
 }
 
 /** The workload object: Deployment, StatefulSet or Job. */
-export function renderWorkload(s: WorkloadState): KubeObject & { spec: Record<string, unknown> } {
+export function renderWorkload(
+  s: WorkloadState,
+  ro: RenderOptions = {},
+): KubeObject & { spec: Record<string, unknown> } {
   const type: WorkloadType = s.kind === 'StatefulSet' ? 'stateful' : s.kind === 'Job' ? 'job' : 'service';
   const metadata = {
     name: s.kind === 'Job' ? jobName(s) : s.name,
@@ -268,7 +311,7 @@ export function renderWorkload(s: WorkloadState): KubeObject & { spec: Record<st
       }),
     },
   };
-  const template = renderPodTemplate(s, type);
+  const template = renderPodTemplate(s, type, ro);
   if (s.kind === 'Deployment') {
     return {
       apiVersion: 'apps/v1',

@@ -57,7 +57,11 @@ export interface ContainerStatus {
 }
 
 export interface Pod extends KubeObject {
-  spec?: { nodeName?: string; containers?: { name: string; image?: string }[] };
+  spec?: {
+    nodeName?: string;
+    containers?: { name: string; image?: string }[];
+    schedulingGates?: { name: string }[];
+  };
   status?: {
     phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
     podIP?: string;
