@@ -204,6 +204,19 @@ describe('files and secrets of an unprivileged control plane', () => {
       'query failed on postgres://bank:<redacted>@127.0.0.1:5432/bank (password <redacted>)',
     );
 
+    // The archive the API serves is private too, and holds the redacted files only.
+    const tgz = await fetch(`${cp!.url}/api/v1/incidents/${inc.id}/evidence.tar.gz`, {
+      headers: { authorization: `Bearer ${cp!.token}` },
+    });
+    expect(tgz.status).toBe(200);
+    const archive = Buffer.from(await tgz.arrayBuffer());
+    expect(archive.length).toBeGreaterThan(100);
+    expect(mode(`${bundle}.tar.gz`)).toBe('0600');
+    const { gunzipSync } = await import('node:zlib');
+    const tar = gunzipSync(archive).toString('latin1');
+    expect(tar).toContain('logs.txt');
+    for (const s of SECRET_VALUES) expect(tar.includes(s), `${s} in the archive`).toBe(false);
+
     // Launch records of the running instances hold the env: 0600 in 0700 directories.
     const instDir = path.join(dataDir, 'sites', 'local', 'instances', 'instances', victim.id);
     expect(mode(instDir)).toBe('0700');

@@ -246,7 +246,7 @@ export class HaproxyDataPlane implements DataPlane {
   private saveRouting(routing: SiteRouting): void {
     const tmp = `${this.routingFile}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(routing));
+      writeFileSync(tmp, JSON.stringify(routing), { mode: 0o600 });
       renameSync(tmp, this.routingFile);
     } catch {
       // Only an optimisation for the next start; the sync itself succeeded.

@@ -5,7 +5,7 @@
  * that happens to live under the root.
  */
 import { execFile } from 'node:child_process';
-import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EvidenceBundle } from './types.ts';
 
@@ -29,6 +29,9 @@ export async function packBundle(dir: string, timeoutMs = 30_000): Promise<strin
   await readManifest(abs);
   const out = `${abs}.tar.gz`;
   const tmp = `${out}.${process.pid}.tmp`;
+  // Created 0600 before tar writes into it (tar keeps an existing file's mode): it is the bundle.
+  await writeFile(tmp, '', { mode: 0o600 });
+  await chmod(tmp, 0o600);
   await new Promise<void>((resolve, reject) => {
     execFile(
       'tar',
