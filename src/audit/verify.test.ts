@@ -84,12 +84,12 @@ describe('verifyAudit', () => {
   const tampers: Record<string, Tamper> = {
     'edit a body in place': (rows, k) => {
       const e = rows[k - 1]!;
-      rows[k - 1] = { ...e, body: e.body.replace('"outcome":"ok"', '"outcome":"denied"') };
+      rows[k - 1] = { ...e, body: e.body!.replace('"outcome":"ok"', '"outcome":"denied"') };
       return { rows, kinds: ['changed'] };
     },
     'edit a body and re-hash that entry': (rows, k) => {
       const e = rows[k - 1]!;
-      const body = e.body.replace(/"name":"user\d@bank.example"/, '"name":"mallory@bank.example"');
+      const body = e.body!.replace(/"name":"user\d@bank.example"/, '"name":"mallory@bank.example"');
       rows[k - 1] = { ...e, body, hash: entryHash(e.prevHash, body) };
       return { rows, kinds: ['changed', 'rewritten'] };
     },
@@ -141,7 +141,7 @@ describe('verifyAudit', () => {
     'edit an entry and re-hash the whole chain after it': (rows, k) => {
       const out = rows.slice(0, k - 1);
       for (const e of rows.slice(k - 1)) {
-        const rec = JSON.parse(e.body) as AuditRecord;
+        const rec = JSON.parse(e.body!) as AuditRecord;
         if (e.seq === k) rec.outcome = 'failed';
         out.push({ ...chainEntry(out.at(-1), rec), seq: e.seq });
       }

@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ApiClient } from './client.ts';
 import { cmdAgent, cmdAgentManifest } from './commands/agent.ts';
 import { cmdApply } from './commands/apply.ts';
+import { cmdAuditVerifyBundle } from './commands/audit.ts';
 import { cmdDiagnose, cmdProfile, cmdTopology } from './commands/diagnose.ts';
 import { cmdEvidence, cmdIncident, cmdIncidents, cmdQuarantine } from './commands/incidents.ts';
 import {
@@ -56,6 +57,7 @@ Usage:
                  Secret gets an agent-scoped token (never this CLI's own), and the CLI's TLS trust
   bulwark tokens create --scope agent --name NAME   agent token (reports + inventory only); secret shown once
   bulwark tokens list | revoke ID [--reason TEXT]   (admin token needed; a revoked token gets 401)
+  bulwark audit verify --bundle DIR [--keys FILE]   check an exported audit bundle offline
   bulwark config save --server URL [--token T] [--tls-fingerprint sha256:... | --ca-file FILE]
                  check the server with these settings, then store them in the config file (0600)
   bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
@@ -192,6 +194,8 @@ const OPTIONS = {
   reason: { type: 'string' },
   'agent-token': { type: 'string' },
   'create-agent-token': { type: 'boolean' },
+  bundle: { type: 'string' },
+  keys: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -286,6 +290,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
         ...(process.env.BULWARK_LOG_LEVEL ? { logLevel: process.env.BULWARK_LOG_LEVEL as 'info' } : {}),
       });
       return await new Promise<number>(() => undefined); // runs until a signal
+    }
+    if (cmd === 'audit') {
+      // Offline: a bundle is checked without a server or a token.
+      if (a1 === 'verify' && f.bundle !== undefined) return cmdAuditVerifyBundle(io, fmt, f.bundle, f.keys);
+      throw new CliError(
+        `audit ${a1 ?? ''}: only 'audit verify --bundle DIR [--keys FILE]' so far (the server-side trail is not wired yet)`,
+        EXIT.usage,
+      );
     }
     if (cmd === 'config') {
       if (a1 !== 'save')

@@ -44,7 +44,11 @@ export interface AuditEntry {
   seq: number;
   prevHash: string;
   hash: string;
-  body: string;
+  /**
+   * Absent only in an export for one tenant, for another tenant's entry: its
+   * links still prove the order and completeness, its content is not shown.
+   */
+  body?: string;
 }
 
 /**
