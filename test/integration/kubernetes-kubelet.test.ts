@@ -18,7 +18,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDriverContract } from '../../src/runtime/driver.contract.ts';
+import type { InstanceSpec } from '../../src/runtime/driver.ts';
 import { KubernetesDriver } from '../../src/runtime/kubernetes/kubernetes-driver.ts';
+import type { Pod } from '../../src/runtime/kubernetes/types.ts';
 import { waitFor } from '../../src/util/time.ts';
 import {
   APP_IMAGE,
@@ -54,6 +56,8 @@ const newDriver = async (site: string): Promise<KubernetesDriver> => {
     site,
     connection: { server: cluster.server, token: cluster.token, caCertPem: cluster.caCertPem },
     resyncMs: 30_000,
+    // BULWARK_INSTANCE_ID in the pod env: pods start once bound (docs/kubernetes.md).
+    bindBeforeStart: true,
   });
   drivers.push(d);
   return d;
@@ -66,16 +70,6 @@ runDriverContract({
   app: { image: APP_IMAGE },
   badApp: { image: 'bulwark.local/no-such-image:0', badName: 'no-such-image' },
   timeScale: 4,
-  // Found by this suite, the first run of the driver against a real kubelet (2026-12-07):
-  // driver gaps, each with what the kubelet does, kept visible as skips until fixed.
-  skip: {
-    'the instance sees its env, PORT, BULWARK_PORT_<NAME> and BULWARK_HOST_IP':
-      'driver gap: BULWARK_INSTANCE_ID is not in the pod env (pods of a Deployment share one template, and the instance id is bound after the pod exists)',
-    'liveness does not kill an instance that has not been ready yet (slow start)':
-      'driver gap: no pid on Kubernetes (the API does not expose container PIDs); the no-restart part of the case holds',
-    'followLogs delivers each new line of both streams once, across a restart, until unsubscribed':
-      'driver gap: pods/log interleaves stdout and stderr (split streams are the alpha gate PodLogsQuerySplitStreams in 1.36), so stderr lines are reported as stdout',
-  },
   never: {
     quarantineSuspendsSupervision:
       'pod probes and restartPolicy are immutable: the kubelet keeps probing and restarting a quarantined pod',
@@ -83,12 +77,15 @@ runDriverContract({
 });
 
 describe('the kubelet node', () => {
-  it('declares processes and logs available (a real node), quarantine supervision not', async () => {
+  it('declares processes, logs and split log streams available (a real node), pids and quarantine supervision not', async () => {
     const d = await newDriver('kube-node-caps');
     const caps = d.capabilities();
     expect(caps.processes?.available ?? true).toBe(true);
     expect(caps.logs?.available ?? true).toBe(true);
     expect(caps.quarantineSuspendsSupervision?.available).toBe(false);
+    // The harness enables PodLogsQuerySplitStreams on the API server and the kubelet.
+    expect(caps.logStreams?.available).toBe(true);
+    expect(caps.pids?.available).toBe(false);
   });
 
   it('runs pods on the kubelet node, with its InternalIP as the pod host IP', async () => {
@@ -96,6 +93,63 @@ describe('the kubelet node', () => {
     const addrs = (r.body.status.addresses ?? []) as { type: string; address: string }[];
     expect(addrs.find((a) => a.type === 'InternalIP')?.address).toMatch(/^10\.214\.\d+\.1$/);
   });
+
+  it('with bindBeforeStart every pod starts once bound and sees its own instance id (Deployment and StatefulSet)', async () => {
+    const site = 'kube-node-bind';
+    const d = await newDriver(site);
+    const base: Omit<InstanceSpec, 'id' | 'workload' | 'ordinal'> = {
+      site,
+      project: 'bind',
+      app: 'app',
+      image: APP_IMAGE,
+      env: {},
+      ports: [{ name: 'http', port: 8080 }],
+      readiness: { http: { path: '/healthz', port: 'http' }, intervalMs: 500 },
+      restartPolicy: 'Always',
+      terminationGracePeriodMs: 1000,
+      specHash: 'h1',
+    };
+    // Two pods of one Deployment share a template: only the binding tells them apart. The
+    // StatefulSet starts its second pod after the first is Ready, each behind the gate.
+    const specs: InstanceSpec[] = [
+      { ...base, id: 'bind-web-a', workload: 'web', ordinal: 0 },
+      { ...base, id: 'bind-web-b', workload: 'web', ordinal: 1 },
+      { ...base, id: 'bind-db-0', workload: 'db', ordinal: 0, workloadType: 'stateful' },
+      { ...base, id: 'bind-db-1', workload: 'db', ordinal: 1, workloadType: 'stateful' },
+    ];
+    for (const s of specs) await d.ensure(s);
+    for (const s of specs) {
+      const st = await waitFor(
+        `${s.id} ready`,
+        () => {
+          const x = d.get(s.id);
+          return x?.phase === 'ready' ? x : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      );
+      const env = (await (
+        await fetch(`http://${st.ip}:${st.ports.http}/env`, { signal: AbortSignal.timeout(5000) })
+      ).json()) as Record<string, string>;
+      expect(env.BULWARK_INSTANCE_ID).toBe(s.id);
+    }
+    // The templates carry the gate; no pod keeps it, and each pod's binding is the id it saw.
+    const ns = 'bulwark-bind';
+    for (const [kind, name] of [
+      ['deployments', 'app-web'],
+      ['statefulsets', 'app-db'],
+    ] as const) {
+      const w = await kubeRequest<{ spec: { template: { spec: { schedulingGates?: unknown } } } }>(
+        cluster,
+        `/apis/apps/v1/namespaces/${ns}/${kind}/${name}`,
+      );
+      expect(w.body.spec.template.spec.schedulingGates).toEqual([{ name: 'bulwark.io/instance-id' }]);
+    }
+    const pods = (await kubeRequest<{ items: Pod[] }>(cluster, `/api/v1/namespaces/${ns}/pods`)).body.items;
+    const bound = pods.map((p) => p.metadata.annotations?.['bulwark.io/instance-id']).sort();
+    expect(bound).toEqual(specs.map((s) => s.id).sort());
+    expect(pods.filter((p) => (p.spec?.schedulingGates ?? []).length > 0)).toEqual([]);
+    for (const s of specs) await d.remove(s.id);
+  }, 300_000);
 
   // Last in the file: it stops the cluster (stop() is idempotent, afterAll's call is a no-op).
   it('stop() leaves no container, mount, cgroup, bridge, process or file behind, even with a pod running', async () => {

@@ -328,6 +328,9 @@ async function startOnce(
       // DNS lookup of it would leave the machine.
       '--kubelet-preferred-address-types=InternalIP',
       '--profiling=false',
+      // pods/log?stream=Stdout|Stderr (alpha since 1.32, off by default): the driver reads the
+      // two streams apart where the cluster allows it (docs/kubernetes.md "Logs").
+      '--feature-gates=PodLogsQuerySplitStreams=true',
       `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
       ...(sni ? [`--tls-sni-cert-key=${sni.certPath},${sni.keyPath}:${sniNames.join(',')}`] : []),
     ];

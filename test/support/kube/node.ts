@@ -325,6 +325,8 @@ export async function startKubeletNode(o: KubeletNodeOptions): Promise<KubeletNo
       podPidsLimit: 512,
       localStorageCapacityIsolation: false,
       containerLogMaxSize: '1Mi',
+      // The kubelet splits pods/log by stream only with the gate (the API server's too).
+      featureGates: { PodLogsQuerySplitStreams: true },
     };
     await fsp.writeFile(d('kubelet.yaml'), JSON.stringify(kubeletConfig, null, 2));
     const kubelet = startProcess(
