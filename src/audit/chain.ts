@@ -5,7 +5,7 @@
  */
 import { hash } from 'node:crypto';
 import type { AuditEntry, AuditRecord } from '../model/audit.ts';
-import { canonicalJson } from './canonical.ts';
+import { canonicalJson } from '../util/canonical-json.ts';
 
 /** The prevHash of the first entry. */
 export const GENESIS = '0'.repeat(64);
@@ -20,12 +20,12 @@ export function chainEntry(
   prev: Pick<AuditEntry, 'seq' | 'hash'> | undefined,
   record: AuditRecord,
 ): AuditEntry {
-  const body = canonicalJson(record);
+  const body = canonicalJson(record, { strict: true });
   const prevHash = prev?.hash ?? GENESIS;
   return { seq: (prev?.seq ?? 0) + 1, prevHash, hash: entryHash(prevHash, body), body };
 }
 
 /** SHA-256 of a change's canonical form, as `sha256:<hex>` (the `change.digest` of a record). */
 export function changeDigest(change: unknown): string {
-  return `sha256:${hash('sha256', canonicalJson(change), 'hex')}`;
+  return `sha256:${hash('sha256', canonicalJson(change, { strict: true }), 'hex')}`;
 }

@@ -13,7 +13,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import type { AuditCheckpoint } from '../model/audit.ts';
-import { canonicalJson } from './canonical.ts';
+import { canonicalJson } from '../util/canonical-json.ts';
 
 export interface CheckpointKey {
   keyId: string;

@@ -7,10 +7,16 @@
  *
  * Instances of a site that is not usable (unreachable, failback pending) are
  * not counted: they are what a stale cache says, and their share runs elsewhere.
+ *
+ * Only changed statuses reach the store (compared with the status the pass
+ * read), and the loop yields every few milliseconds: a resync of 10,000
+ * unchanged Apps is no store write at all.
  */
 import type { AppResource } from '../../model/types.ts';
 import type { InstanceStatus } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';
+import { sameJson } from '../../util/canonical-json.ts';
+import { TimeSlice } from '../../util/time-slice.ts';
 import { computeAppStatus } from '../controllers/app-status.ts';
 import type { SiteAppReport } from '../controllers/site-reconciler.ts';
 import type { Placement } from './placement.ts';
@@ -50,6 +56,7 @@ export class AppStatusWriter {
 
   private async write(apps: AppResource[]): Promise<void> {
     const now = new Date().toISOString();
+    const slice = new TimeSlice();
     for (const app of apps) {
       const key = keyOf(app);
       const placed = placementSites(app, this.o.defaultSite).map((s) => s.name);
@@ -65,10 +72,13 @@ export class AppStatusWriter {
         expected: this.o.placement.expectedReplicas(app),
         status: this.o.placement.statusFor(app),
       });
-      await this.o.store.updateStatus(
-        { kind: 'App', project: app.metadata.project ?? '', name: app.metadata.name },
-        status,
-      );
+      if (!sameJson(app.status ?? null, status)) {
+        await this.o.store.updateStatus(
+          { kind: 'App', project: app.metadata.project ?? '', name: app.metadata.name },
+          status,
+        );
+      }
+      await slice.yieldIfDue();
     }
   }
 }
