@@ -398,6 +398,12 @@ const siteSpec: Json = object(
       maxLength: 253,
       description: 'kind kubernetes: the kubeconfig context to use. Default: its current-context.',
     },
+    bindBeforeStart: {
+      type: 'boolean',
+      default: false,
+      description:
+        'kind kubernetes: pods wait behind a scheduling gate until bound to an instance, so the container sees BULWARK_INSTANCE_ID. The cost: no pod (not even a self-healing restart of a deleted pod) starts while no control plane runs.',
+    },
     health: object('How the control plane probes the site and decides failover and failback.', {
       intervalMs: {
         type: 'integer',

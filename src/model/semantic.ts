@@ -156,12 +156,15 @@ function checkSite(spec: Obj, out: RawIssue[]): void {
       });
     }
   } else if (spec.kind === 'local') {
-    for (const field of ['kubeconfig', 'context'] as const) {
+    for (const field of ['kubeconfig', 'context', 'bindBeforeStart'] as const) {
       if (spec[field] === undefined) continue;
       out.push({
         segments: ['spec', field],
         atKey: true,
-        message: 'only a kubernetes site has a kubeconfig',
+        message:
+          field === 'bindBeforeStart'
+            ? 'only a kubernetes site binds pods'
+            : 'only a kubernetes site has a kubeconfig',
         fix: `remove '${field}' or set kind: kubernetes`,
       });
     }

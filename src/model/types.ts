@@ -68,6 +68,12 @@ export interface SiteSpec {
   kubeconfig?: KubeconfigRef;
   /** Kubernetes sites: the kubeconfig context; default: its current-context. */
   context?: string;
+  /**
+   * Kubernetes sites: pods start only once bound to an instance, so they see
+   * BULWARK_INSTANCE_ID; the cost is that no pod starts while no control plane
+   * runs (docs/kubernetes.md). Default false.
+   */
+  bindBeforeStart?: boolean;
   health?: SiteHealthSpec;
 }
 

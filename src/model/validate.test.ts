@@ -304,6 +304,11 @@ describe('validateResource', () => {
       "spec.kubeconfig: only a kubernetes site has a kubeconfig; fix: remove 'kubeconfig' or set kind: kubernetes",
     ],
     [
+      'bindBeforeStart on a local site',
+      { kind: 'local', bindBeforeStart: true },
+      "spec.bindBeforeStart: only a kubernetes site binds pods; fix: remove 'bindBeforeStart' or set kind: kubernetes",
+    ],
+    [
       'a failure threshold of 0',
       { kind: 'kubernetes', kubeconfig: { path: '/k' }, health: { failureThreshold: 0 } },
       'spec.health.failureThreshold: must be >= 1; fix: got 0; use a value >= 1',

@@ -40,6 +40,7 @@ export interface KubernetesSiteConnection {
   /** A kubeconfig file (the Site's path, or a private copy of its env reference). */
   kubeconfigPath: string;
   context?: string;
+  bindBeforeStart?: boolean;
 }
 
 export type KubernetesDriverFactory = (c: KubernetesSiteConnection) => KubernetesSiteDriver;
@@ -49,6 +50,7 @@ export const defaultKubernetesDriverFactory: KubernetesDriverFactory = (c) =>
     site: c.site,
     kubeconfigPath: c.kubeconfigPath,
     ...(c.context ? { context: c.context } : {}),
+    ...(c.bindBeforeStart ? { bindBeforeStart: true } : {}),
     // Bounded so a paused API server costs a reconcile pass seconds, not minutes.
     requestTimeoutMs: 5000,
   });
@@ -181,6 +183,7 @@ export class KubernetesSites {
         site: name,
         kubeconfigPath: file,
         ...(site.spec.context ? { context: site.spec.context } : {}),
+        ...(site.spec.bindBeforeStart ? { bindBeforeStart: true } : {}),
       });
     } catch (err) {
       const msg = redactSecrets((err as Error).message);
