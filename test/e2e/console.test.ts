@@ -297,6 +297,8 @@ describe.skipIf(missing !== undefined)(
       // The incident's page: timeline, signature, evidence, then delete the quarantined instance.
       await row.getByRole('link').first().click();
       await page.getByTestId('timeline').getByText('Isolated', { exact: true }).waitFor({ timeout: 20_000 });
+      // The action in words, not the API's 'isolate'.
+      await page.getByText('Taken out of traffic', { exact: true }).first().waitFor({ timeout: 10_000 });
       // Evidence collection runs after isolation and takes seconds (longer on a loaded machine).
       await page.getByRole('button', { name: 'Download evidence (.tar.gz)' }).waitFor({ timeout: 150_000 });
       const download = page.waitForEvent('download');

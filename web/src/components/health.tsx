@@ -42,7 +42,23 @@ export function HealthBadge({ health, label }: { health: Health; label?: string 
   );
 }
 
+/** A phase the console has words for (anything else is shown as the API says it). */
+const PHASES = [
+  'starting',
+  'running',
+  'ready',
+  'backoff',
+  'quarantined',
+  'stopping',
+  'succeeded',
+  'failed',
+] as const;
+
 export function PhaseBadge({ phase }: { phase: string }) {
+  const { t } = useI18n();
+  const known = (PHASES as readonly string[]).includes(phase)
+    ? (phase as (typeof PHASES)[number])
+    : undefined;
   const health: Health =
     phase === 'ready' || phase === 'succeeded'
       ? 'ok'
@@ -51,5 +67,12 @@ export function PhaseBadge({ phase }: { phase: string }) {
         : phase === 'starting' || phase === 'running' || phase === 'stopping'
           ? 'degraded'
           : 'unknown';
-  return <span className={`badge badge-${health} badge-phase`}>{phase}</span>;
+  return (
+    <span
+      className={`badge badge-${health} badge-phase`}
+      title={known ? t(`phase.${known}.help`) : undefined}
+    >
+      {known ? t(`phase.${known}`) : phase}
+    </span>
+  );
 }

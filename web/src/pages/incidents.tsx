@@ -11,6 +11,15 @@ import { useApi } from '../use-api.ts';
 import { fmtMs, SeverityBadge } from './incident-bits.tsx';
 import { QuarantineActions } from './quarantine-actions.tsx';
 
+const ACTION_KINDS = ['isolate', 'restart', 'alert', 'none'] as const;
+
+/** The action in words; a kind this console does not know is shown as the API says it. */
+function actionLabel(t: ReturnType<typeof useI18n>['t'], kind: string): string {
+  return (ACTION_KINDS as readonly string[]).includes(kind)
+    ? t(`actionKind.${kind as (typeof ACTION_KINDS)[number]}`)
+    : kind;
+}
+
 const STATES: IncidentState[] = ['open', 'isolated', 'mitigated', 'resolved'];
 
 export function IncidentsPage() {
@@ -80,7 +89,7 @@ export function IncidentsPage() {
                       <div className="muted mono small">{i.instanceId}</div>
                     </td>
                     <td className="mono">{i.signature}</td>
-                    <td>{i.action.kind}</td>
+                    <td>{actionLabel(t, i.action.kind)}</td>
                     <td>
                       <span className={`state-tag state-${i.state}`}>{t(`incident.state.${i.state}`)}</span>
                     </td>
@@ -147,7 +156,7 @@ export function IncidentPage({ id }: { id: string }) {
                   <dd className="mono">{i.instanceId}</dd>
                   <dt>{t('incident.action')}</dt>
                   <dd>
-                    <strong>{i.action.kind}</strong> — <StatusText text={i.action.reason} />
+                    <strong>{actionLabel(t, i.action.kind)}</strong> — <StatusText text={i.action.reason} />
                   </dd>
                   {i.replacementId && (
                     <>
