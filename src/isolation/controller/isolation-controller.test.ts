@@ -77,7 +77,7 @@ function setup(gone: Set<string>) {
     processGone: (inst) => gone.has(inst.id),
   });
   let t = Date.now();
-  const failed = (id: string): void => {
+  const failed = (id: string, terminationState = 'SC--'): void => {
     t += 20;
     const s: RequestSignal = {
       type: 'request',
@@ -88,8 +88,8 @@ function setup(gone: Set<string>) {
       totalMs: 5,
       serverMs: 5,
       retries: 0,
-      terminationState: 'SC--',
-      outcome: classifyTermination('SC--', 0),
+      terminationState,
+      outcome: classifyTermination(terminationState, 0),
     };
     sink!.signal(id, s);
   };
@@ -177,15 +177,17 @@ describe("IsolationController: a survivor swamped by a lost peer's load", () => 
     ctl = undefined;
   });
 
-  /** 'a' crashes and restarts (out of traffic, not ready yet); then 'b' fails three probes. */
-  async function afterCrash(timedOut: boolean) {
+  /** 'a' crashes and restarts (out of traffic, not ready yet); then 'b' fails three probes (or connections). */
+  async function afterCrash(timedOut: boolean, how: 'probes' | 'connections' = 'probes') {
     const env = setup(new Set(['a']));
     ctl = env.ctl;
     await ctl.start();
     env.exit('a');
     await waitFor('crash incident', () => env.incidents.size > 0, { timeoutMs: 2000 });
     env.setReady('a', false);
-    for (let i = 0; i < 3; i++) env.probeFailed('b', timedOut);
+    for (let i = 0; i < 3; i++)
+      if (how === 'probes') env.probeFailed('b', timedOut);
+      else env.failed('b', timedOut ? 'sC--' : 'SC--');
     await waitFor('a second incident', () => env.incidents.size > 1, { timeoutMs: 2000 });
     return { env, inc: [...env.incidents.values()].find((i) => i.instanceId === 'b')! };
   }
@@ -195,6 +197,16 @@ describe("IsolationController: a survivor swamped by a lost peer's load", () => 
     expect(inc).toMatchObject({ signature: 'probe-failures', action: { kind: 'alert' } });
     expect(inc.action.reason).toMatch(/the load they shed, not a fault of its own/);
     expect(env.maint).toEqual(['a']);
+  });
+
+  it('connections that time out (a full accept backlog) meanwhile: alert; refused ones: isolated', async () => {
+    const slow = await afterCrash(true, 'connections');
+    expect(slow.inc).toMatchObject({ signature: 'connect-failures', action: { kind: 'alert' } });
+    expect(slow.env.maint).toEqual(['a']);
+    await ctl?.stop();
+    const refused = await afterCrash(false, 'connections');
+    expect(refused.inc).toMatchObject({ signature: 'connect-failures', action: { kind: 'isolate' } });
+    expect(refused.env.maint).toEqual(['a', 'b']);
   });
 
   it('probes that are refused are a fault of its own: isolated even then', async () => {

@@ -624,14 +624,17 @@ export class IsolationController {
   }
 
   /**
-   * A match that an instance swamped by its peers' shed load also produces: probes that time
-   * out (a refusal or a bad status is no overload), or no answer while requests are being
-   * accepted and wait (a stopped process is the `stopped` rule, which this does not cover).
+   * A match that an instance swamped by its peers' shed load also produces: probes or
+   * connections that time out (a refusal or a bad status is no overload), or no answer while
+   * requests are being accepted and wait (a stopped process is the `stopped` rule, which this
+   * does not cover).
    */
   private looksOverloaded(inst: InstanceStatus, condition: string): boolean {
     const w = this.engine.window(inst.id);
     if (!w) return false;
     if (condition === 'probeFailures') return w.probeStreakOnlyTimeouts;
+    // An overflowing accept backlog drops SYNs (Linux does not refuse them): connect timeouts.
+    if (condition === 'connectFailures') return w.connectStreakOnlyTimeouts;
     if (condition === 'noResponse') return w.inflight > 0;
     return false;
   }

@@ -109,6 +109,8 @@ export class InstanceWindow {
   private readonly streak: RequestSample[] = [];
   /** Logged connection failures (refused, timed out) in a row, and the newest of them. */
   private connectStreakCount = 0;
+  /** Failures of the current connection streak that were timeouts (SYN unanswered), not refusals. */
+  private connectTimeoutStreak = 0;
   private readonly connectStreak: RequestSample[] = [];
   private probeFailStreak = 0;
   /** Failures of the current probe streak that were timeouts (no answer in time). */
@@ -208,6 +210,7 @@ export class InstanceWindow {
     if (!s.inferred) {
       if (CONNECT_FAILURE_OUTCOMES.has(s.outcome)) {
         this.connectStreakCount++;
+        if (s.outcome === 'connect-timeout') this.connectTimeoutStreak++;
         pushBounded(this.connectStreak, this.sample(seq));
       } else if (fault) {
         this.faultStreak++;
@@ -216,6 +219,7 @@ export class InstanceWindow {
         this.faultStreak = 0;
         this.streak.length = 0;
         this.connectStreakCount = 0;
+        this.connectTimeoutStreak = 0;
         this.connectStreak.length = 0;
       }
     }
@@ -322,6 +326,11 @@ export class InstanceWindow {
   /** Logged connection failures in a row (no answer from the instance between them). */
   get consecutiveConnectFailures(): number {
     return this.connectStreakCount;
+  }
+
+  /** Every connection failure of the current streak timed out: a full accept backlog, not a closed port. */
+  get connectStreakOnlyTimeouts(): boolean {
+    return this.connectStreakCount > 0 && this.connectTimeoutStreak === this.connectStreakCount;
   }
 
   /** The newest `n` connection failures of the current streak (oldest first). */
