@@ -4,10 +4,16 @@
  * (Sites and Projects before Apps). Each write is its own transaction with
  * its change event; re-applying the same batch is a no-op, so a crash in the
  * middle is repaired by applying again.
+ *
+ * A batch of up to 1000 resources (the request limit) is thousands of store
+ * queries: the loop yields to the event loop every few milliseconds
+ * (TimeSlice), so health and reads keep answering while it runs, and reports
+ * its progress (`onProgress`, shown by `GET /api/v1/applies`).
  */
 import { diffResources, type DiffEntry } from '../model/diff.ts';
 import type { Kind, Resource } from '../model/types.ts';
 import type { Store } from '../store/store.ts';
+import { TimeSlice } from '../util/time-slice.ts';
 import { ApiError, type ErrorDetail } from './errors.ts';
 
 export interface ApplyItemResult {
@@ -61,11 +67,20 @@ async function checkReferences(store: Store, batch: Resource[]): Promise<ErrorDe
   return errors;
 }
 
+export interface ApplyBatchOptions {
+  /** Shared with the parse so the whole request keeps one slice budget. @default new TimeSlice() */
+  slice?: TimeSlice;
+  /** Called after each resource is planned or written: how many of the batch are done. */
+  onProgress?: (done: number, result: ApplyItemResult) => void;
+}
+
 export async function applyBatch(
   store: Store,
   batch: Resource[],
   dryRun: boolean,
+  opts: ApplyBatchOptions = {},
 ): Promise<ApplyItemResult[]> {
+  const slice = opts.slice ?? new TimeSlice();
   const refErrors = await checkReferences(store, batch);
   if (refErrors.length > 0) {
     throw new ApiError(422, 'Invalid', `${refErrors.length} reference error(s) in the manifests`, refErrors);
@@ -82,22 +97,26 @@ export async function applyBatch(
       name: r.metadata.name,
       changes,
     };
+    let result: ApplyItemResult;
     if (dryRun) {
-      results.push({
+      result = {
         ...base,
         action: !before ? 'created' : changes.length > 0 ? 'updated' : 'unchanged',
         ...(before?.metadata.generation !== undefined ? { generation: before.metadata.generation } : {}),
-      });
-      continue;
+      };
+    } else {
+      const res = await store.apply(r);
+      result = {
+        ...base,
+        action: res.action,
+        ...(res.resource.metadata.generation !== undefined
+          ? { generation: res.resource.metadata.generation }
+          : {}),
+      };
     }
-    const res = await store.apply(r);
-    results.push({
-      ...base,
-      action: res.action,
-      ...(res.resource.metadata.generation !== undefined
-        ? { generation: res.resource.metadata.generation }
-        : {}),
-    });
+    results.push(result);
+    opts.onProgress?.(results.length, result);
+    await slice.yieldIfDue();
   }
   return results;
 }

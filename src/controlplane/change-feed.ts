@@ -4,12 +4,16 @@
  * notifications means a write made by another control-plane replica on the
  * same PostgreSQL is seen too; `poke()` makes local writes visible at once.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ChangeEvent, Store } from '../store/store.ts';
 
 export interface ChangeFeedOptions {
   /** @default 250 */
   pollIntervalMs?: number;
 }
+
+/** Events per store read: each carries its whole resource, so a page is a big result. @default 100 */
+export const FEED_PAGE = 100;
 
 export type ChangeListener = (ev: ChangeEvent) => void;
 
@@ -63,7 +67,7 @@ export class ChangeFeed {
   private async pollOnce(): Promise<void> {
     try {
       for (;;) {
-        const batch = await this.store.changesSince(this.lastSeq, 500);
+        const batch = await this.store.changesSince(this.lastSeq, FEED_PAGE);
         for (const ev of batch) {
           this.lastSeq = ev.seq;
           for (const l of this.listeners) {
@@ -74,7 +78,9 @@ export class ChangeFeed {
             }
           }
         }
-        if (batch.length < 500) break;
+        if (batch.length < FEED_PAGE) break;
+        // A backlog (a 1000-resource apply is 1000 events) is read page by page, with turns between.
+        await nextTurn();
       }
     } catch (err) {
       this.errors++;

@@ -24,6 +24,7 @@ import { SiteReconciler } from './controllers/site-reconciler.ts';
 import { createLogger, type LogLevel } from './logger.ts';
 import { planCpus } from './cpu-plan.ts';
 import { cpuCount, setAffinity } from '../util/cpus.ts';
+import { TimeSlice } from '../util/time-slice.ts';
 import { mkdirPrivateSync, tightenTree } from '../util/private-files.ts';
 import { IsolationController } from '../isolation/controller/isolation-controller.ts';
 import { siteSignalFeed } from '../isolation/controller/feed.ts';
@@ -168,7 +169,6 @@ export class ControlPlane {
       const token = await ensureInitialToken(store, opts.bootstrapToken);
       if (token) opts.onInitialToken?.(token);
       await ensureLocalSite(store, siteName, gatewayPort);
-      await markAppsUnknown(store);
 
       const feed = new ChangeFeed(store);
       await feed.start();
@@ -295,12 +295,16 @@ export class ControlPlane {
         feed.poke();
         triggerAll();
       };
+      // refresh() re-reads every App: once per burst, not once per event (a 1000-resource apply
+      // is 1000 events; with 10,000 Apps that was minutes of CPU re-listing them).
+      const refreshIsolation = throttled(() => isolation.refresh(), 250, 2000);
+      cleanups.unshift(async () => refreshIsolation.cancel());
       feed.subscribe((ev) => {
         if (ev.type === 'status') return;
         if (ev.key.kind === 'Site') void kubeSites.sync().catch(() => undefined);
         if (ev.key.kind === 'App' && ev.type === 'deleted') placement.forget(ev.key);
         triggerAll();
-        if (ev.key.kind === 'App') isolation.refresh();
+        if (ev.key.kind === 'App') refreshIsolation.call();
       });
       // Topology, eBPF agent, diagnosis and profiling of the local site; stopped with the HTTP server.
       const observability = Observability.create({
@@ -359,6 +363,9 @@ export class ControlPlane {
       });
       const address = await server.listen({ host, port: opts.port ?? 7070 });
       cleanups.unshift(() => server.close());
+      // After listen (10,000 Apps are 10,000 status writes: health answers meanwhile), before the
+      // first pass, whose fresh statuses it must not overwrite.
+      await markAppsUnknown(store);
       reconciler.start();
       await isolation.start();
       cleanups.unshift(() => isolation.stop());
@@ -416,6 +423,31 @@ export class ControlPlane {
   }
 }
 
+/**
+ * `fn` once `delayMs` after the first call of a burst, then at most every
+ * `minIntervalMs` while calls keep coming; calls in between coalesce.
+ */
+function throttled(fn: () => void, delayMs: number, minIntervalMs: number): { call(): void; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let lastRun = -Infinity;
+  return {
+    call() {
+      if (timer) return;
+      const wait = Math.max(delayMs, lastRun + minIntervalMs - performance.now());
+      timer = setTimeout(() => {
+        timer = undefined;
+        lastRun = performance.now();
+        fn();
+      }, wait);
+      timer.unref();
+    },
+    cancel() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}
+
 async function ensureLocalSite(store: Store, name: string, gatewayPort: number): Promise<void> {
   const existing = await store.get({ kind: 'Site', project: '', name });
   if (existing) return;
@@ -468,7 +500,9 @@ async function writeSiteStatus(
  */
 async function markAppsUnknown(store: Store): Promise<void> {
   const now = new Date().toISOString();
+  const slice = new TimeSlice();
   for (const app of await store.list('App')) {
+    await slice.yieldIfDue();
     const conditions = app.status?.conditions ?? [];
     if (!conditions.some((c) => c.type === 'Ready' && c.status !== 'Unknown')) continue;
     await store.updateStatus(

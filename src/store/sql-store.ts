@@ -36,8 +36,8 @@ const PROJECT_SCOPED: ReadonlySet<Kind> = new Set(['App']);
 /** @default page size of `changesSince` when no limit is given. */
 export const DEFAULT_CHANGES_LIMIT = 1000;
 
-/** Rows per query of `list` (see there). @default 250 */
-export const LIST_PAGE = 250;
+/** Rows per query of `list` (see there). @default 100 */
+export const LIST_PAGE = 100;
 
 interface ResourceRow {
   kind: Kind;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppResource, ProjectResource, Resource, SiteResource } from '../model/types.ts';
 import { migrate } from './migrations.ts';
 import type { SqlExecutor } from './sql.ts';
-import { SqlStore } from './sql-store.ts';
+import { LIST_PAGE, SqlStore } from './sql-store.ts';
 import { ConflictError, MAX_INCIDENT_LIMIT } from './store.ts';
 import type { Store } from './store.ts';
 import { sampleIncident } from './testdata/incidents.ts';
@@ -239,6 +239,19 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
       expect(sites.every((r) => r.metadata.project === undefined)).toBe(true);
       expect(await store.get({ kind: 'App', project: p1, name: 'nope' })).toBeUndefined();
+    });
+
+    it('lists more than one page (LIST_PAGE rows) completely, in order, each row once', async () => {
+      const p1 = unique('p');
+      const p2 = unique('p');
+      const names = Array.from({ length: 2 * LIST_PAGE + 7 }, (_, i) => `a${String(i).padStart(4, '0')}`);
+      for (const n of names) await store.apply(app(p1, n));
+      await store.apply(app(p2, 'other'));
+      expect((await store.list('App', { project: p1 })).map((r) => r.metadata.name)).toEqual(names);
+      const all = (await store.list('App')).map((r) => `${r.metadata.project}/${r.metadata.name}`);
+      expect(new Set(all).size).toBe(all.length);
+      expect(all.filter((k) => k.startsWith(`${p1}/`))).toEqual(names.map((n) => `${p1}/${n}`));
+      expect(all).toContain(`${p2}/other`);
     });
 
     it('deletes a resource, returning it and emitting a deleted event; deleting again is a no-op', async () => {

@@ -90,6 +90,9 @@ function withShare(app: AppResource, share: Record<string, number> | undefined):
   };
 }
 
+/** Longest rest between two back-to-back passes. @default 2000 */
+const MAX_REST_MS = 2000;
+
 const appKeyOf = (a: AppResource): string => `${a.metadata.project ?? ''}/${a.metadata.name}`;
 
 /** Instances by `project/app`, one pass over the list. */
@@ -117,6 +120,8 @@ export class SiteReconciler {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private running: Promise<void> | undefined;
+  /** Set between a long pass and the next one it was re-triggered for (see trigger). */
+  private resting: NodeJS.Timeout | undefined;
   private dirty = false;
   private stopped = false;
   private passes = 0;
@@ -141,7 +146,7 @@ export class SiteReconciler {
   /** Request a reconcile pass; passes never overlap, extra requests coalesce. */
   trigger(): void {
     if (this.stopped) return;
-    if (this.running) {
+    if (this.running || this.resting) {
       this.dirty = true;
       return;
     }
@@ -150,7 +155,18 @@ export class SiteReconciler {
       for (const l of this.passListeners) l();
       if (this.dirty) {
         this.dirty = false;
-        this.trigger();
+        // A pass over 10,000 Apps takes a second or more; back to back (every event of a big
+        // apply re-triggers) the loop would take the whole thread. Resting as long as the pass
+        // took keeps it at half of it at most; a small pass (milliseconds) follows at once.
+        const rest = Math.min(this.lastPassMs ?? 0, MAX_REST_MS);
+        if (rest < 20) this.trigger();
+        else {
+          this.resting = setTimeout(() => {
+            this.resting = undefined;
+            this.trigger();
+          }, rest);
+          this.resting.unref();
+        }
       }
     });
   }
@@ -316,6 +332,8 @@ export class SiteReconciler {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.resting) clearTimeout(this.resting);
+    this.resting = undefined;
     this.unwatch?.();
     await this.running;
     await Promise.all(this.stopping.values());
