@@ -60,7 +60,7 @@ Usage:
   bulwark audit verify --bundle DIR [--keys FILE]   check an exported audit bundle offline
   bulwark config save --server URL [--token T] [--tls-fingerprint sha256:... | --ca-file FILE]
                  check the server with these settings, then store them in the config file (0600)
-  bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://...]
+  bulwark server [--host 127.0.0.1] [--port 7070] [--data-dir .bulwark] [--store-url postgres://... | env BULWARK_STORE_URL]
                  [--gateway-port 8080] [--gateway-cpus 1,2] [--control-plane-cpus 1] [--unprivileged]
                  (--gateway-cpus: HAProxy pinned to those CPUs, one thread each; --control-plane-cpus:
                  this process, which also parses the gateway's request logs; with either, the local
@@ -279,7 +279,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
         ...(tls ? { tls } : {}),
         port: intFlag('port', f.port, 7070, 0, 65535),
         ...(f['data-dir'] ? { dataDir: f['data-dir'] } : {}),
-        ...(f['store-url'] ? { storeUrl: f['store-url'] } : {}),
+        // The environment keeps a password out of the command line every local user sees (ps).
+        ...((f['store-url'] ?? process.env.BULWARK_STORE_URL)
+          ? { storeUrl: (f['store-url'] ?? process.env.BULWARK_STORE_URL)! }
+          : {}),
         gatewayPort: intFlag('gateway-port', f['gateway-port'], 8080, 1, 65535),
         ...(gatewayCpus ? { gatewayCpus } : {}),
         ...(controlPlaneCpus ? { controlPlaneCpus } : {}),

@@ -30,7 +30,11 @@ async function main(): Promise<void> {
       port: { type: 'string', default: process.env.BULWARK_PORT ?? '7070' },
       'gateway-port': { type: 'string', default: process.env.BULWARK_GATEWAY_PORT ?? '8080' },
       'data-dir': { type: 'string', default: process.env.BULWARK_DATA_DIR ?? '.bulwark' },
-      'store-url': { type: 'string' },
+      // BULWARK_STORE_URL keeps a password out of the command line (ps shows it to every user).
+      'store-url': {
+        type: 'string',
+        ...(process.env.BULWARK_STORE_URL ? { default: process.env.BULWARK_STORE_URL } : {}),
+      },
       manifest: { type: 'string', default: 'examples/bank/bank.yaml' },
       unprivileged: { type: 'boolean', default: false },
       'exit-when-ready': { type: 'boolean', default: false },
