@@ -93,7 +93,7 @@ function intFlag(name: string, v: string | undefined, def: number, min: number, 
 }
 
 /** `--gateway-cpus 1,2` or `2-3` (or `--control-plane-cpus`): CPU numbers this machine has. */
-export function cpusFlag(v: string, flag = 'gateway-cpus'): number[] {
+export function cpusFlag(v: string, flag = 'gateway-cpus', have: number = cpuCount()): number[] {
   const fail = (why: string): never => {
     throw new CliError(`--${flag} ${v}: ${why}; give CPU numbers such as 1 or 1,2 or 2-3`, EXIT.usage);
   };
@@ -103,7 +103,6 @@ export function cpusFlag(v: string, flag = 'gateway-cpus'): number[] {
   } catch (err) {
     fail((err as Error).message);
   }
-  const have = cpuCount();
   const beyond = cpus.filter((c) => c >= have);
   if (beyond.length > 0) fail(`this machine has CPUs 0-${have - 1}, not ${beyond.join(',')}`);
   if (new Set(cpus).size !== cpus.length) fail('a CPU is listed twice');
