@@ -3,7 +3,8 @@
  * the run when the tests leave something running (see leftovers.ts).
  *
  * TMPDIR points into the root for the whole run, so the tests' data dirs
- * (`os.tmpdir()`) and every process they start are traceable to it. The
+ * (`os.tmpdir()`) and every process they start are traceable to it; so does
+ * XDG_CONFIG_HOME (the CLI's user config). The
  * check itself runs in the summary reporter, before its closing line, so
  * that line stays the last one; the teardown here runs it only when that
  * reporter is not in use, then removes the root.
@@ -60,6 +61,9 @@ export default function setup(): () => Promise<void> {
   const st: RunState = { root, before: takeSnapshot(), watcher: new ScopeWatcher(root) };
   (globalThis as Record<symbol, RunState | undefined>)[KEY] = st;
   process.env.TMPDIR = root;
+  // The CLI's user config (and what npm start records there) is the run's own: a developer's
+  // ~/.config/bulwark must neither steer the tests nor be written by them.
+  process.env.XDG_CONFIG_HOME = path.join(root, 'xdg-config');
   process.env.BULWARK_TEST_RUN_ROOT = root;
   return async () => {
     const found = st.reported ?? (await checkLeftovers(st));
