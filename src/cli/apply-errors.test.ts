@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureInitialToken } from '../controlplane/auth.ts';
 import { ChangeFeed } from '../controlplane/change-feed.ts';
-import { createLogger } from '../controlplane/logger.ts';
+import { createLogger } from '../util/logger.ts';
 import { buildServer } from '../controlplane/server.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/store.ts';

@@ -14,7 +14,7 @@ import type { Incident } from '../isolation/incidents/types.ts';
 import { FakeIsolation, writeBundle } from '../controlplane/api/testdata/isolation-fakes.ts';
 import { ensureInitialToken } from '../controlplane/auth.ts';
 import { ChangeFeed } from '../controlplane/change-feed.ts';
-import { createLogger } from '../controlplane/logger.ts';
+import { createLogger } from '../util/logger.ts';
 import { buildServer } from '../controlplane/server.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/store.ts';

@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { PinoLogger } from './logger.ts';
+import type { PinoLogger } from '../util/logger.ts';
 import { HaproxyDataPlane } from '../dataplane/haproxy/haproxy-dataplane.ts';
 import { parseMemory } from '../model/defaults.ts';
 import { API_VERSION, type SiteResource } from '../model/types.ts';
@@ -21,7 +21,7 @@ import { ensureInitialToken } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { setCondition } from './controllers/conditions.ts';
 import { SiteReconciler } from './controllers/site-reconciler.ts';
-import { createLogger, type LogLevel } from './logger.ts';
+import { createLogger, type LogLevel } from '../util/logger.ts';
 import { planCpus } from './cpu-plan.ts';
 import { cpuCount, setAffinity } from '../util/cpus.ts';
 import { TimeSlice } from '../util/time-slice.ts';

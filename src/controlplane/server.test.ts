@@ -15,7 +15,7 @@ import type { Store } from '../store/store.ts';
 import type { ApiDeps } from './api/deps.ts';
 import { ensureInitialToken } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '../util/logger.ts';
 import { buildServer } from './server.ts';
 
 const TOKEN = 'bwk_test_token_0123456789abcdef';

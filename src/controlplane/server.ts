@@ -11,7 +11,7 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { PinoLogger } from './logger.ts';
+import type { PinoLogger } from '../util/logger.ts';
 import { registerApplyRoutes } from './api/apply-routes.ts';
 import { registerConsoleRoutes } from './api/console-routes.ts';
 import { enforceContentType, YAML_MEDIA_TYPES } from './api/content-types.ts';

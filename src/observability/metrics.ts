@@ -7,7 +7,7 @@
  * joins the Topology API's edges one to one. Cardinality is bounded by
  * apps, instances and the external endpoints they talk to.
  */
-import { Registry, type Counter, type Gauge, type Histogram } from '../controlplane/metrics/registry.ts';
+import { Registry, type Counter, type Gauge, type Histogram } from '../util/metrics/registry.ts';
 import type { AgentInterval, AgentStatus } from './agent/node-agent.ts';
 
 /** Request latency through the gateway: a millisecond to the longest timeouts. */

@@ -17,7 +17,7 @@ import type { Store } from '../../store/store.ts';
 import { sampleIncident } from '../../store/testdata/incidents.ts';
 import { ensureInitialToken } from '../auth.ts';
 import { ChangeFeed } from '../change-feed.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger } from '../../util/logger.ts';
 import { buildServer } from '../server.ts';
 import type { ApiDeps } from './deps.ts';
 import { FakeIsolation, writeBundle } from './testdata/isolation-fakes.ts';

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from '../metrics/control-plane.ts';
-import { joinExpositions, PROMETHEUS_CONTENT_TYPE } from '../metrics/registry.ts';
+import { joinExpositions, PROMETHEUS_CONTENT_TYPE } from '../../util/metrics/registry.ts';
 import type { ApiDeps } from './deps.ts';
 
 export const METRICS_PATH = '/metrics';

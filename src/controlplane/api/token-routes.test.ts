@@ -15,7 +15,7 @@ import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/store.ts';
 import { ensureInitialToken, hashToken, routeAuthOf, scopeAllows } from '../auth.ts';
 import { ChangeFeed } from '../change-feed.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger } from '../../util/logger.ts';
 import { buildServer } from '../server.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import type { ApiDeps } from './deps.ts';

@@ -17,7 +17,7 @@ import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';
 import { sameJson } from '../../util/canonical-json.ts';
 import { TimeSlice } from '../../util/time-slice.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../util/logger.ts';
 import { computeAppStatus } from './app-status.ts';
 import { countedAsReplicas, planApp, type PlanContext } from './plan.ts';
 import { computeRouting } from './routing.ts';

@@ -4,7 +4,7 @@
  * state at scrape time, so they cannot drift from what `/status` shows.
  */
 import type { ApiDeps } from '../api/deps.ts';
-import { Registry, type Counter, type Gauge, type Histogram } from './registry.ts';
+import { Registry, type Counter, type Gauge, type Histogram } from '../../util/metrics/registry.ts';
 
 /** API calls are mostly store reads and writes: a millisecond to a few seconds. */
 export const HTTP_BUCKETS_S: readonly number[] = [

@@ -24,7 +24,7 @@ import type { Store } from '../../store/store.ts';
 import type { SiteHandle } from '../api/deps.ts';
 import { setCondition } from '../controllers/conditions.ts';
 import { SiteReconciler, type SiteReconcilerOptions } from '../controllers/site-reconciler.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../util/logger.ts';
 import { isUsable, redactSecrets, SiteHealth, type Transition } from './site-health.ts';
 import { ServiceDataPlane } from './service-dataplane.ts';
 

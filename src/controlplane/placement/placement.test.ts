@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { API_VERSION, type AppResource, type Placement as PlacementSpec } from '../../model/types.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../util/logger.ts';
 import { Placement, type SiteView } from './placement.ts';
 
 function recordingLog(lines: string[]): Logger {

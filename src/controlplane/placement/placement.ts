@@ -12,7 +12,7 @@
  */
 import { DEFAULTS } from '../../model/defaults.ts';
 import type { AppPlacementStatus, AppResource, SiteHealthState } from '../../model/types.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../util/logger.ts';
 import { isUsable } from './site-health.ts';
 import { holdForFailback, splitReplicas, type SiteWeight } from './split.ts';
 import { placementAction } from '../actions/placement-action.ts';

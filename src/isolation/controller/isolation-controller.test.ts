@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../../controlplane/logger.ts';
+import type { Logger } from '../../util/logger.ts';
 import type { DataPlane } from '../../dataplane/dataplane.ts';
 import type { DriverEvent, InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { EvidenceBundle } from '../../../isolation/evidence/types.ts';
 import type { Incident } from '../../../isolation/incidents/types.ts';
 import { ConflictError, NotFoundError, type Store } from '../../../store/store.ts';
-import { createIsolationMetrics } from '../../metrics/isolation.ts';
+import { createIsolationMetrics } from '../../../isolation/metrics.ts';
 import type { IsolationApi } from '../deps.ts';
 
 /**

@@ -10,8 +10,8 @@
  *   await store.putIncident(next);
  *   metrics.recordIncident(next, before);
  */
-import type { Incident } from '../../isolation/incidents/types.ts';
-import { Registry, type Counter, type Gauge, type Histogram } from './registry.ts';
+import type { Incident } from './incidents/types.ts';
+import { Registry, type Counter, type Gauge, type Histogram } from '../util/metrics/registry.ts';
 
 /** Detection is bounded by signal windows: sub-second to a minute. */
 export const DETECT_BUCKETS_S: readonly number[] = [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60];

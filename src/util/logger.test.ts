@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../util/time.ts';
+import { waitFor } from './time.ts';
 import { createLogger } from './logger.ts';
 
 /** The file once the asynchronous destination has written a whole line to it. */

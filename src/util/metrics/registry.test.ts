@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../isolation/incidents/types.ts';
 import { sampleIncident } from '../../store/testdata/incidents.ts';
-import { createIsolationMetrics } from './isolation.ts';
+import { createIsolationMetrics } from '../../isolation/metrics.ts';
 import { joinExpositions, Registry } from './registry.ts';
 
 describe('Registry', () => {

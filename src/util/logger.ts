@@ -13,7 +13,7 @@
 import { chmodSync, existsSync } from 'node:fs';
 import pino from 'pino';
 import type { Logger as PinoLogger } from 'pino';
-import { REDACTED, redactText } from '../util/secrets.ts';
+import { REDACTED, redactText } from './secrets.ts';
 
 export type { PinoLogger };
 
