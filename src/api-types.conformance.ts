@@ -9,8 +9,8 @@
  * nothing.
  */
 import type * as Web from '../web/src/api/types.ts';
-import type { ActionFeedItem } from './controlplane/actions/types.ts';
-import type { Incident } from './isolation/incidents/types.ts';
+import type { ActionFeedItem } from './model/actions.ts';
+import type { Incident } from './model/incidents.ts';
 import type { AppResource, Condition } from './model/types.ts';
 import type { ErrorDetail } from './controlplane/errors.ts';
 import type { Topology, TopologyEdge, TopologyNode } from './observability/topology/types.ts';

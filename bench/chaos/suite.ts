@@ -10,7 +10,7 @@
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import type { Incident } from '../../src/isolation/incidents/types.ts';
+import type { Incident } from '../../src/model/incidents.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
 import { startControlPlane, type ControlPlaneProcess } from '../../test/support/control-plane-process.ts';

@@ -14,7 +14,7 @@ import {
   type ControlPlaneProcess,
 } from '../../test/support/control-plane-process.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
-import type { Incident } from '../../src/isolation/incidents/types.ts';
+import type { Incident } from '../../src/model/incidents.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
 import { onCleanup } from './cleanup.ts';
 import { REPLICAS, SETTLE_MS } from './baselines.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvidenceBundle } from '../isolation/evidence/types.ts';
-import type { Incident } from '../isolation/incidents/types.ts';
+import type { Incident } from '../model/incidents.ts';
 import { FakeIsolation, writeBundle } from '../controlplane/api/testdata/isolation-fakes.ts';
 import { ensureInitialToken } from '../controlplane/auth.ts';
 import { ChangeFeed } from '../controlplane/change-feed.ts';

@@ -250,10 +250,14 @@ export class ControlPlane {
         reportStatus: statusWriter.report,
       });
       const isoLog = log.child({ component: 'isolation', site: siteName });
+      // How long the isolation controller's last listing of every App took: its refreshes are
+      // spaced by it (see refreshIsolation), so re-reading 10,000 Apps never takes the store's time.
+      const appListing = { ms: 0 };
+      const isolationStore = timedAppList(store, appListing);
       // The feed asks the controller for each instance's probe (its app's readiness probe).
       const isolation: IsolationController = new IsolationController({
         site: siteName,
-        store,
+        store: isolationStore,
         driver,
         dataplane,
         reconciler,
@@ -297,7 +301,11 @@ export class ControlPlane {
       };
       // refresh() re-reads every App: once per burst, not once per event (a 1000-resource apply
       // is 1000 events; with 10,000 Apps that was minutes of CPU re-listing them).
-      const refreshIsolation = throttled(() => isolation.refresh(), 250, 2000);
+      const refreshIsolation = throttled(
+        () => isolation.refresh(),
+        250,
+        () => Math.max(2000, LISTING_SHARE * appListing.ms),
+      );
       cleanups.unshift(async () => refreshIsolation.cancel());
       feed.subscribe((ev) => {
         if (ev.type === 'status') return;
@@ -311,8 +319,16 @@ export class ControlPlane {
         site: siteName,
         driver,
         dataplane,
-        apps: async () =>
-          (await store.list('App')).map((a) => ({ project: a.metadata.project ?? '', app: a.metadata.name })),
+        // Asked every 5 s; with many Apps the listing is re-used until it is LISTING_SHARE times
+        // as old as it took.
+        apps: cachedFor(
+          async () =>
+            (await store.list('App')).map((a) => ({
+              project: a.metadata.project ?? '',
+              app: a.metadata.name,
+            })),
+          LISTING_SHARE,
+        ),
         gatewayBinds: binds,
         dataDir: path.join(dataDir, 'sites', siteName),
         ...(opts.otlp ? { otlp: opts.otlp } : {}),
@@ -427,13 +443,17 @@ export class ControlPlane {
  * `fn` once `delayMs` after the first call of a burst, then at most every
  * `minIntervalMs` while calls keep coming; calls in between coalesce.
  */
-function throttled(fn: () => void, delayMs: number, minIntervalMs: number): { call(): void; cancel(): void } {
+function throttled(
+  fn: () => void,
+  delayMs: number,
+  minIntervalMs: () => number,
+): { call(): void; cancel(): void } {
   let timer: NodeJS.Timeout | undefined;
   let lastRun = -Infinity;
   return {
     call() {
       if (timer) return;
-      const wait = Math.max(delayMs, lastRun + minIntervalMs - performance.now());
+      const wait = Math.max(delayMs, lastRun + minIntervalMs() - performance.now());
       timer = setTimeout(() => {
         timer = undefined;
         lastRun = performance.now();
@@ -445,6 +465,53 @@ function throttled(fn: () => void, delayMs: number, minIntervalMs: number): { ca
       if (timer) clearTimeout(timer);
       timer = undefined;
     },
+  };
+}
+
+/**
+ * A periodic full listing of the Apps may take a 1/LISTING_SHARE share of the time at most:
+ * after one that took t ms, the next waits LISTING_SHARE × t.
+ */
+const LISTING_SHARE = 10;
+
+/** The store, with the duration of each `list('App')` recorded in `out.ms`. */
+function timedAppList(store: Store, out: { ms: number }): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'list') {
+        return async (...args: Parameters<Store['list']>) => {
+          const t0 = performance.now();
+          try {
+            return await target.list(...args);
+          } finally {
+            if (args[0] === 'App') out.ms = performance.now() - t0;
+          }
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** `fn`'s last result until it is `share` times as old as `fn` took (a call meanwhile gets it). */
+function cachedFor<T>(fn: () => Promise<T>, share: number): () => Promise<T> {
+  let last: { value: T; at: number; ms: number } | undefined;
+  let running: Promise<T> | undefined;
+  return async () => {
+    if (last && performance.now() - last.at < share * last.ms) return last.value;
+    running ??= (async () => {
+      const t0 = performance.now();
+      try {
+        const value = await fn();
+        const at = performance.now();
+        last = { value, at, ms: at - t0 };
+        return value;
+      } finally {
+        running = undefined;
+      }
+    })();
+    return await running;
   };
 }
 

@@ -10,7 +10,7 @@
  *   await store.putIncident(next);
  *   metrics.recordIncident(next, before);
  */
-import type { Incident } from './incidents/types.ts';
+import type { Incident } from '../model/incidents.ts';
 import { Registry, type Counter, type Gauge, type Histogram } from '../util/metrics/registry.ts';
 
 /** Detection is bounded by signal windows: sub-second to a minute. */

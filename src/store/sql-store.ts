@@ -9,9 +9,9 @@ import type { Kind, Resource, ResourceKey } from '../model/types.ts';
 import { sameJson } from '../util/canonical-json.ts';
 import { sqlState, UNIQUE_VIOLATION } from './sql.ts';
 import type { SqlExecutor } from './sql.ts';
-import type { Incident, IncidentQuery } from '../isolation/incidents/types.ts';
-import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT } from '../controlplane/actions/types.ts';
-import type { ActionQuery, ActionRecord } from '../controlplane/actions/types.ts';
+import type { Incident, IncidentQuery } from '../model/incidents.ts';
+import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT } from '../model/actions.ts';
+import type { ActionQuery, ActionRecord } from '../model/actions.ts';
 import {
   ConflictError,
   DEFAULT_INCIDENT_LIMIT,

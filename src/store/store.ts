@@ -6,8 +6,8 @@
  * queries; see `sql-store.ts`.
  */
 import type { Kind, Resource, ResourceKey } from '../model/types.ts';
-import type { Incident, IncidentQuery, IncidentState } from '../isolation/incidents/types.ts';
-import type { ActionQuery, ActionRecord } from '../controlplane/actions/types.ts';
+import type { Incident, IncidentQuery, IncidentState } from '../model/incidents.ts';
+import type { ActionQuery, ActionRecord } from '../model/actions.ts';
 
 export type ChangeType = 'created' | 'updated' | 'status' | 'deleted';
 

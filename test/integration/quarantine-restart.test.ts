@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manifestOf, workloadNamed } from '../../bench/chaos/workloads.ts';
-import type { Incident } from '../../src/isolation/incidents/types.ts';
+import type { Incident } from '../../src/model/incidents.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { sleep, waitFor } from '../../src/util/time.ts';
 import { startControlPlane, type ControlPlaneProcess } from '../support/control-plane-process.ts';

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Incident } from '../../src/isolation/incidents/types.ts';
+import type { Incident } from '../../src/model/incidents.ts';
 import { listeningSocketsOf } from '../../src/profiling/proc-net.ts';
 import type { InstanceStatus } from '../../src/runtime/driver.ts';
 import { waitFor } from '../../src/util/time.ts';

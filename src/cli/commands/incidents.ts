@@ -2,7 +2,7 @@
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EvidenceBundle, PartName } from '../../isolation/evidence/types.ts';
-import type { Incident } from '../../isolation/incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 import type { ApiClient } from '../client.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { age, render, table, type OutputFormat } from '../output.ts';

@@ -4,8 +4,8 @@
  * of traffic, quarantined, replaced; restarted for crashes). Pure: the route
  * reads both lists from the store and hands them here.
  */
-import type { Incident } from '../../isolation/incidents/types.ts';
-import type { ActionFeedItem, ActionKind, ActionRecord } from './types.ts';
+import type { Incident } from '../../model/incidents.ts';
+import type { ActionFeedItem, ActionKind, ActionRecord } from '../../model/actions.ts';
 
 function incidentActions(inc: Incident): ActionFeedItem[] {
   const out: ActionFeedItem[] = [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { actionFeed } from './feed.ts';
 import { placementAction, replicaChanges } from './placement-action.ts';
-import type { Incident } from '../../isolation/incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 
 const base = { at: Date.parse('2026-12-01T10:00:00Z'), project: 'bank', app: 'pay', reason: 'r' };
 

@@ -5,7 +5,7 @@
  * usable again) or a rebalance (weights or replica counts changed). Pure.
  */
 import { randomBytes } from 'node:crypto';
-import type { ActionRecord, PlacementActionKind, ReplicaChange } from './types.ts';
+import type { ActionRecord, PlacementActionKind, ReplicaChange } from '../../model/actions.ts';
 
 /** workload -> site -> replicas */
 export type Split = Record<string, Record<string, number>>;

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { actionFeed } from '../actions/feed.ts';
-import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT, type ActionQuery } from '../actions/types.ts';
+import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT, type ActionQuery } from '../../model/actions.ts';
 import type { ApiDeps } from './deps.ts';
 import { rejectInvalid } from './incident-routes.ts';
 import { errorResponses, idString } from './schemas.ts';

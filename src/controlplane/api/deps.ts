@@ -1,5 +1,5 @@
 import type { DataPlane } from '../../dataplane/dataplane.ts';
-import type { Incident } from '../../isolation/incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 import type { ObservabilityApi } from '../../observability/api.ts';
 import type { InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';

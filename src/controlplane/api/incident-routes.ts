@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { packBundle } from '../../isolation/evidence/retention.ts';
-import type { Incident, IncidentQuery, IncidentState } from '../../isolation/incidents/types.ts';
+import type { Incident, IncidentQuery, IncidentState } from '../../model/incidents.ts';
 import { DEFAULT_INCIDENT_LIMIT, INCIDENT_STATES, MAX_INCIDENT_LIMIT } from '../../store/store.ts';
 import { ApiError, notFound, type ErrorDetail } from '../errors.ts';
 import type { ApiDeps, IsolationApi } from './deps.ts';

@@ -1,6 +1,6 @@
 /**
  * JSON Schemas of incidents and evidence manifests (see
- * `isolation/incidents/types.ts` and `isolation/evidence/types.ts`). Every
+ * `model/incidents.ts` and `isolation/evidence/types.ts`). Every
  * known field is listed so the OpenAPI document describes it; objects stay
  * open so a field added later is served before the schema learns about it.
  * Durations are `number`, not `integer`: the serializer would round them.

@@ -16,7 +16,7 @@ import type { Logger } from '../../util/logger.ts';
 import { isUsable } from './site-health.ts';
 import { holdForFailback, splitReplicas, type SiteWeight } from './split.ts';
 import { placementAction } from '../actions/placement-action.ts';
-import type { ActionRecord } from '../actions/types.ts';
+import type { ActionRecord } from '../../model/actions.ts';
 
 export interface SiteView {
   state: SiteHealthState;

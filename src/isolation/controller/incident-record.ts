@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { InstanceStatus } from '../../runtime/driver.ts';
 import type { Match } from '../signatures/types.ts';
-import type { Incident, IncidentState, TimelineEvent } from '../incidents/types.ts';
+import type { Incident, IncidentState, TimelineEvent } from '../../model/incidents.ts';
 import type { Decision } from './safety.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -14,7 +14,7 @@ import type { DataPlane } from '../../dataplane/dataplane.ts';
 import type { DriverEvent, InstanceStatus, RuntimeDriver } from '../../runtime/driver.ts';
 import type { Store } from '../../store/store.ts';
 import { waitFor } from '../../util/time.ts';
-import type { Incident } from '../incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 import { classifyTermination } from '../signals/request.ts';
 import type { RequestSignal, Signal } from '../signals/types.ts';
 import { instance } from '../sources/testing.ts';

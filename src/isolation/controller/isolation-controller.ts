@@ -25,7 +25,7 @@ import { createIsolationMetrics } from '../metrics.ts';
 import { ConflictError, NotFoundError } from '../../store/store.ts';
 import { collectEvidence as defaultCollect } from '../evidence/collect.ts';
 import { secretsOfEnv } from '../../util/secrets.ts';
-import type { Incident } from '../incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 import type { Signal } from '../signals/types.ts';
 import type { ProbeTarget } from '../sources/probes.ts';
 import { parseProcStat } from '../sources/process-state.ts';

@@ -5,8 +5,9 @@
  */
 import type { ExitSignalReason, LogStream } from '../signals/types.ts';
 
-export type Severity = 'critical' | 'major' | 'minor';
-export type Action = 'isolate' | 'restart' | 'alert';
+// Declared with the incident records they end up in (src/model), which the store keeps.
+import type { Action, Severity } from '../../model/incidents.ts';
+export type { Action, Severity };
 
 /**
  * N logged server-fault answers in a row (5xx, aborted or timed-out responses, invalid

@@ -1,5 +1,5 @@
 /** A complete, realistic Incident for store, API and CLI tests; override what the test is about. */
-import type { Incident } from '../../isolation/incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 
 export function sampleIncident(overrides: Partial<Incident> = {}): Incident {
   const id = overrides.id ?? 'inc-20260102-abc123';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Incident } from '../../isolation/incidents/types.ts';
+import type { Incident } from '../../model/incidents.ts';
 import { sampleIncident } from '../../store/testdata/incidents.ts';
 import { createIsolationMetrics } from '../../isolation/metrics.ts';
 import { joinExpositions, Registry } from './registry.ts';

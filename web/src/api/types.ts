@@ -198,7 +198,7 @@ export interface ChangeEvent {
   at: string;
 }
 
-/** GET /api/v1/actions (src/controlplane/actions/types.ts). */
+/** GET /api/v1/actions (src/model/actions.ts). */
 export type ActionKind =
   'failover' | 'failback' | 'rebalance' | 'isolated' | 'quarantined' | 'replaced' | 'restarted';
 

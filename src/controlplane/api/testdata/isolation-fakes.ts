@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EvidenceBundle } from '../../../isolation/evidence/types.ts';
-import type { Incident } from '../../../isolation/incidents/types.ts';
+import type { Incident } from '../../../model/incidents.ts';
 import { ConflictError, NotFoundError, type Store } from '../../../store/store.ts';
 import { createIsolationMetrics } from '../../../isolation/metrics.ts';
 import type { IsolationApi } from '../deps.ts';

@@ -4,7 +4,10 @@
  * `/api/v1/incidents` and `bulwark incidents`, and summarised as Prometheus
  * metrics. All times are ISO-8601 strings; durations are milliseconds.
  */
-import type { Action, Severity } from '../signatures/types.ts';
+/** How bad a signature's match is. */
+export type Severity = 'critical' | 'major' | 'minor';
+/** What a signature's match asks for: take out of traffic, restart, or only tell. */
+export type Action = 'isolate' | 'restart' | 'alert';
 
 /**
  * Stages of an incident. Every stage but `resolved` is "open": a query for state `open` (API,
