@@ -28,7 +28,8 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bigapply-'));
 // The apps have no replicas: nothing is started, so no sandbox is needed.
 let cp = await startControlPlane({ dataDir: path.join(dir, 'data'), unprivileged: true });
 try {
-  const applied = await bigApply(cp, apps, args.quick ? { idleMs: 2000 } : {});
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const applied = await bigApply(cp, apps, { log, ...(args.quick ? { idleMs: 2000 } : {}) });
   const restarted = await restart(cp, { unprivileged: true, ...(args.quick ? { probeMs: 3000 } : {}) });
   cp = restarted.cp;
   const ratio = (a: number, b: number) => Math.round((a / b) * 10) / 10;

@@ -179,7 +179,7 @@ export async function seedProject(cp: ControlPlaneProcess): Promise<void> {
 export async function bigApply(
   cp: ControlPlaneProcess,
   apps: number,
-  opts: { batch?: number; idleMs?: number } = {},
+  opts: { batch?: number; idleMs?: number; log?: (line: string) => void } = {},
 ): Promise<BigApplyResult> {
   const batch = opts.batch ?? 1000;
   await seedProject(cp);
@@ -200,6 +200,8 @@ export async function bigApply(
       if (res.status !== 200)
         throw new Error(`batch at a${from}: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 500)}`);
       batchMs.push(Math.round(performance.now() - tb));
+      if (opts.log)
+        opts.log(`applied a${from}..a${Math.min(apps, from + batch) - 1} in ${batchMs.at(-1)} ms`);
     }
   } finally {
     applyMs = Math.round(performance.now() - t0);
