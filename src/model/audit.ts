@@ -51,6 +51,19 @@ export interface AuditEntry {
   body?: string;
 }
 
+/** A search of the trail (newest last); every field narrows it. */
+export interface AuditQuery {
+  afterSeq?: number;
+  /** At most this many entries (default 100, at most 10,000). */
+  limit?: number;
+  tenant?: string;
+  /** `actor.id`. */
+  actor?: string;
+  /** ISO times, inclusive. */
+  since?: string;
+  until?: string;
+}
+
 /**
  * A signed statement "the trail's entry `seq` has hash `hash`", made at `at`
  * with the key `keyId` (Ed25519 over the canonical JSON of the other four

@@ -120,6 +120,35 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tokens ADD COLUMN revoked_reason text;
     `,
   },
+  {
+    version: 5,
+    name: 'audit trail',
+    // Hash-chained entries (src/audit/chain.ts): body is the canonical JSON that was hashed;
+    // the other columns are copies of its fields, to search by. audit_head is the chain's
+    // end, locked by every append, so entries take seq numbers in commit order.
+    sql: `
+      CREATE TABLE audit_entries (
+        seq       bigint      PRIMARY KEY,
+        prev_hash text        NOT NULL,
+        hash      text        NOT NULL,
+        body      text        NOT NULL,
+        at        timestamptz NOT NULL,
+        tenant    text,
+        actor     text        NOT NULL,
+        action    text        NOT NULL,
+        resource  text
+      );
+      CREATE INDEX audit_by_tenant ON audit_entries (tenant, seq);
+      CREATE INDEX audit_by_actor  ON audit_entries (actor, seq);
+      CREATE INDEX audit_by_at     ON audit_entries (at, seq);
+      CREATE TABLE audit_head (
+        id   integer PRIMARY KEY CHECK (id = 1),
+        seq  bigint  NOT NULL,
+        hash text    NOT NULL
+      );
+      INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}');
+    `,
+  },
 ];
 
 /** Arbitrary constant key for pg_advisory_xact_lock: "bulwark" migrations. */

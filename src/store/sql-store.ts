@@ -12,6 +12,8 @@ import type { SqlExecutor } from './sql.ts';
 import type { Incident, IncidentQuery } from '../model/incidents.ts';
 import { DEFAULT_ACTION_LIMIT, MAX_ACTION_LIMIT } from '../model/actions.ts';
 import type { ActionQuery, ActionRecord } from '../model/actions.ts';
+import type { AuditEntry, AuditQuery, AuditRecord } from '../model/audit.ts';
+import { chainEntry } from '../audit/chain.ts';
 import {
   ConflictError,
   DEFAULT_INCIDENT_LIMIT,
@@ -123,7 +125,10 @@ export class SqlStore implements Store {
     return { backend: this.description, closed: this.#closed };
   }
 
-  async apply(resource: Resource, opts: { expectedResourceVersion?: number } = {}): Promise<ApplyResult> {
+  async apply(
+    resource: Resource,
+    opts: { expectedResourceVersion?: number; audit?: AuditRecord } = {},
+  ): Promise<ApplyResult> {
     const key = validateResource(resource);
     const expected = opts.expectedResourceVersion;
     if (expected !== undefined && (!Number.isInteger(expected) || expected < 0)) {
@@ -165,6 +170,7 @@ export class SqlStore implements Store {
               updated_at: now,
             });
             await appendChange(tx, 'created', key, created, now);
+            if (opts.audit) await appendAuditEntry(tx, opts.audit);
             return { action: 'created' as const, resource: created };
           }
           const current = envelope(row);
@@ -175,6 +181,7 @@ export class SqlStore implements Store {
             );
           }
           if (sameJson(row.spec, spec) && sameJson(row.labels ?? {}, labels)) {
+            if (opts.audit) await appendAuditEntry(tx, opts.audit);
             return { action: 'unchanged' as const, resource: current };
           }
           const next: ResourceRow = {
@@ -202,6 +209,7 @@ export class SqlStore implements Store {
           );
           const updated = envelope(next);
           await appendChange(tx, 'updated', key, updated, now);
+          if (opts.audit) await appendAuditEntry(tx, opts.audit);
           return { action: 'updated' as const, resource: updated };
         });
       } catch (err) {
@@ -256,17 +264,50 @@ export class SqlStore implements Store {
     }
   }
 
-  async delete(key: ResourceKey): Promise<Resource | undefined> {
+  async delete(key: ResourceKey, opts: { audit?: AuditRecord } = {}): Promise<Resource | undefined> {
     return await this.executor.transaction(async (tx) => {
       const { rows } = await tx.query<ResourceRow>(
         `DELETE FROM resources WHERE kind = $1 AND project = $2 AND name = $3 RETURNING ${RESOURCE_COLS}`,
         [key.kind, key.project, key.name],
       );
+      // A delete of nothing is still a call that was made: recorded too.
+      if (opts.audit) await appendAuditEntry(tx, opts.audit);
       if (!rows[0]) return undefined;
       const gone = envelope(rows[0]);
       await appendChange(tx, 'deleted', key, gone, new Date().toISOString());
       return gone;
     });
+  }
+
+  async appendAudit(record: AuditRecord): Promise<AuditEntry> {
+    return await this.executor.transaction((tx) => appendAuditEntry(tx, record));
+  }
+
+  async listAudit(q: AuditQuery = {}): Promise<AuditEntry[]> {
+    const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_LIMIT)
+      throw new TypeError(`limit must be an integer from 1 to ${MAX_AUDIT_LIMIT}, got ${String(q.limit)}`);
+    const where: string[] = ['seq > $1'];
+    const params: unknown[] = [q.afterSeq ?? 0];
+    const add = (sql: string, v: unknown): void => {
+      params.push(v);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (q.tenant !== undefined) add('tenant = ?', q.tenant);
+    if (q.actor !== undefined) add('actor = ?', q.actor);
+    if (q.since !== undefined) add('at >= ?', q.since);
+    if (q.until !== undefined) add('at <= ?', q.until);
+    params.push(limit);
+    const { rows } = await this.executor.query<{
+      seq: string | number;
+      prev_hash: string;
+      hash: string;
+      body: string;
+    }>(
+      `SELECT seq, prev_hash, hash, body FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY seq LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), prevHash: r.prev_hash, hash: r.hash, body: r.body }));
   }
 
   async updateStatus(key: ResourceKey, status: Resource['status']): Promise<boolean> {
@@ -529,6 +570,42 @@ async function selectForUpdate(tx: SqlExecutor, key: ResourceKey): Promise<Resou
     [key.kind, key.project, key.name],
   );
   return rows[0];
+}
+
+export const DEFAULT_AUDIT_LIMIT = 100;
+export const MAX_AUDIT_LIMIT = 10_000;
+
+/**
+ * Append to the audit trail inside the caller's transaction. The head row is
+ * locked until commit, so entries chain in commit order and a rolled-back
+ * change leaves no entry (and no gap) behind.
+ */
+async function appendAuditEntry(tx: SqlExecutor, record: AuditRecord): Promise<AuditEntry> {
+  const { rows } = await tx.query<{ seq: string | number; hash: string }>(
+    'SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE',
+    [],
+  );
+  const head = rows[0];
+  if (!head) throw new Error('audit_head row is missing; the schema is not migrated');
+  const entry = chainEntry({ seq: Number(head.seq), hash: head.hash }, record);
+  const r = record.resource;
+  await tx.query(
+    `INSERT INTO audit_entries (seq, prev_hash, hash, body, at, tenant, actor, action, resource)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [
+      entry.seq,
+      entry.prevHash,
+      entry.hash,
+      entry.body,
+      record.at,
+      record.tenant ?? null,
+      record.actor.id,
+      record.action,
+      r ? `${r.kind}/${r.project ? `${r.project}/` : ''}${r.name}` : null,
+    ],
+  );
+  await tx.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [entry.seq, entry.hash]);
+  return entry;
 }
 
 /**

@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppResource, ProjectResource, Resource, SiteResource } from '../model/types.ts';
 import { migrate } from './migrations.ts';
 import type { SqlExecutor } from './sql.ts';
-import { LIST_PAGE, SqlStore } from './sql-store.ts';
+import { LIST_PAGE, MAX_AUDIT_LIMIT, SqlStore } from './sql-store.ts';
+import type { AuditEntry, AuditRecord } from '../model/audit.ts';
+import { verifyAudit } from '../audit/verify.ts';
+import { chainEntry } from '../audit/chain.ts';
+import { newCheckpointKey, signCheckpoint } from '../audit/checkpoint.ts';
 import { ConflictError, MAX_INCIDENT_LIMIT } from './store.ts';
 import type { Store } from './store.ts';
 import { sampleIncident } from './testdata/incidents.ts';
@@ -336,6 +340,162 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       expect(await store.latestSeq()).toBe(before);
       await store.apply(app(p, 'new'));
       expect((await store.changesSince(before)).map((e) => e.seq)).toEqual([before + 1]);
+    });
+
+    describe('audit trail', () => {
+      const rec = (p: string, action: string, extra: Partial<AuditRecord> = {}): AuditRecord => ({
+        at: new Date().toISOString(),
+        actor: { kind: 'user', id: `alice-${p}` },
+        action,
+        tenant: `t-${p}`,
+        resource: { kind: 'App', project: p, name: 'api' },
+        outcome: 'ok',
+        ...extra,
+      });
+      const all = (): Promise<AuditEntry[]> => store.listAudit({ limit: MAX_AUDIT_LIMIT });
+
+      it('records a change in its own transaction, chained, and reads back exactly what was hashed', async () => {
+        const p = unique('p');
+        const before = (await all()).at(-1)?.seq ?? 0;
+        await store.apply(app(p, 'api'), { audit: rec(p, 'apply') });
+        await store.apply(app(p, 'api'), { audit: rec(p, 'apply', { reason: 'unchanged' }) });
+        await store.delete(appKey(p, 'api'), { audit: rec(p, 'delete') });
+        const e = await store.appendAudit(rec(p, 'scale', { outcome: 'denied' }));
+        const mine = await store.listAudit({ afterSeq: before });
+        expect(mine.map((x) => x.seq)).toEqual([before + 1, before + 2, before + 3, before + 4]);
+        expect(mine.map((x) => (JSON.parse(x.body!) as AuditRecord).action)).toEqual([
+          'apply',
+          'apply',
+          'delete',
+          'scale',
+        ]);
+        expect(mine[3]).toEqual(e);
+        const r = verifyAudit(await all(), [], new Map());
+        expect(r.problems).toEqual([]);
+      });
+
+      it('writes neither the change nor its record when either fails', async () => {
+        if (!(store instanceof SqlStore)) throw new Error('the audit atomicity case needs the SqlStore');
+        const p = unique('p');
+        const before = (await all()).at(-1)?.seq ?? 0;
+        const seq = await store.latestSeq();
+        const noAudit = new SqlStore(failingOn(/INSERT INTO audit_entries/, store.executor));
+        await expect(noAudit.apply(app(p, 'api'), { audit: rec(p, 'apply') })).rejects.toThrow(/injected/);
+        expect(await store.get(appKey(p, 'api'))).toBeUndefined();
+        expect(await store.latestSeq()).toBe(seq);
+        const noChange = new SqlStore(failingOn(/INSERT INTO changes/, store.executor));
+        await expect(noChange.apply(app(p, 'api'), { audit: rec(p, 'apply') })).rejects.toThrow(/injected/);
+        expect(await store.listAudit({ afterSeq: before })).toEqual([]);
+        // The head rolled back too: the next entry takes the very next seq.
+        expect((await store.appendAudit(rec(p, 'apply'))).seq).toBe(before + 1);
+      });
+
+      it('detects and locates 100 random tamperings made with SQL (edits, deletions, insertions, swaps)', async () => {
+        if (!(store instanceof SqlStore)) throw new Error('the SQL tamper case needs the SqlStore');
+        const p = unique('p');
+        for (let i = 0; i < 60; i++) await store.appendAudit(rec(p, `act${i}`));
+        const intact = await all();
+        const last = intact.at(-1)!;
+        const key = newCheckpointKey();
+        const keys = new Map([[key.keyId, key.publicKey]]);
+        const checkpoints = [signCheckpoint(key, last.seq, last.hash)];
+        const base = last.seq - 60;
+        class Rollback extends Error {}
+        const read = async (tx: SqlExecutor): Promise<AuditEntry[]> =>
+          (
+            await tx.query<{ seq: string | number; prev_hash: string; hash: string; body: string }>(
+              'SELECT seq, prev_hash, hash, body FROM audit_entries ORDER BY seq',
+            )
+          ).rows.map((r) => ({ seq: Number(r.seq), prevHash: r.prev_hash, hash: r.hash, body: r.body }));
+        const BIG = 1_000_000_000;
+        const tampers: [string, (tx: SqlExecutor, k: number) => Promise<unknown>, string[]][] = [
+          [
+            'edit',
+            (tx, k) =>
+              tx.query(`UPDATE audit_entries SET body = replace(body, '"ok"', '"denied"') WHERE seq = $1`, [
+                k,
+              ]),
+            ['changed'],
+          ],
+          ['delete', (tx, k) => tx.query('DELETE FROM audit_entries WHERE seq = $1', [k]), ['removed']],
+          [
+            'delete newest',
+            (tx, k) => tx.query('DELETE FROM audit_entries WHERE seq >= $1', [k]),
+            ['truncated'],
+          ],
+          [
+            'swap',
+            async (tx, k) => {
+              await tx.query('UPDATE audit_entries SET seq = $2 WHERE seq = $1', [k, -k]);
+              await tx.query('UPDATE audit_entries SET seq = $2 WHERE seq = $1', [k + 1, k]);
+              await tx.query('UPDATE audit_entries SET seq = $2 WHERE seq = $1', [-k, k + 1]);
+            },
+            ['reordered'],
+          ],
+          [
+            'insert',
+            async (tx, k) => {
+              await tx.query('UPDATE audit_entries SET seq = seq + $2 WHERE seq >= $1', [k, BIG]);
+              await tx.query('UPDATE audit_entries SET seq = seq - $1 + 1 WHERE seq >= $1', [BIG]);
+              const prev = (
+                await tx.query<{ hash: string }>('SELECT hash FROM audit_entries WHERE seq = $1', [k - 1])
+              ).rows[0]!;
+              const forged = chainEntry({ seq: k - 1, hash: prev.hash }, rec(p, 'forged'));
+              await tx.query(
+                `INSERT INTO audit_entries (seq, prev_hash, hash, body, at, actor, action) VALUES ($1, $2, $3, $4, now(), 'x', 'forged')`,
+                [k, forged.prevHash, forged.hash, forged.body],
+              );
+            },
+            ['inserted'],
+          ],
+        ];
+        let seed = 7;
+        const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+        for (let n = 0; n < 100; n++) {
+          const [name, tamper, kinds] = tampers[n % tampers.length]!;
+          const k = base + 2 + Math.floor(random() * 50);
+          let report: ReturnType<typeof verifyAudit> | undefined;
+          await store.executor
+            .transaction(async (tx) => {
+              await tamper(tx, k);
+              report = verifyAudit(await read(tx), checkpoints, keys);
+              throw new Rollback();
+            })
+            .catch((err: unknown) => {
+              if (!(err instanceof Rollback)) throw err;
+            });
+          const first = report!.problems[0];
+          expect(report!.ok, `${name} at ${k}`).toBe(false);
+          expect(kinds, `${name} at ${k}: ${JSON.stringify(first)}`).toContain(first!.kind);
+          expect(first!.seq, `${name} at ${k}: ${JSON.stringify(first)}`).toBe(k);
+        }
+        // Every tampering was rolled back: the trail is intact again.
+        expect(verifyAudit(await all(), checkpoints, keys).problems).toEqual([]);
+      });
+
+      it('chains concurrent writers in commit order, without a gap, and filters by tenant, actor and time', async () => {
+        const p = unique('p');
+        const before = (await all()).at(-1)?.seq ?? 0;
+        const from = new Date(Date.now() - 1000).toISOString();
+        await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            i % 2
+              ? store.apply(app(p, `a${i}`), {
+                  audit: rec(p, 'apply', { actor: { kind: 'user', id: `bob-${p}` } }),
+                })
+              : store.appendAudit(rec(p, 'scale')),
+          ),
+        );
+        const mine = await store.listAudit({ afterSeq: before });
+        expect(mine.map((x) => x.seq)).toEqual(Array.from({ length: 12 }, (_, i) => before + 1 + i));
+        expect(verifyAudit(await all(), [], new Map()).problems).toEqual([]);
+        expect(await store.listAudit({ tenant: `t-${p}`, actor: `bob-${p}` })).toHaveLength(6);
+        expect(await store.listAudit({ tenant: `t-${p}`, since: from, limit: 5 })).toHaveLength(5);
+        expect(await store.listAudit({ tenant: `t-${p}`, until: from })).toEqual([]);
+        await expect(store.listAudit({ limit: 0 })).rejects.toThrow(
+          /limit must be an integer from 1 to 10000/,
+        );
+      });
     });
 
     it('applies no migration the second time', async () => {

@@ -8,6 +8,7 @@
 import type { Kind, Resource, ResourceKey } from '../model/types.ts';
 import type { Incident, IncidentQuery, IncidentState } from '../model/incidents.ts';
 import type { ActionQuery, ActionRecord } from '../model/actions.ts';
+import type { AuditEntry, AuditQuery, AuditRecord } from '../model/audit.ts';
 
 export type ChangeType = 'created' | 'updated' | 'status' | 'deleted';
 
@@ -80,13 +81,23 @@ export interface Store {
    * Metadata the server owns (generation, resourceVersion, timestamps) is
    * ignored on input. Unchanged spec and labels yield `unchanged` and no event.
    * `expectedResourceVersion`, when given, makes the write conditional
-   * (ConflictError on mismatch).
+   * (ConflictError on mismatch). `audit`, when given, is appended to the
+   * audit trail in the same transaction: the change and its record land
+   * together or not at all (an `unchanged` apply is recorded too).
    */
-  apply(resource: Resource, opts?: { expectedResourceVersion?: number }): Promise<ApplyResult>;
+  apply(
+    resource: Resource,
+    opts?: { expectedResourceVersion?: number; audit?: AuditRecord },
+  ): Promise<ApplyResult>;
   get(key: ResourceKey): Promise<Resource | undefined>;
   list(kind: Kind, opts?: { project?: string }): Promise<Resource[]>;
-  /** Returns the deleted resource, or undefined when it did not exist. */
-  delete(key: ResourceKey): Promise<Resource | undefined>;
+  /** Returns the deleted resource, or undefined when it did not exist. `audit`: as for apply. */
+  delete(key: ResourceKey, opts?: { audit?: AuditRecord }): Promise<Resource | undefined>;
+
+  /** Append one record to the hash-chained audit trail (src/audit/chain.ts) on its own. */
+  appendAudit(record: AuditRecord): Promise<AuditEntry>;
+  /** Entries in seq order, as stored (a verifier reads exactly these). */
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]>;
   /**
    * Replace the status of a resource (not its spec). No-op returning false when
    * the resource is gone. Emits a `status` event only when the status changed.
