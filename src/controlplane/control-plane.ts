@@ -134,15 +134,16 @@ export class ControlPlane {
 
   static async create(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const dataDir = path.resolve(opts.dataDir ?? '.bulwark');
-    // Before anything is written there: the store, launch records (env, secrets), evidence and
-    // the gateway's sockets are this user's alone; an earlier version's files get the same modes.
-    protectDataDir(dataDir);
     // Before anything starts: a bad collector URL is a configuration error, not a runtime one.
     if (opts.otlp) validateOtlpOptions(opts.otlp);
     const host = opts.host ?? '127.0.0.1';
-    // Before the store opens: clear text beyond loopback, or a bad certificate, is refused
-    // before any token is minted for a server that will not start.
+    // Before the store opens (and before the data dir is created): clear text beyond loopback,
+    // or a bad certificate, is refused before any token is minted for a server that will not start.
     const tls = await resolveServerTls(opts.tls, dataDir, host);
+    // Before the store, launch records (env, secrets), evidence and the gateway's sockets are
+    // written: the data dir is this user's alone; an earlier version's files get the same modes
+    // (the TLS pair a self-signed start just wrote there included).
+    protectDataDir(dataDir);
     const cpuPlan = planCpus(cpuCount(), opts.gatewayCpus, opts.controlPlaneCpus);
     // Before the store, the driver and HAProxy start: helpers they spawn inherit the mask.
     if (opts.controlPlaneCpus) setAffinity(process.pid, opts.controlPlaneCpus);
