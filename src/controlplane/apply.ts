@@ -15,6 +15,7 @@ import type { Kind, Resource } from '../model/types.ts';
 import type { Store } from '../store/store.ts';
 import { TimeSlice } from '../util/time-slice.ts';
 import { ApiError, type ErrorDetail } from './errors.ts';
+import type { AuditRecordOf } from './audit-record.ts';
 
 export interface ApplyItemResult {
   kind: Kind;
@@ -72,6 +73,8 @@ export interface ApplyBatchOptions {
   slice?: TimeSlice;
   /** Called after each resource is planned or written: how many of the batch are done. */
   onProgress?: (done: number, result: ApplyItemResult) => void;
+  /** The audit record of each write, stored in the same transaction (src/controlplane/audit-record.ts). */
+  audit?: AuditRecordOf;
 }
 
 export async function applyBatch(
@@ -105,7 +108,14 @@ export async function applyBatch(
         ...(before?.metadata.generation !== undefined ? { generation: before.metadata.generation } : {}),
       };
     } else {
-      const res = await store.apply(r);
+      const audit = await opts.audit?.(
+        'apply',
+        key,
+        changes,
+        'ok',
+        r.kind === 'Project' ? (r.spec as { tenant?: string }).tenant : undefined,
+      );
+      const res = await store.apply(r, audit ? { audit } : {});
       result = {
         ...base,
         action: res.action,

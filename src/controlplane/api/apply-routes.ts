@@ -14,6 +14,7 @@ import { ApiError } from '../errors.ts';
 import { YAML_MEDIA_TYPES } from './content-types.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorResponses } from './schemas.ts';
+import { auditRecordsFor } from '../audit-record.ts';
 
 /** Parsed in time slices (see TimeSlice): 1000 manifests are ~1 s of YAML and schema work. */
 async function toResources(body: unknown, slice: TimeSlice): Promise<Resource[]> {
@@ -137,6 +138,7 @@ export function registerApplyRoutes(app: FastifyInstance, deps: ApiDeps): void {
         run.phase('validating', resources.length);
         const results = await applyBatch(deps.store, resources, dryRun, {
           slice,
+          audit: auditRecordsFor(req, deps.store),
           onProgress: (done, r) => {
             if (done === 1) run.phase('writing');
             run.item(done, r.action);

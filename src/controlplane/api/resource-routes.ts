@@ -7,6 +7,7 @@ import type { AppResource, Kind, ResourceKey } from '../../model/types.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { allInstances, findInstance, type ApiDeps } from './deps.ts';
 import { errorResponses, idString, nameParam } from './schemas.ts';
+import { auditRecordsFor } from '../audit-record.ts';
 
 const ok = (ref: string) => ({ 200: { $ref: `${ref}#` }, ...errorResponses });
 
@@ -62,7 +63,10 @@ export function registerResourceRoutes(app: FastifyInstance, deps: ApiDeps): voi
             [{ path: 'metadata.name', message: 'still referenced', fix: 'delete or move those apps first' }],
           );
         }
-        const deleted = await store.delete({ kind, project: '', name });
+        const key = { kind, project: '', name };
+        const deleted = await store.delete(key, {
+          audit: await auditRecordsFor(req, store)('delete', key, undefined),
+        });
         deps.kick();
         if (!deleted) throw notFound(`${kind} '${name}'`);
         return deleted;
@@ -106,7 +110,10 @@ export function registerResourceRoutes(app: FastifyInstance, deps: ApiDeps): voi
       response: ok('Resource'),
     },
     handler: async (req) => {
-      const deleted = await store.delete({ kind: 'App', project: req.params.project, name: req.params.name });
+      const key = { kind: 'App' as const, project: req.params.project, name: req.params.name };
+      const deleted = await store.delete(key, {
+        audit: await auditRecordsFor(req, store)('delete', key, undefined),
+      });
       if (!deleted) throw notFound(`App '${req.params.project}/${req.params.name}'`);
       deps.kick();
       return deleted;
@@ -165,6 +172,9 @@ export function registerResourceRoutes(app: FastifyInstance, deps: ApiDeps): voi
         delete next.status;
         const res = await store.apply(next, {
           expectedResourceVersion: current.metadata.resourceVersion ?? 0,
+          audit: await auditRecordsFor(req, store)('scale', key, [
+            { path: `spec.workloads[${wanted}].replicas`, to: req.body.replicas },
+          ]),
         });
         deps.kick();
         return res.resource;
