@@ -42,6 +42,17 @@ export interface AuditReport {
 
 const range = (a: number, b: number): string => (a === b ? `entry ${a}` : `entries ${a}-${b}`);
 
+/** Entries `from` up to (not including) `next` are missing. */
+function removed(from: number, next: number, how: string): AuditProblem {
+  const to = next - 1;
+  return {
+    kind: 'removed',
+    seq: from,
+    ...(to !== from ? { toSeq: to } : {}),
+    message: `${range(from, to)} ${to !== from ? 'were' : 'was'} removed: ${how}`,
+  };
+}
+
 function chainProblems(entries: readonly AuditEntry[]): AuditProblem[] {
   const problems: AuditProblem[] = [];
   // Built on the first anomaly only: a clean trail is verified with one hash per entry.
@@ -112,12 +123,7 @@ function chainProblems(entries: readonly AuditEntry[]): AuditProblem[] {
         continue;
       }
       if (e.seq > expected) {
-        problems.push({
-          kind: 'removed',
-          seq: expected,
-          ...(e.seq - 1 !== expected ? { toSeq: e.seq - 1 } : {}),
-          message: `${range(expected, e.seq - 1)} ${e.seq - 1 !== expected ? 'were' : 'was'} removed: entry ${e.seq} follows an entry that is not there`,
-        });
+        problems.push(removed(expected, e.seq, `entry ${e.seq} follows an entry that is not there`));
         prev = e;
         continue;
       }
@@ -131,12 +137,9 @@ function chainProblems(entries: readonly AuditEntry[]): AuditProblem[] {
     }
     // Content and links intact, only the numbering is off.
     if (e.seq > expected) {
-      problems.push({
-        kind: 'removed',
-        seq: expected,
-        ...(e.seq - 1 !== expected ? { toSeq: e.seq - 1 } : {}),
-        message: `${range(expected, e.seq - 1)} ${e.seq - 1 !== expected ? 'were' : 'was'} removed and the chain re-linked around ${e.seq - 1 !== expected ? 'them' : 'it'}: seq jumps from ${prev.seq} to ${e.seq}`,
-      });
+      problems.push(
+        removed(expected, e.seq, `the chain was re-linked around it: seq jumps from ${prev.seq} to ${e.seq}`),
+      );
     } else {
       problems.push({
         kind: 'inserted',

@@ -4,61 +4,29 @@
  * PGlite store: manifest errors as FILE:LINE with a code frame and the fix,
  * each once; flag values such as `--replicas -1` in Bulwark's words.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureInitialToken } from '../controlplane/auth.ts';
-import { ChangeFeed } from '../controlplane/change-feed.ts';
-import { createLogger } from '../util/logger.ts';
-import { buildServer } from '../controlplane/server.ts';
-import { openStore } from '../store/open.ts';
-import type { Store } from '../store/store.ts';
-import { freePort } from '../util/ports.ts';
+import fs from 'node:fs';
+import { runCli, startTestApi, type TestApi } from '../controlplane/api/testdata/test-api.ts';
 import { codeFrame } from './commands/apply.ts';
 import { EXIT } from './exit-codes.ts';
 import { joinDashValues, main } from './main.ts';
 
 const TOKEN = 'bwk_test_cli_apply_errors_0123456789';
 
+let api: TestApi;
 let dir: string;
-let store: Store;
-let feed: ChangeFeed;
-let server: FastifyInstance;
-let url: string;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-cli-apply-errors-'));
-  store = await openStore({ dataDir: path.join(dir, 'data') });
-  await ensureInitialToken(store, TOKEN);
-  feed = new ChangeFeed(store, { pollIntervalMs: 50 });
-  await feed.start();
-  server = await buildServer(
-    { store, feed, sites: new Map(), kick: () => undefined, status: async () => ({}) },
-    { logger: createLogger({ level: 'silent' }) },
-  );
-  const port = await freePort();
-  await server.listen({ host: '127.0.0.1', port });
-  url = `http://127.0.0.1:${port}`;
+  api = await startTestApi({ token: TOKEN, prefix: 'bulwark-cli-apply-errors-', listen: true });
+  dir = api.dir;
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
-  await feed?.stop();
-  await store?.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await api?.close();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main([...args, '--server', url, '--token', TOKEN], {
-    out: (s) => out.push(s),
-    err: (s) => err.push(s),
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...args: string[]): ReturnType<typeof runCli> => runCli(api.url, TOKEN, args);
 
 const PROJECT =
   'apiVersion: bulwark.io/v1\nkind: Project\nmetadata:\n  name: shop\nspec:\n  tenant: retail\n';

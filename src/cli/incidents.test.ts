@@ -5,56 +5,37 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvidenceBundle } from '../isolation/evidence/types.ts';
 import type { Incident } from '../model/incidents.ts';
 import { FakeIsolation, writeBundle } from '../controlplane/api/testdata/isolation-fakes.ts';
-import { ensureInitialToken } from '../controlplane/auth.ts';
-import { ChangeFeed } from '../controlplane/change-feed.ts';
-import { createLogger } from '../util/logger.ts';
-import { buildServer } from '../controlplane/server.ts';
-import { openStore } from '../store/open.ts';
+import { runCli, startTestApi, type TestApi } from '../controlplane/api/testdata/test-api.ts';
 import type { Store } from '../store/store.ts';
 import { sampleIncident } from '../store/testdata/incidents.ts';
-import { freePort } from '../util/ports.ts';
 import { EXIT } from './exit-codes.ts';
-import { main } from './main.ts';
 
 const TOKEN = 'bwk_test_cli_incidents_0123456789ab';
 
 let dir: string;
 let store: Store;
-let feed: ChangeFeed;
-let server: FastifyInstance;
+let api: TestApi;
 let isolation: FakeIsolation;
 let url: string;
 let bundle: { dir: string; manifest: EvidenceBundle };
 const recent = new Date(Date.now() - 90_000).toISOString();
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-cli-incidents-'));
-  store = await openStore({ dataDir: path.join(dir, 'data') });
-  await ensureInitialToken(store, TOKEN);
-  feed = new ChangeFeed(store, { pollIntervalMs: 50 });
-  await feed.start();
-  isolation = new FakeIsolation(store);
-  server = await buildServer(
-    {
-      store,
-      feed,
-      sites: new Map(),
-      kick: () => undefined,
-      status: async () => ({}),
-      isolation,
+  api = await startTestApi({
+    token: TOKEN,
+    prefix: 'bulwark-cli-incidents-',
+    listen: true,
+    deps: (s) => {
+      isolation = new FakeIsolation(s);
+      return { isolation };
     },
-    { logger: createLogger({ level: 'silent' }) },
-  );
-  const port = await freePort();
-  await server.listen({ host: '127.0.0.1', port });
-  url = `http://127.0.0.1:${port}`;
+  });
+  ({ dir, store, url } = api);
 
   bundle = writeBundle(path.join(dir, 'evidence'), 'payments-api-0');
   await store.putIncident(
@@ -81,21 +62,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
-  await feed?.stop();
-  await store?.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await api?.close();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main([...args, '--server', url, '--token', TOKEN], {
-    out: (s) => out.push(s),
-    err: (s) => err.push(s),
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...args: string[]): ReturnType<typeof runCli> => runCli(url, TOKEN, args);
 
 describe('bulwark incidents', () => {
   it('prints a table newest first with rounded durations and "-" for the ones not known yet', async () => {

@@ -5,43 +5,25 @@
  * and a refused call change nothing and leave no record. Real server, real
  * PGlite store.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../audit/verify.ts';
 import type { AuditRecord } from '../../model/audit.ts';
-import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/store.ts';
-import { ensureInitialToken } from '../auth.ts';
-import { ChangeFeed } from '../change-feed.ts';
-import { buildServer } from '../server.ts';
-import { createLogger } from '../../util/logger.ts';
+import { startTestApi, type TestApi } from './testdata/test-api.ts';
 
 const TOKEN = 'bwk_test_audit_records_0123456789ab';
-let dir: string;
+let api: TestApi;
 let store: Store;
-let feed: ChangeFeed;
 let server: FastifyInstance;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-audit-records-'));
-  store = await openStore({ dataDir: path.join(dir, 'data') });
-  await ensureInitialToken(store, TOKEN);
-  feed = new ChangeFeed(store, { pollIntervalMs: 50 });
-  await feed.start();
-  server = await buildServer(
-    { store, feed, sites: new Map(), kick: () => undefined, status: async () => ({}) },
-    { logger: createLogger({ level: 'silent' }) },
-  );
+  api = await startTestApi({ token: TOKEN, prefix: 'bulwark-audit-records-' });
+  ({ store, server } = api);
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
-  await feed?.stop();
-  await store?.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await api?.close();
 });
 
 const auth = { authorization: `Bearer ${TOKEN}` };
