@@ -127,6 +127,8 @@ export class SiteReconciler {
   private passes = 0;
   private lastPassAt: string | undefined;
   private lastPassMs: number | undefined;
+  /** A driver event (readiness, an exit) is waiting: the next pass does not rest. */
+  private urgent = false;
   private lastError: string | undefined;
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly heldOut = new Set<string>();
@@ -137,15 +139,23 @@ export class SiteReconciler {
   }
 
   start(): void {
-    this.unwatch = this.o.driver.watch(() => this.trigger());
+    this.unwatch = this.o.driver.watch(() => this.trigger(true));
     this.timer = setInterval(() => this.trigger(), this.o.resyncIntervalMs);
     this.timer.unref();
     this.trigger();
   }
 
-  /** Request a reconcile pass; passes never overlap, extra requests coalesce. */
-  trigger(): void {
+  /**
+   * Request a reconcile pass; passes never overlap, extra requests coalesce. `urgent` (driver
+   * events: what is in traffic depends on them) cuts a rest short.
+   */
+  trigger(urgent = false): void {
     if (this.stopped) return;
+    if (urgent) this.urgent = true;
+    if (this.resting && urgent) {
+      clearTimeout(this.resting);
+      this.resting = undefined;
+    }
     if (this.running || this.resting) {
       this.dirty = true;
       return;
@@ -157,8 +167,11 @@ export class SiteReconciler {
         this.dirty = false;
         // A pass over 10,000 Apps takes a second or more; back to back (every event of a big
         // apply re-triggers) the loop would take the whole thread. Resting as long as the pass
-        // took keeps it at half of it at most; a small pass (milliseconds) follows at once.
-        const rest = Math.min(this.lastPassMs ?? 0, MAX_REST_MS);
+        // took keeps it at half of it at most; a small pass (milliseconds) follows at once. A
+        // driver event (an instance became ready, exited) never waits: resting delayed routing a
+        // newly ready instance by a HAProxy reload's ~0.5 s (503s while the API said ready).
+        const rest = this.urgent ? 0 : Math.min(this.lastPassMs ?? 0, MAX_REST_MS);
+        this.urgent = false;
         if (rest < 20) this.trigger();
         else {
           this.resting = setTimeout(() => {

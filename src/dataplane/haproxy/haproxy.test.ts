@@ -66,7 +66,9 @@ describe('HaproxyDataPlane pinned to a CPU (render.cpus)', () => {
     try {
       const check = () => {
         const st = dp.status().process;
-        expect(threadCpus(st.masterPid!)).toEqual([String(cpu)]);
+        // The master may run a helper thread for a moment (seen in CI): every thread is pinned.
+        expect([...new Set(threadCpus(st.masterPid!))]).toEqual([String(cpu)]);
+        // The worker runs exactly one thread (nbthread 1), on that CPU.
         expect(threadCpus(st.workerPid!)).toEqual([String(cpu)]);
       };
       check();
